@@ -1,0 +1,249 @@
+// Package nodelist defines the nodes list that agents read: its types, a decoder that detects the
+// format (Flant's nodes.json, Deckhouse's targets.json, or nodeping's own), and an encoder for ours.
+package nodelist
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"sort"
+	"strings"
+)
+
+// Format names the layout a nodes list was decoded from.
+type Format string
+
+const (
+	// FormatNodeping is nodeping's own format: {"nodes":[...],"external_targets":[...]}.
+	FormatNodeping Format = "nodeping"
+	// FormatFlant is Flant node-ping's nodes.json: [{"name":...,"ipAddress":...}].
+	FormatFlant Format = "flant"
+	// FormatDeckhouse is Deckhouse monitoring-ping's targets.json:
+	// {"cluster_targets":[{"name","ipAddress"}],"external_targets":[{"name","host"}]}.
+	FormatDeckhouse Format = "deckhouse"
+)
+
+// Node is one cluster node that agents probe.
+type Node struct {
+	Name string
+	// Zone is the node's topology.kubernetes.io/zone label, "" when it has none.
+	Zone string
+	// IPv4 and IPv6 are the node's addresses; at least one is valid.
+	IPv4, IPv6 netip.Addr
+	// Ready and Schedulable come from the Node's status and spec; formats without them mean true.
+	Ready, Schedulable bool
+}
+
+// Addrs returns the node's valid addresses, IPv4 first.
+func (n Node) Addrs() []netip.Addr {
+	var out []netip.Addr
+	for _, a := range []netip.Addr{n.IPv4, n.IPv6} {
+		if a.IsValid() {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// External is a target outside the cluster, named by a host name or address resolved every cycle.
+type External struct {
+	Name string
+	Host string
+}
+
+// List is a decoded nodes list.
+type List struct {
+	Format   Format
+	Nodes    []Node
+	External []External
+}
+
+// Skip is an entry of the list that was left out, with a short reason usable as a metric label.
+type Skip struct {
+	Name   string
+	Reason string
+	Detail string
+}
+
+func (s Skip) String() string { return fmt.Sprintf("%q: %s: %s", s.Name, s.Reason, s.Detail) }
+
+// Skip reasons.
+const (
+	ReasonNoName        = "no_name"
+	ReasonNoAddress     = "no_address"
+	ReasonBadAddress    = "bad_address"
+	ReasonDuplicateName = "duplicate_name"
+	ReasonExtraAddress  = "extra_address"
+	ReasonNoHost        = "no_host"
+)
+
+// ErrEmpty is returned for an input that holds nothing but white space.
+var ErrEmpty = errors.New("nodes list is empty")
+
+type wireNode struct {
+	Name        string   `json:"name"`
+	Zone        string   `json:"zone,omitempty"`
+	IPAddress   string   `json:"ipAddress,omitempty"`
+	Addresses   []string `json:"addresses,omitempty"`
+	Ready       *bool    `json:"ready,omitempty"`
+	Schedulable *bool    `json:"schedulable,omitempty"`
+}
+
+type wireExternal struct {
+	Name string `json:"name"`
+	Host string `json:"host"`
+}
+
+type wireObject struct {
+	Nodes          *[]wireNode    `json:"nodes"`
+	ClusterTargets *[]wireNode    `json:"cluster_targets"`
+	External       []wireExternal `json:"external_targets"`
+}
+
+// Decode parses a nodes list in any supported format, detected from its shape. Entries that cannot
+// be probed (no name, no or a bad address, a duplicate name) are left out and returned as skips; the
+// error is for input that is not a nodes list at all.
+func Decode(data []byte) (List, []Skip, error) {
+	data = bytes.TrimSpace(data)
+	if len(data) == 0 {
+		return List{}, nil, ErrEmpty
+	}
+	var (
+		list  List
+		nodes []wireNode
+		exts  []wireExternal
+	)
+	switch data[0] {
+	case '[':
+		list.Format = FormatFlant
+		if err := json.Unmarshal(data, &nodes); err != nil {
+			return List{}, nil, fmt.Errorf("decode flant nodes list: %w", err)
+		}
+	case '{':
+		var obj wireObject
+		if err := json.Unmarshal(data, &obj); err != nil {
+			return List{}, nil, fmt.Errorf("decode nodes list object: %w", err)
+		}
+		switch {
+		case obj.Nodes != nil:
+			list.Format, nodes = FormatNodeping, *obj.Nodes
+		case obj.ClusterTargets != nil || obj.External != nil:
+			list.Format = FormatDeckhouse
+			if obj.ClusterTargets != nil {
+				nodes = *obj.ClusterTargets
+			}
+		default:
+			return List{}, nil, errors.New(`decode nodes list: object has neither "nodes" nor "cluster_targets"`)
+		}
+		exts = obj.External
+	default:
+		return List{}, nil, fmt.Errorf("decode nodes list: invalid JSON: starts with %q, want '[' or '{'", data[0])
+	}
+
+	var skips []Skip
+	seen := make(map[string]bool, len(nodes))
+	for _, w := range nodes {
+		n, sk := fromWire(w)
+		skips = append(skips, sk...)
+		if !n.IPv4.IsValid() && !n.IPv6.IsValid() {
+			continue
+		}
+		if seen[n.Name] {
+			skips = append(skips, Skip{Name: n.Name, Reason: ReasonDuplicateName, Detail: "a node of that name came earlier"})
+			continue
+		}
+		seen[n.Name] = true
+		list.Nodes = append(list.Nodes, n)
+	}
+	seenExt := make(map[string]bool, len(exts))
+	for _, e := range exts {
+		e.Host = strings.TrimSpace(e.Host)
+		if e.Name == "" {
+			e.Name = e.Host
+		}
+		switch {
+		case e.Host == "":
+			skips = append(skips, Skip{Name: e.Name, Reason: ReasonNoHost, Detail: "external target has no host"})
+		case seenExt[e.Name]:
+			skips = append(skips, Skip{Name: e.Name, Reason: ReasonDuplicateName, Detail: "an external target of that name came earlier"})
+		default:
+			seenExt[e.Name] = true
+			list.External = append(list.External, External(e))
+		}
+	}
+	return list, skips, nil
+}
+
+// fromWire validates one entry. A node whose addresses are all unusable comes back with neither
+// address set, and the skips say why.
+func fromWire(w wireNode) (Node, []Skip) {
+	n := Node{Name: strings.TrimSpace(w.Name), Zone: w.Zone, Ready: true, Schedulable: true}
+	if w.Ready != nil {
+		n.Ready = *w.Ready
+	}
+	if w.Schedulable != nil {
+		n.Schedulable = *w.Schedulable
+	}
+	if n.Name == "" {
+		return Node{}, []Skip{{Name: w.IPAddress, Reason: ReasonNoName, Detail: "node has no name"}}
+	}
+	raw := w.Addresses
+	if w.IPAddress != "" {
+		raw = append([]string{w.IPAddress}, raw...)
+	}
+	var skips []Skip
+	for _, s := range raw {
+		a, err := netip.ParseAddr(strings.TrimSpace(s))
+		if err != nil || a.Zone() != "" || a.IsUnspecified() {
+			skips = append(skips, Skip{Name: n.Name, Reason: ReasonBadAddress, Detail: fmt.Sprintf("unusable address %q", s)})
+			continue
+		}
+		a = a.Unmap()
+		slot := &n.IPv6
+		if a.Is4() {
+			slot = &n.IPv4
+		}
+		if slot.IsValid() {
+			if *slot != a {
+				skips = append(skips, Skip{Name: n.Name, Reason: ReasonExtraAddress, Detail: fmt.Sprintf("address %s ignored: %s is the node's address of that family", a, *slot)})
+			}
+			continue
+		}
+		*slot = a
+	}
+	if !n.IPv4.IsValid() && !n.IPv6.IsValid() && len(skips) == 0 {
+		skips = append(skips, Skip{Name: n.Name, Reason: ReasonNoAddress, Detail: "node has no address"})
+	}
+	return n, skips
+}
+
+// Encode renders a list in nodeping's own format, nodes and external targets sorted by name, so
+// that equal lists give equal bytes.
+func Encode(l List) ([]byte, error) {
+	nodes := make([]wireNode, 0, len(l.Nodes))
+	for _, n := range l.Nodes {
+		ready, sched := n.Ready, n.Schedulable
+		w := wireNode{Name: n.Name, Zone: n.Zone, Ready: &ready, Schedulable: &sched}
+		for _, a := range n.Addrs() {
+			w.Addresses = append(w.Addresses, a.String())
+		}
+		nodes = append(nodes, w)
+	}
+	sort.Slice(nodes, func(i, j int) bool { return nodes[i].Name < nodes[j].Name })
+	exts := make([]wireExternal, 0, len(l.External))
+	for _, e := range l.External {
+		exts = append(exts, wireExternal(e))
+	}
+	sort.Slice(exts, func(i, j int) bool { return exts[i].Name < exts[j].Name })
+	out := struct {
+		Nodes    []wireNode     `json:"nodes"`
+		External []wireExternal `json:"external_targets,omitempty"`
+	}{nodes, exts}
+	b, err := json.MarshalIndent(out, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("encode nodes list: %w", err)
+	}
+	return append(b, '\n'), nil
+}

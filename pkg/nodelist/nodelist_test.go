@@ -1,0 +1,156 @@
+package nodelist
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// render prints a decoded list and its skips in a stable, readable form for golden files.
+func render(l List, skips []Skip) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "format: %s\n", l.Format)
+	for _, n := range l.Nodes {
+		fmt.Fprintf(&b, "node %s zone=%q ipv4=%v ipv6=%v ready=%v schedulable=%v\n", n.Name, n.Zone, n.IPv4, n.IPv6, n.Ready, n.Schedulable)
+	}
+	for _, e := range l.External {
+		fmt.Fprintf(&b, "external %s host=%s\n", e.Name, e.Host)
+	}
+	for _, s := range skips {
+		fmt.Fprintf(&b, "skip %s\n", s)
+	}
+	return b.String()
+}
+
+func TestDecodeGolden(t *testing.T) {
+	for _, name := range []string{"flant", "deckhouse", "nodeping", "skips", "extra-address", "empty-array"} {
+		t.Run(name, func(t *testing.T) {
+			in, err := os.ReadFile(filepath.Join("testdata", name+".json"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			l, skips, err := Decode(in)
+			if err != nil {
+				t.Fatalf("Decode: %v", err)
+			}
+			got := render(l, skips)
+			golden := filepath.Join("testdata", name+".golden")
+			if *update {
+				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != string(want) {
+				t.Errorf("decoded %s:\n%s\nwant:\n%s", name, got, want)
+			}
+		})
+	}
+}
+
+func TestDecodeInvalid(t *testing.T) {
+	cases := map[string]string{
+		"invalid-empty":     "nodes list is empty",
+		"invalid-truncated": "decode flant nodes list: unexpected end of JSON input",
+		"invalid-no-nodes":  `decode nodes list: object has neither "nodes" nor "cluster_targets"`,
+		"invalid-string":    `decode nodes list: invalid JSON: starts with '"', want '[' or '{'`,
+		"invalid-type":      "decode flant nodes list: json: cannot unmarshal number into Go struct field wireNode.name of type string",
+		"invalid-trailing":  "decode flant nodes list: invalid character 't' after top-level value",
+	}
+	for name, want := range cases {
+		t.Run(name, func(t *testing.T) {
+			in, err := os.ReadFile(filepath.Join("testdata", name+".json"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, _, err = Decode(in)
+			if err == nil || err.Error() != want {
+				t.Errorf("Decode error = %v, want %q", err, want)
+			}
+		})
+	}
+}
+
+func TestEncodeRoundTrip(t *testing.T) {
+	for _, name := range []string{"flant", "deckhouse", "nodeping"} {
+		t.Run(name, func(t *testing.T) {
+			in, err := os.ReadFile(filepath.Join("testdata", name+".json"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			l, _, err := Decode(in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			enc, err := Encode(l)
+			if err != nil {
+				t.Fatal(err)
+			}
+			back, skips, err := Decode(enc)
+			if err != nil || len(skips) != 0 {
+				t.Fatalf("decode of encoded list: %v, skips %v\n%s", err, skips, enc)
+			}
+			if back.Format != FormatNodeping {
+				t.Errorf("format = %s, want %s", back.Format, FormatNodeping)
+			}
+			back.Format = l.Format
+			sort.Slice(l.Nodes, func(i, j int) bool { return l.Nodes[i].Name < l.Nodes[j].Name })
+			sort.Slice(l.External, func(i, j int) bool { return l.External[i].Name < l.External[j].Name })
+			if !reflect.DeepEqual(back, l) {
+				t.Errorf("round trip changed the list:\n%+v\nwant\n%+v", back, l)
+			}
+			again, _ := Encode(back)
+			if string(again) != string(enc) {
+				t.Errorf("encoding is not deterministic:\n%s\nvs\n%s", again, enc)
+			}
+		})
+	}
+}
+
+func FuzzDecode(f *testing.F) {
+	files, _ := filepath.Glob(filepath.Join("testdata", "*.json"))
+	for _, p := range files {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		l, _, err := Decode(data)
+		if err != nil {
+			return
+		}
+		seen := map[string]bool{}
+		for _, n := range l.Nodes {
+			if n.Name == "" || len(n.Addrs()) == 0 {
+				t.Fatalf("decoded an unprobeable node %+v", n)
+			}
+			if seen[n.Name] {
+				t.Fatalf("duplicate node %q survived decoding", n.Name)
+			}
+			seen[n.Name] = true
+			if n.IPv4.IsValid() && !n.IPv4.Is4() || n.IPv6.IsValid() && !n.IPv6.Is6() {
+				t.Fatalf("address in the wrong family: %+v", n)
+			}
+		}
+		enc, err := Encode(l)
+		if err != nil {
+			t.Fatalf("Encode of a decoded list: %v", err)
+		}
+		back, _, err := Decode(enc)
+		if err != nil || len(back.Nodes) != len(l.Nodes) || len(back.External) != len(l.External) {
+			t.Fatalf("re-decode: %v, %d/%d nodes", err, len(back.Nodes), len(l.Nodes))
+		}
+	})
+}
