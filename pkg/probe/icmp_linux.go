@@ -1,0 +1,546 @@
+package probe
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	mrand "math/rand/v2"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// ICMPConfig sets the echoes the engine sends to each target in one run.
+type ICMPConfig struct {
+	// Count is the number of echoes per target per run.
+	Count int
+	// Interval is the time between two echoes to the same target.
+	Interval time.Duration
+	// Timeout is how long an echo may take to come back before it counts as lost.
+	Timeout time.Duration
+	// Size is the echo payload in bytes (after the 8-byte ICMP header); at least 8.
+	Size int
+	// DontFragment sets the DF bit (IPv4) or IPV6_DONTFRAG.
+	DontFragment bool
+}
+
+// Validate reports the first setting that cannot work.
+func (c ICMPConfig) Validate() error {
+	switch {
+	case c.Count < 1:
+		return fmt.Errorf("icmp count %d: must be at least 1", c.Count)
+	case c.Interval <= 0:
+		return fmt.Errorf("icmp interval %s: must be positive", c.Interval)
+	case c.Timeout <= 0:
+		return fmt.Errorf("icmp timeout %s: must be positive", c.Timeout)
+	case c.Size < cookieLen || c.Size > 65000:
+		return fmt.Errorf("icmp payload size %d: must be between %d and 65000 bytes", c.Size, cookieLen)
+	}
+	return nil
+}
+
+// Span is how long a run takes at most: the last echo's send time plus its timeout.
+func (c ICMPConfig) Span() time.Duration {
+	return time.Duration(c.Count)*c.Interval + c.Timeout
+}
+
+// ICMPCounters are the engine's running totals across runs.
+type ICMPCounters struct {
+	// Late counts replies that matched no echo in flight: after their deadline, duplicates, or from
+	// an address other than the one the echo went to.
+	Late uint64
+	// RecvErrors counts errors reading the sockets (asynchronous ICMP errors, for example).
+	RecvErrors uint64
+	// TableFull counts echoes not sent because 65536 were already in flight.
+	TableFull uint64
+}
+
+// ICMP is an echo engine in the manner of fping: one socket per address family for all targets,
+// a kernel BPF filter on the engine's ICMP ID, a sequence-indexed table of echoes in flight, one
+// scheduler that spreads sends over the interval in small sendmmsg batches, replies drained with
+// recvmmsg, RTT from kernel receive timestamps, and no allocation per echo.
+//
+// One Run at a time; Run may be called again and again on one engine.
+type ICMP struct {
+	cfg    ICMPConfig
+	log    *slog.Logger
+	cookie [cookieLen]byte
+	socks  [2]*icmpSocket // ipv4, ipv6; nil where the family is unavailable
+	tmpl   [2][]byte
+	base   time.Time // monotonic origin of sentMono and deadlines
+	wg     sync.WaitGroup
+
+	drainBuf *mmsgBatch // used by Run's goroutine only
+
+	mu      sync.Mutex
+	run     *runState // the run in progress, nil between runs
+	seq     uint16    // next sequence number
+	slots   []slot    // indexed by sequence number
+	oldest  uint16    // oldest sequence number that may still be in flight
+	sending bool      // true while a run is sending
+
+	late, recvErrors, tableFull atomic.Uint64
+}
+
+type slot struct {
+	target   int32
+	active   bool
+	sentWall int64 // wall-clock nanoseconds, compared with kernel receive timestamps
+	sentMono int64 // nanoseconds since base
+}
+
+type runState struct {
+	targets []netip.Addr
+	addrs   []sockaddr
+	stats   []Stats
+	pending int // echoes scheduled but not yet resolved
+	done    chan struct{}
+}
+
+// NewICMP opens one ICMP socket per address family. A family whose socket cannot be opened is
+// logged and left out (its targets then fail to send); the error is for when neither opens.
+func NewICMP(cfg ICMPConfig, log *slog.Logger) (*ICMP, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	e := &ICMP{cfg: cfg, log: log, base: time.Now(), slots: make([]slot, 1<<16)}
+	var idb [2]byte
+	if _, err := rand.Read(idb[:]); err != nil {
+		return nil, fmt.Errorf("icmp id: %w", err)
+	}
+	if _, err := rand.Read(e.cookie[:]); err != nil {
+		return nil, fmt.Errorf("icmp cookie: %w", err)
+	}
+	e.seq = uint16(mrand.Uint32())
+	e.oldest = e.seq
+	id := binary.BigEndian.Uint16(idb[:])
+	var errs []error
+	for i, v6 := range []bool{false, true} {
+		s, err := openICMPSocket(v6, id, cfg.DontFragment)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", familyName(v6), err))
+			continue
+		}
+		e.socks[i] = s
+		e.tmpl[i] = echoTemplate(v6, cfg.Size, e.cookie)
+	}
+	if e.socks[0] == nil && e.socks[1] == nil {
+		return nil, errors.Join(errs...)
+	}
+	for _, err := range errs {
+		log.Warn("icmp address family unavailable; its targets will count as send errors", "err", err)
+	}
+	for _, s := range e.socks {
+		if s != nil {
+			e.wg.Add(1)
+			go e.receive(s)
+		}
+	}
+	return e, nil
+}
+
+// Modes reports how each address family's socket was opened ("" where it is unavailable).
+func (e *ICMP) Modes() (ipv4, ipv6 SocketMode) {
+	if e.socks[0] != nil {
+		ipv4 = e.socks[0].mode
+	}
+	if e.socks[1] != nil {
+		ipv6 = e.socks[1].mode
+	}
+	return ipv4, ipv6
+}
+
+// Counters returns the engine's running totals.
+func (e *ICMP) Counters() ICMPCounters {
+	return ICMPCounters{Late: e.late.Load(), RecvErrors: e.recvErrors.Load(), TableFull: e.tableFull.Load()}
+}
+
+// Close closes the sockets and waits for the receivers to stop.
+func (e *ICMP) Close() error {
+	var errs []error
+	for _, s := range e.socks {
+		if s != nil {
+			errs = append(errs, s.close())
+		}
+	}
+	e.wg.Wait()
+	return errors.Join(errs...)
+}
+
+func (e *ICMP) now() int64 { return int64(time.Since(e.base)) }
+
+// Run sends Count echoes to every target, spread over the interval with a random phase per target,
+// and returns when every echo is answered or past its deadline. Stats are indexed like targets.
+// When ctx ends first, Run returns ctx's error and the echoes still in flight are counted nowhere.
+func (e *ICMP) Run(ctx context.Context, targets []netip.Addr) ([]Stats, error) {
+	n := len(targets)
+	rs := &runState{
+		targets: targets,
+		addrs:   make([]sockaddr, n),
+		stats:   make([]Stats, n),
+		pending: n * e.cfg.Count,
+		done:    make(chan struct{}),
+	}
+	rtts := make([]time.Duration, n*e.cfg.Count) // one backing array for every target's RTTs
+	for i, t := range targets {
+		rs.addrs[i] = newSockaddr(t)
+		rs.stats[i].RTTs = rtts[i*e.cfg.Count : i*e.cfg.Count : (i+1)*e.cfg.Count]
+	}
+	if n == 0 {
+		return rs.stats, nil
+	}
+	e.mu.Lock()
+	if e.run != nil {
+		e.mu.Unlock()
+		return nil, errors.New("icmp: a run is already in progress")
+	}
+	e.run = rs
+	e.mu.Unlock()
+	defer func() {
+		// Forget whatever is still in flight (only when ctx ended early), so that a late reply can
+		// never be matched to the next run's targets.
+		e.mu.Lock()
+		for ; e.oldest != e.seq; e.oldest++ {
+			e.slots[e.oldest].active = false
+		}
+		e.run = nil
+		e.mu.Unlock()
+	}()
+
+	// Targets take turns in a random order; target at position p of the order sends its k-th echo
+	// at k*Interval + p*Interval/n (+ up to one slot of jitter), so sends are spread evenly.
+	order := mrand.Perm(n)
+	slotLen := int64(e.cfg.Interval) / int64(n)
+	jitter := make([]int64, n)
+	for i := range jitter {
+		if slotLen > 0 {
+			jitter[i] = mrand.Int64N(slotLen)
+		}
+	}
+	tick := min(max(e.cfg.Interval/20, time.Millisecond), 10*time.Millisecond)
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	sb := newSendBatches(e.tmpl)
+	start := e.now()
+	total := n * e.cfg.Count
+	for next := 0; next < total; {
+		now := e.now()
+		for next < total {
+			k, p := next/n, next%n
+			at := start + int64(k)*int64(e.cfg.Interval) + int64(p)*slotLen + jitter[p]
+			if at > now+int64(tick)/2 {
+				break
+			}
+			if sb.add(e, rs, order[p]) {
+				e.flush(sb, rs)
+			}
+			next++
+		}
+		e.flush(sb, rs)
+		e.expire(rs, e.now())
+		if next < total {
+			k, p := next/n, next%n
+			at := start + int64(k)*int64(e.cfg.Interval) + int64(p)*slotLen + jitter[p]
+			if err := e.wait(ctx, timer, max(time.Duration(at-e.now()), tick), nil); err != nil {
+				return nil, err
+			}
+		}
+	}
+	// Everything is sent: wait for the replies or the deadlines, whichever comes first.
+	for {
+		e.mu.Lock()
+		pending := rs.pending
+		var deadline int64
+		if pending > 0 {
+			deadline = e.slots[e.oldest].sentMono + int64(e.cfg.Timeout)
+		}
+		e.mu.Unlock()
+		if pending == 0 {
+			return rs.stats, nil
+		}
+		if err := e.wait(ctx, timer, time.Duration(deadline-e.now())+time.Millisecond, rs.done); err != nil {
+			return nil, err
+		}
+		e.expire(rs, e.now())
+	}
+}
+
+// wait sleeps for d, or until done is closed or ctx ends.
+func (e *ICMP) wait(ctx context.Context, t *time.Timer, d time.Duration, done <-chan struct{}) error {
+	t.Reset(max(d, 0))
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-done:
+	case <-t.C:
+	}
+	return nil
+}
+
+// expire resolves, oldest first, every echo whose deadline has passed. Sequence numbers are handed
+// out in send order and every echo has the same timeout, so the table's oldest entries are always
+// the first to expire: a queue, with no timer per echo. Before judging, it drains the sockets, so
+// that replies the kernel received in time count even when the receivers were slow to run.
+func (e *ICMP) expire(rs *runState, now int64) {
+	e.mu.Lock()
+	due := false
+	for q := e.oldest; q != e.seq; q++ {
+		if s := &e.slots[q]; s.active {
+			due = s.sentMono+int64(e.cfg.Timeout) <= now
+			break
+		}
+	}
+	e.mu.Unlock()
+	if !due {
+		return
+	}
+	e.drain()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for e.oldest != e.seq {
+		s := &e.slots[e.oldest]
+		if s.active {
+			if s.sentMono+int64(e.cfg.Timeout) > now {
+				break
+			}
+			s.active = false
+			rs.stats[s.target].Sent++
+			e.resolved(rs)
+		}
+		e.oldest++
+	}
+}
+
+// resolved notes that one more echo of the run is settled. Called with mu held.
+func (e *ICMP) resolved(rs *runState) {
+	rs.pending--
+	if rs.pending == 0 {
+		close(rs.done)
+	}
+}
+
+// sendBatches collects echoes per address family until a sendmmsg call's worth is ready.
+type sendBatches struct {
+	fam [2]struct {
+		n       int
+		hdrs    [batchSize]unix.Mmsghdr
+		iovs    [batchSize]unix.Iovec
+		pkts    [batchSize][]byte
+		seqs    [batchSize]uint16
+		targets [batchSize]int32
+	}
+}
+
+func newSendBatches(tmpl [2][]byte) *sendBatches {
+	sb := &sendBatches{}
+	for f := range sb.fam {
+		if tmpl[f] == nil {
+			continue
+		}
+		b := &sb.fam[f]
+		for i := range b.pkts {
+			b.pkts[i] = append([]byte(nil), tmpl[f]...)
+			b.iovs[i].Base = &b.pkts[i][0]
+			b.iovs[i].SetLen(len(b.pkts[i]))
+			b.hdrs[i].Hdr.Iov = &b.iovs[i]
+			b.hdrs[i].Hdr.Iovlen = 1
+		}
+	}
+	return sb
+}
+
+// add queues one echo to target t and reports whether a batch is full.
+func (sb *sendBatches) add(e *ICMP, rs *runState, t int) bool {
+	f := 0
+	if rs.targets[t].Is6() {
+		f = 1
+	}
+	s := e.socks[f]
+	if s == nil {
+		e.mu.Lock()
+		rs.stats[t].Sent++
+		rs.stats[t].SendErrors++
+		e.resolved(rs)
+		e.mu.Unlock()
+		return false
+	}
+	b := &sb.fam[f]
+	b.targets[b.n] = int32(t)
+	h := &b.hdrs[b.n].Hdr
+	h.Name = (*byte)(unsafe.Pointer(&rs.addrs[t].raw))
+	h.Namelen = rs.addrs[t].len
+	b.n++
+	return b.n == batchSize
+}
+
+// flush sends every queued echo: sequence numbers and send times are taken under the lock just
+// before the sendmmsg call, so a reply can never arrive before its slot is filled.
+func (e *ICMP) flush(sb *sendBatches, rs *runState) {
+	for f := range sb.fam {
+		b := &sb.fam[f]
+		if b.n == 0 {
+			continue
+		}
+		s := e.socks[f]
+		n := b.n
+		b.n = 0
+		e.mu.Lock()
+		wall, mono := time.Now().UnixNano(), e.now()
+		for i := 0; i < n; i++ {
+			seq := e.seq
+			sl := &e.slots[seq]
+			if sl.active || seq+1 == e.oldest {
+				// 65536 echoes in flight: resolve this one as not sent.
+				e.tableFull.Add(1)
+				rs.stats[b.targets[i]].Sent++
+				rs.stats[b.targets[i]].SendErrors++
+				e.resolved(rs)
+				b.seqs[i] = 0
+				b.targets[i] = -1
+				continue
+			}
+			e.seq++
+			*sl = slot{target: b.targets[i], active: true, sentWall: wall, sentMono: mono}
+			b.seqs[i] = seq
+			putEcho(b.pkts[i], s.id, seq, !s.v6 && s.mode == ModeRaw)
+		}
+		e.mu.Unlock()
+		e.sendAll(s, b.hdrs[:n], b.seqs[:n], b.targets[:n], rs)
+	}
+}
+
+// sendAll sends a batch, skipping past each message the kernel refuses and resolving it as a
+// send error.
+func (e *ICMP) sendAll(s *icmpSocket, hdrs []unix.Mmsghdr, seqs []uint16, targets []int32, rs *runState) {
+	for i := 0; i < len(hdrs); {
+		if targets[i] < 0 {
+			i++
+			continue
+		}
+		j := i
+		for j < len(hdrs) && targets[j] >= 0 {
+			j++
+		}
+		sent, err := s.send(hdrs[i:j])
+		i += sent
+		if err == nil {
+			continue
+		}
+		if errors.Is(err, errSocketClosed) {
+			return
+		}
+		// The message at i failed: resolve it as lost, with a send error.
+		e.mu.Lock()
+		sl := &e.slots[seqs[i]]
+		if sl.active {
+			sl.active = false
+			rs.stats[targets[i]].Sent++
+			rs.stats[targets[i]].SendErrors++
+			e.resolved(rs)
+		}
+		e.mu.Unlock()
+		e.log.Debug("icmp send failed", "target", rs.targets[targets[i]], "err", err)
+		i++
+	}
+}
+
+// receive runs for the engine's life, draining one socket.
+func (e *ICMP) receive(s *icmpSocket) {
+	defer e.wg.Done()
+	b := newRecvBatch(e.recvBufSize())
+	for {
+		n, err := s.recv(b, true)
+		if errors.Is(err, errSocketClosed) {
+			return
+		}
+		if err != nil {
+			e.recvErrors.Add(1)
+			e.log.Debug("icmp receive failed", "family", familyName(s.v6), "err", err)
+			continue
+		}
+		e.handle(s, b, n, e.now())
+	}
+}
+
+// recvBufSize fits an echo reply with the largest IPv4 header.
+func (e *ICMP) recvBufSize() int { return 60 + icmpHeaderLen + e.cfg.Size }
+
+// drain reads whatever the sockets hold without waiting, so that replies the kernel received in
+// time are counted before their deadlines are judged, even when the receivers are slow to run.
+func (e *ICMP) drain() {
+	for _, s := range e.socks {
+		if s == nil {
+			continue
+		}
+		for range 1024 {
+			if e.drainBuf == nil {
+				e.drainBuf = newRecvBatch(e.recvBufSize())
+			}
+			n, err := s.recv(e.drainBuf, false)
+			if err != nil || n == 0 {
+				break
+			}
+			e.handle(s, e.drainBuf, n, e.now())
+		}
+	}
+}
+
+// handle matches received replies to echoes in flight.
+func (e *ICMP) handle(s *icmpSocket, b *mmsgBatch, n int, now int64) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for i := 0; i < n; i++ {
+		h := &b.hdrs[i]
+		r, err := parseEchoReply(b.bufs[i][:h.Len], s.v6, s.mode == ModeRaw && !s.v6)
+		if err != nil || r.ID != s.id || len(r.Data) < cookieLen || string(r.Data[:cookieLen]) != string(e.cookie[:]) {
+			continue // not ours
+		}
+		sl := &e.slots[r.Seq]
+		rs := e.run
+		if !sl.active || rs == nil || rs.targets[sl.target] != addrFrom(&b.names[i]) {
+			e.late.Add(1)
+			continue
+		}
+		rtt := time.Duration(now - sl.sentMono)
+		if ts := kernelTimestamp(b.oobs[i][:h.Hdr.Controllen]); ts != 0 {
+			if k := time.Duration(ts - sl.sentWall); k >= 0 && k <= rtt {
+				rtt = k // the kernel's receive time, unaffected by how late this goroutine ran
+			}
+		}
+		if rtt > e.cfg.Timeout {
+			// Its deadline passed before it came: lost, as expire would have judged it.
+			e.late.Add(1)
+			continue
+		}
+		sl.active = false
+		st := &rs.stats[sl.target]
+		st.Sent++
+		st.Received++
+		st.RTTs = append(st.RTTs, rtt)
+		e.resolved(rs)
+	}
+}
+
+// RTTSummary returns the mean, minimum, maximum and population standard deviation of rtts.
+func RTTSummary(rtts []time.Duration) (sum, minRTT, maxRTT, stddev time.Duration) {
+	if len(rtts) == 0 {
+		return 0, 0, 0, 0
+	}
+	minRTT, maxRTT = rtts[0], rtts[0]
+	var s, sq float64
+	for _, r := range rtts {
+		minRTT, maxRTT = min(minRTT, r), max(maxRTT, r)
+		s += float64(r)
+		sq += float64(r) * float64(r)
+	}
+	mean := s / float64(len(rtts))
+	return time.Duration(s), minRTT, maxRTT, time.Duration(math.Sqrt(max(sq/float64(len(rtts))-mean*mean, 0)))
+}
