@@ -1,0 +1,225 @@
+// Command nodeping-agent probes every other node of the cluster and writes the results for
+// node-exporter's textfile collector.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime/debug"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/nodeping/nodeping/pkg/agent"
+	"github.com/nodeping/nodeping/pkg/probe"
+	"github.com/nodeping/nodeping/pkg/results"
+	"github.com/nodeping/nodeping/pkg/textfile"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// textfileName is the file the agent owns in the textfile directory.
+const textfileName = "nodeping.prom"
+
+func main() {
+	os.Exit(run(context.Background(), os.Args[1:], os.Getenv, os.Stderr))
+}
+
+// options are the parsed command line.
+type options struct {
+	nodeName, nodesFile, textfileDir string
+	interval, grace                  time.Duration
+	icmp                             probe.ICMPConfig
+	engine                           string
+	once, showVersion                bool
+	logLevel, logFormat              string
+}
+
+// envName is the environment variable that sets a flag: NODEPING_ and the flag in upper snake case.
+func envName(flagName string) string {
+	return "NODEPING_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("nodeping-agent", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.nodeName, "node-name", "", "this node's name in the nodes list; it is not probed (default $NODE_NAME)")
+	fs.StringVar(&o.nodesFile, "nodes-file", "/etc/nodeping/nodes.json", "nodes list: Flant's nodes.json, Deckhouse's targets.json or nodeping's own format, detected automatically; re-read every cycle")
+	fs.StringVar(&o.textfileDir, "textfile-dir", "/var/lib/node_exporter/textfile_collector", "directory of node-exporter's textfile collector; the agent writes "+textfileName+" there")
+	fs.DurationVar(&o.interval, "interval", 15*time.Second, "time from one probe cycle's start to the next's")
+	fs.DurationVar(&o.grace, "grace", 30*time.Second, "how long a node that joins the list is exempt from loss (only answered echoes count)")
+	fs.IntVar(&o.icmp.Count, "icmp-count", 10, "ICMP echoes per target per cycle")
+	fs.DurationVar(&o.icmp.Interval, "icmp-interval", time.Second, "time between two echoes to the same target; sends to different targets are spread over it")
+	fs.DurationVar(&o.icmp.Timeout, "icmp-timeout", 0, "how long an echo may take before it counts as lost (default: the time left in the cycle after the burst, at most 2s)")
+	fs.IntVar(&o.icmp.Size, "icmp-size", 56, "ICMP echo payload in bytes")
+	fs.BoolVar(&o.icmp.DontFragment, "icmp-dont-fragment", false, "set the DF bit on ICMP echoes")
+	fs.StringVar(&o.engine, "icmp-engine", "batch", "ICMP engine: batch (one shared socket per address family, fping-class cost) or pro-bing (one pro-bing Pinger per target; reference)")
+	fs.BoolVar(&o.once, "once", false, "run one cycle, write the file, exit (the file is kept)")
+	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
+	fs.BoolVar(&o.showVersion, "version", false, "print the version and exit")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: nodeping-agent [flags]\n\nProbes every other node in the nodes list and writes %s for node-exporter's textfile collector.\nEvery flag can also be set by an environment variable, NODEPING_<FLAG> (for example NODEPING_ICMP_COUNT=5); flags win.\n\nFlags:\n", textfileName)
+		fs.PrintDefaults()
+	}
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		if v := getenv(envName(f.Name)); v != "" && envErr == nil {
+			if err := f.Value.Set(v); err != nil {
+				envErr = fmt.Errorf("environment variable %s=%q: %w", envName(f.Name), v, err)
+			}
+		}
+	})
+	if envErr != nil {
+		return o, envErr
+	}
+	if o.nodeName == "" {
+		o.nodeName = getenv("NODE_NAME")
+	}
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	if o.showVersion {
+		return o, nil
+	}
+	return o, o.validate()
+}
+
+func (o *options) validate() error {
+	if o.nodeName == "" {
+		return errors.New("--node-name (or $NODE_NAME) is required: the agent must know which node is itself")
+	}
+	if o.interval <= 0 {
+		return fmt.Errorf("--interval %s: must be positive", o.interval)
+	}
+	if o.grace < 0 {
+		return fmt.Errorf("--grace %s: must not be negative", o.grace)
+	}
+	if o.engine != "batch" && o.engine != "pro-bing" {
+		return fmt.Errorf("--icmp-engine %q: must be batch or pro-bing", o.engine)
+	}
+	burst := time.Duration(o.icmp.Count) * o.icmp.Interval
+	if o.icmp.Timeout == 0 {
+		o.icmp.Timeout = min(2*time.Second, o.interval-burst)
+		if !o.once && o.icmp.Timeout <= 0 {
+			return fmt.Errorf("--icmp-count %d x --icmp-interval %s = %s does not fit in --interval %s", o.icmp.Count, o.icmp.Interval, burst, o.interval)
+		}
+		if o.icmp.Timeout <= 0 {
+			o.icmp.Timeout = 2 * time.Second
+		}
+	}
+	return o.icmp.Validate()
+}
+
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: %w", level, err)
+	}
+	opts := &slog.HandlerOptions{Level: l}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: must be text or json", format)
+}
+
+func revision() string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" {
+				return s.Value
+			}
+		}
+	}
+	return "unknown"
+}
+
+// run is the whole program; it returns the exit code: 0 done, 1 failed, 2 bad usage.
+func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) int {
+	o, err := parseFlags(args, getenv, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "nodeping-agent: %v\n", err)
+		return 2
+	}
+	if o.showVersion {
+		fmt.Fprintf(stderr, "nodeping-agent %s (revision %s)\n", version, revision())
+		return 0
+	}
+	log, err := newLogger(stderr, o.logLevel, o.logFormat)
+	if err != nil {
+		fmt.Fprintf(stderr, "nodeping-agent: %v\n", err)
+		return 2
+	}
+	if err := textfile.CheckDir(o.textfileDir); err != nil {
+		log.Error("cannot write textfiles", "err", err)
+		return 1
+	}
+
+	var (
+		pinger   agent.Pinger
+		modes    = map[string]string{}
+		counters func() probe.ICMPCounters
+	)
+	switch o.engine {
+	case "batch":
+		e, err := probe.NewICMP(o.icmp, log)
+		if err != nil {
+			log.Error("cannot open ICMP sockets", "err", err)
+			return 1
+		}
+		defer e.Close()
+		v4, v6 := e.Modes()
+		for fam, m := range map[string]probe.SocketMode{"ipv4": v4, "ipv6": v6} {
+			if m != "" {
+				modes[fam] = string(m)
+			}
+		}
+		pinger, counters = e, e.Counters
+	case "pro-bing":
+		p, err := probe.NewProBing(o.icmp)
+		if err != nil {
+			log.Error("cannot set up pro-bing", "err", err)
+			return 1
+		}
+		pinger = p
+	}
+
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	a := agent.New(agent.Config{
+		NodeName:       o.nodeName,
+		NodesFile:      o.nodesFile,
+		TextfilePath:   filepath.Join(o.textfileDir, textfileName),
+		Interval:       o.interval,
+		Grace:          o.grace,
+		ResolveTimeout: 2 * time.Second,
+		Once:           o.once,
+	}, log, pinger, net.DefaultResolver, results.BuildInfo{Version: version, Revision: revision()}, modes, counters)
+	log.Info("starting", "version", version, "node", o.nodeName, "nodes_file", o.nodesFile, "textfile_dir", o.textfileDir,
+		"interval", o.interval, "icmp_count", o.icmp.Count, "icmp_interval", o.icmp.Interval, "icmp_timeout", o.icmp.Timeout,
+		"icmp_engine", o.engine, "once", o.once)
+	if err := a.Run(ctx); err != nil {
+		log.Error("agent failed", "err", err)
+		return 1
+	}
+	return 0
+}

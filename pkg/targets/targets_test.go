@@ -1,0 +1,34 @@
+package targets
+
+import (
+	"net/netip"
+	"reflect"
+	"testing"
+
+	"github.com/nodeping/nodeping/pkg/nodelist"
+)
+
+func TestSelect(t *testing.T) {
+	a := nodelist.Node{Name: "a", Zone: "z1", IPv4: netip.MustParseAddr("198.18.0.1"), IPv6: netip.MustParseAddr("fd00::1")}
+	b := nodelist.Node{Name: "b", IPv4: netip.MustParseAddr("198.18.0.2")}
+	c := nodelist.Node{Name: "c", IPv6: netip.MustParseAddr("fd00::3")}
+	l := nodelist.List{Nodes: []nodelist.Node{a, b, c}}
+	cases := []struct {
+		self     string
+		want     []Target
+		wantSelf bool
+	}{
+		{"a", []Target{{b, b.IPv4}, {c, c.IPv6}}, true},
+		{"b", []Target{{a, a.IPv4}, {a, a.IPv6}, {c, c.IPv6}}, true},
+		{"not-listed", []Target{{a, a.IPv4}, {a, a.IPv6}, {b, b.IPv4}, {c, c.IPv6}}, false},
+	}
+	for _, tc := range cases {
+		got, me := Select(l, tc.self)
+		if !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("Select(%q) = %v, want %v", tc.self, got, tc.want)
+		}
+		if (me != nil) != tc.wantSelf || me != nil && me.Name != tc.self {
+			t.Errorf("Select(%q) self = %v, want found=%v", tc.self, me, tc.wantSelf)
+		}
+	}
+}
