@@ -13,8 +13,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/nodeping/nodeping/pkg/nodelist"
 	"github.com/nodeping/nodeping/pkg/probe"
 	"github.com/nodeping/nodeping/pkg/results"
@@ -57,7 +55,6 @@ type Agent struct {
 	pinger   Pinger
 	resolver Resolver
 	results  *results.Results
-	gatherer prometheus.Gatherer
 	modes    map[string]string
 	counters func() probe.ICMPCounters
 
@@ -82,19 +79,14 @@ type targetKey struct {
 // may be nil.
 func New(cfg Config, log *slog.Logger, pinger Pinger, resolver Resolver, build results.BuildInfo, modes map[string]string, counters func() probe.ICMPCounters) *Agent {
 	res := results.New(results.Source{Node: cfg.NodeName}, build)
-	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(res)
 	if counters == nil {
 		counters = func() probe.ICMPCounters { return probe.ICMPCounters{} }
 	}
 	return &Agent{
-		cfg: cfg, log: log, pinger: pinger, resolver: resolver, results: res, gatherer: reg,
+		cfg: cfg, log: log, pinger: pinger, resolver: resolver, results: res,
 		modes: modes, counters: counters, firstSeen: map[targetKey]time.Time{},
 	}
 }
-
-// Gatherer exposes what the agent writes, for tests and embedding.
-func (a *Agent) Gatherer() prometheus.Gatherer { return a.gatherer }
 
 // Run runs cycles until ctx ends (or one cycle, with Once). With Once it returns an error when no
 // nodes list could be read or the file could not be written; otherwise it keeps going through
@@ -317,7 +309,7 @@ func (a *Agent) state(probed, grace int) results.AgentState {
 // write renders the results into the textfile; a failure is logged and counted.
 func (a *Agent) write() error {
 	a.results.SetWriteTime(time.Now())
-	err := textfile.Write(a.cfg.TextfilePath, a.gatherer)
+	err := textfile.Write(a.cfg.TextfilePath, a.results.WriteText)
 	if err != nil {
 		a.writeErr++
 		a.log.Error("cannot write textfile", "err", err)

@@ -1,16 +1,22 @@
 // Package results turns probe statistics into Prometheus metrics. It owns every metric name and
-// HELP text the agent writes; docs/metrics.md is the reference for users and a test keeps the two
-// in step.
+// HELP text the agent writes (see Families); docs/metrics.md is the reference for users, and a
+// test keeps the two in step.
+//
+// Output is rendered straight to the text exposition format from pre-rendered label sets, the way
+// kube-state-metrics does: a 1,000-node cluster gives each agent some 6,000 series per cycle, and
+// building client_golang metric objects for each would cost more CPU and memory than the probing.
 package results
 
 import (
+	"bufio"
+	"io"
 	"net/netip"
 	"runtime"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/nodeping/nodeping/pkg/probe"
 )
@@ -69,47 +75,23 @@ type AgentState struct {
 	ICMP probe.ICMPCounters
 }
 
-// rttBuckets are the RTT histogram's upper bounds: 50µs doubling to about 0.8s, so that
-// sub-millisecond links inside a zone are resolved as well as slow cross-region ones.
-var rttBuckets = prometheus.ExponentialBuckets(0.00005, 2, 15)
-
-const (
-	labelSourceNode = "source_node"
-	labelSourceZone = "source_zone"
-	labelProtocol   = "protocol"
-	labelIPFamily   = "ip_family"
-)
-
-var (
-	nodePairLabels = []string{labelSourceNode, labelSourceZone, "destination_node", "destination_zone", "destination_ip", labelIPFamily, labelProtocol}
-	extPairLabels  = []string{labelSourceNode, labelSourceZone, "destination_name", "destination_host", "destination_ip", labelIPFamily, labelProtocol}
-	histLabels     = []string{labelSourceNode, labelSourceZone, "destination_zone", labelIPFamily, labelProtocol}
-)
-
-// pairDescs are the per-pair metric descriptors of one kind of target.
-type pairDescs struct {
-	sent, received, rttSum, rttMin, rttMax, rttStddev *prometheus.Desc
-}
-
-func newPairDescs(prefix, what string, labels []string) pairDescs {
-	return pairDescs{
-		sent:      prometheus.NewDesc(prefix+"packets_sent_total", "Probe packets sent to "+what+" whose outcome is known (answered, timed out, or failed to send); packets in flight are not counted.", labels, nil),
-		received:  prometheus.NewDesc(prefix+"packets_received_total", "Probe packets answered by "+what+" within the timeout.", labels, nil),
-		rttSum:    prometheus.NewDesc(prefix+"rtt_seconds_total", "Sum of the round-trip times of the answered probe packets to "+what+".", labels, nil),
-		rttMin:    prometheus.NewDesc(prefix+"rtt_min_seconds", "Smallest round-trip time to "+what+" in the last cycle; absent when nothing was answered.", labels, nil),
-		rttMax:    prometheus.NewDesc(prefix+"rtt_max_seconds", "Largest round-trip time to "+what+" in the last cycle; absent when nothing was answered.", labels, nil),
-		rttStddev: prometheus.NewDesc(prefix+"rtt_stddev_seconds", "Population standard deviation of the round-trip times to "+what+" in the last cycle; absent when nothing was answered.", labels, nil),
-	}
+// rttBuckets are the RTT histogram's upper bounds in seconds: 50µs doubling to about 0.8s, so
+// that sub-millisecond links inside a zone are resolved as well as slow cross-region ones.
+var rttBuckets = []float64{
+	0.00005, 0.0001, 0.0002, 0.0004, 0.0008, 0.0016, 0.0032, 0.0064, 0.0128, 0.0256, 0.0512,
+	0.1024, 0.2048, 0.4096, 0.8192,
 }
 
 type pairState struct {
-	pair                 Pair
-	labels               []string
-	sent, received       uint64
-	rttSum               float64
-	last                 probe.Stats // this cycle's, for the gauges
-	seen                 bool        // observed in the current cycle
-	lastMin, lastMax, sd float64
+	pair           Pair
+	labels         string // rendered, with braces
+	sent, received uint64
+	rttSum         float64
+	lastReceived   int
+	lastMin        float64
+	lastMax        float64
+	lastStddev     float64
+	seen           bool // observed in the current cycle
 }
 
 type histKey struct {
@@ -117,67 +99,36 @@ type histKey struct {
 }
 
 type histState struct {
-	labels  []string
-	count   uint64
-	sum     float64
+	labels  string   // rendered, without the closing brace, for le to follow
+	count   uint64   // observations
+	sum     float64  // seconds
 	buckets []uint64 // non-cumulative counts per bucket; the last is +Inf
 }
 
-// Results accumulates probe statistics across cycles and exposes them as a prometheus.Collector.
-// It is safe for concurrent use.
+// Results accumulates probe statistics across cycles and renders them. It is safe for concurrent
+// use.
 type Results struct {
-	src   Source
 	build BuildInfo
 
-	node, ext pairDescs
-	rtt       *prometheus.Desc
-	buildInfo, cycleDuration, cycles, overruns, targets, lastWrite,
-	listNodes, listSkipped, listLoadErrors, listLoaded, resolveErrors, writeErrors,
-	socketInfo, late, recvErrors, tableFull, sendErrors *prometheus.Desc
-
-	mu            sync.Mutex
-	pairs         map[Pair]*pairState
-	hists         map[histKey]*histState
-	cycleCount    uint64
-	overrunCount  uint64
-	cycleDur      time.Duration
-	state         AgentState
-	sendErrCounts map[histKey]uint64
-	writeTime     time.Time
+	mu         sync.Mutex
+	src        Source
+	pairs      map[Pair]*pairState
+	sorted     []*pairState // pairs in output order; nil when it must be rebuilt
+	hists      map[histKey]*histState
+	cycles     uint64
+	overruns   uint64
+	cycleDur   time.Duration
+	state      AgentState
+	sendErrors map[histKey]uint64
+	writeTime  time.Time
+	buf        []byte
 }
 
 // New returns empty results for the agent on src.
 func New(src Source, build BuildInfo) *Results {
-	g := func(name, help string, labels ...string) *prometheus.Desc {
-		return prometheus.NewDesc("nodeping_"+name, help, labels, nil)
-	}
 	return &Results{
-		src:   src,
-		build: build,
-		node:  newPairDescs("nodeping_", "the destination node", nodePairLabels),
-		ext:   newPairDescs("nodeping_external_", "the external target", extPairLabels),
-		rtt: g("rtt_seconds", "Round-trip times of answered probe packets, per destination zone.",
-			histLabels...),
-		buildInfo:      g("build_info", "The agent's version, revision and Go version; always 1.", "version", "revision", "goversion"),
-		cycleDuration:  g("cycle_duration_seconds", "How long the last probe cycle took, from its start to its last result."),
-		cycles:         g("cycles_total", "Probe cycles completed."),
-		overruns:       g("cycle_overruns_total", "Probe cycles that took longer than the interval, so that the next one started late."),
-		targets:        g("targets", "Targets of the last cycle by state: probed, or in grace (new, so only answered packets count).", "state"),
-		lastWrite:      g("last_write_timestamp_seconds", "When this file was written, in seconds since the Unix epoch."),
-		listNodes:      g("nodes_list_nodes", "Usable nodes in the nodes list in use."),
-		listSkipped:    g("nodes_list_skipped_entries", "Entries of the nodes list in use that were left out, by reason.", "reason"),
-		listLoadErrors: g("nodes_list_load_errors_total", "Failed reads or decodes of the nodes list; the last good list stays in use."),
-		listLoaded:     g("nodes_list_last_load_timestamp_seconds", "When the nodes list in use was read, in seconds since the Unix epoch; 0 when none has been."),
-		resolveErrors:  g("resolve_errors_total", "Failed look-ups of external targets' host names."),
-		writeErrors:    g("textfile_write_errors_total", "Failed writes of this file."),
-		socketInfo:     g("icmp_socket_info", "How the ICMP socket of each address family is opened: raw (CAP_NET_RAW) or dgram (unprivileged ping socket); always 1.", labelIPFamily, "mode"),
-		late:           g("late_replies_total", "Echo replies that matched no echo in flight: after their deadline, duplicated, or from another address.", labelProtocol),
-		recvErrors:     g("receive_errors_total", "Errors reading the probe sockets.", labelProtocol),
-		tableFull:      g("inflight_table_full_total", "Echoes not sent because 65536 were already in flight.", labelProtocol),
-		sendErrors:     g("send_errors_total", "Probe packets the kernel refused to send (no route, for example); each also counts as sent and lost.", labelIPFamily, labelProtocol),
-		pairs:          map[Pair]*pairState{},
-		hists:          map[histKey]*histState{},
-		sendErrCounts:  map[histKey]uint64{},
+		src: src, build: build,
+		pairs: map[Pair]*pairState{}, hists: map[histKey]*histState{}, sendErrors: map[histKey]uint64{},
 	}
 }
 
@@ -192,6 +143,7 @@ func (r *Results) SetSource(src Source) {
 	r.src = src
 	clear(r.pairs)
 	clear(r.hists)
+	r.sorted = nil
 }
 
 // BeginCycle starts a cycle: pairs not observed before EndCycle are dropped from the output.
@@ -211,18 +163,19 @@ func (r *Results) Observe(p Pair, st probe.Stats) {
 	if !ok {
 		ps = &pairState{pair: p, labels: r.pairLabels(p)}
 		r.pairs[p] = ps
+		r.sorted = nil
 	}
 	ps.seen = true
 	ps.sent += uint64(st.Sent)
 	ps.received += uint64(st.Received)
 	sum, mn, mx, sd := probe.RTTSummary(st.RTTs)
 	ps.rttSum += sum.Seconds()
-	ps.last = probe.Stats{Sent: st.Sent, Received: st.Received}
-	ps.lastMin, ps.lastMax, ps.sd = mn.Seconds(), mx.Seconds(), sd.Seconds()
+	ps.lastReceived = st.Received
+	ps.lastMin, ps.lastMax, ps.lastStddev = mn.Seconds(), mx.Seconds(), sd.Seconds()
 
 	fam := family(p.IP)
 	if st.SendErrors > 0 {
-		r.sendErrCounts[histKey{family: fam, protocol: p.Protocol}] += uint64(st.SendErrors)
+		r.sendErrors[histKey{family: fam, protocol: p.Protocol}] += uint64(st.SendErrors)
 	}
 	if p.Kind != KindNode || len(st.RTTs) == 0 {
 		return
@@ -231,7 +184,7 @@ func (r *Results) Observe(p Pair, st probe.Stats) {
 	h, ok := r.hists[hk]
 	if !ok {
 		h = &histState{
-			labels:  []string{r.src.Node, r.src.Zone, p.Zone, fam, p.Protocol},
+			labels:  renderLabels(histLabelNames, []string{r.src.Node, r.src.Zone, p.Zone, fam, p.Protocol}, false),
 			buckets: make([]uint64, len(rttBuckets)+1),
 		}
 		r.hists[hk] = h
@@ -251,11 +204,12 @@ func (r *Results) EndCycle(d time.Duration, overrun bool, st AgentState) {
 	for k, p := range r.pairs {
 		if !p.seen {
 			delete(r.pairs, k)
+			r.sorted = nil
 		}
 	}
-	r.cycleCount++
+	r.cycles++
 	if overrun {
-		r.overrunCount++
+		r.overruns++
 	}
 	r.cycleDur = d
 	r.state = st
@@ -268,18 +222,24 @@ func (r *Results) SetAgentState(st AgentState) {
 	r.state = st
 }
 
-// SetWriteTime sets nodeping_last_write_timestamp_seconds for the next write.
+// SetWriteTime sets nodeping_last_write_timestamp_seconds for the next render.
 func (r *Results) SetWriteTime(t time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.writeTime = t
 }
 
-func (r *Results) pairLabels(p Pair) []string {
+var (
+	nodePairLabelNames = []string{"source_node", "source_zone", "destination_node", "destination_zone", "destination_ip", "ip_family", "protocol"}
+	extPairLabelNames  = []string{"source_node", "source_zone", "destination_name", "destination_host", "destination_ip", "ip_family", "protocol"}
+	histLabelNames     = []string{"source_node", "source_zone", "destination_zone", "ip_family", "protocol"}
+)
+
+func (r *Results) pairLabels(p Pair) string {
 	if p.Kind == KindExternal {
-		return []string{r.src.Node, r.src.Zone, p.Name, p.Host, p.IP.String(), family(p.IP), p.Protocol}
+		return renderLabels(extPairLabelNames, []string{r.src.Node, r.src.Zone, p.Name, p.Host, p.IP.String(), family(p.IP), p.Protocol}, true)
 	}
-	return []string{r.src.Node, r.src.Zone, p.Name, p.Zone, p.IP.String(), family(p.IP), p.Protocol}
+	return renderLabels(nodePairLabelNames, []string{r.src.Node, r.src.Zone, p.Name, p.Zone, p.IP.String(), family(p.IP), p.Protocol}, true)
 }
 
 func family(a netip.Addr) string {
@@ -289,71 +249,153 @@ func family(a netip.Addr) string {
 	return "ipv4"
 }
 
-// Describe implements prometheus.Collector.
-func (r *Results) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []pairDescs{r.node, r.ext} {
-		for _, dd := range []*prometheus.Desc{d.sent, d.received, d.rttSum, d.rttMin, d.rttMax, d.rttStddev} {
-			ch <- dd
+// renderLabels renders {a="x",b="y"} with values escaped as the text format requires; without
+// the closing brace when closed is false.
+func renderLabels(names, values []string, closed bool) string {
+	var b strings.Builder
+	b.WriteByte('{')
+	for i, n := range names {
+		if i > 0 {
+			b.WriteByte(',')
 		}
+		b.WriteString(n)
+		b.WriteString(`="`)
+		b.WriteString(labelEscaper.Replace(values[i]))
+		b.WriteByte('"')
 	}
-	for _, d := range []*prometheus.Desc{r.rtt, r.buildInfo, r.cycleDuration, r.cycles, r.overruns, r.targets, r.lastWrite,
-		r.listNodes, r.listSkipped, r.listLoadErrors, r.listLoaded, r.resolveErrors, r.writeErrors,
-		r.socketInfo, r.late, r.recvErrors, r.tableFull, r.sendErrors} {
-		ch <- d
+	if closed {
+		b.WriteByte('}')
 	}
+	return b.String()
 }
 
-// Collect implements prometheus.Collector.
-func (r *Results) Collect(ch chan<- prometheus.Metric) {
+var (
+	labelEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
+	helpEscaper  = strings.NewReplacer(`\`, `\\`, "\n", `\n`)
+)
+
+// WriteText renders every metric in the text exposition format (0.0.4), families in name order,
+// without timestamps (node-exporter's textfile collector rejects them).
+func (r *Results) WriteText(w io.Writer) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for _, p := range r.pairs {
-		d := r.node
-		if p.pair.Kind == KindExternal {
-			d = r.ext
+	if r.sorted == nil {
+		r.sorted = make([]*pairState, 0, len(r.pairs))
+		for _, p := range r.pairs {
+			r.sorted = append(r.sorted, p)
 		}
-		ch <- prometheus.MustNewConstMetric(d.sent, prometheus.CounterValue, float64(p.sent), p.labels...)
-		ch <- prometheus.MustNewConstMetric(d.received, prometheus.CounterValue, float64(p.received), p.labels...)
-		ch <- prometheus.MustNewConstMetric(d.rttSum, prometheus.CounterValue, p.rttSum, p.labels...)
-		if p.last.Received > 0 {
-			ch <- prometheus.MustNewConstMetric(d.rttMin, prometheus.GaugeValue, p.lastMin, p.labels...)
-			ch <- prometheus.MustNewConstMetric(d.rttMax, prometheus.GaugeValue, p.lastMax, p.labels...)
-			ch <- prometheus.MustNewConstMetric(d.rttStddev, prometheus.GaugeValue, p.sd, p.labels...)
+		sort.Slice(r.sorted, func(i, j int) bool { return r.sorted[i].labels < r.sorted[j].labels })
+	}
+	e := &encoder{w: bufio.NewWriterSize(w, 32<<10), b: r.buf[:0]}
+	for _, f := range families {
+		f.renderTo(r, e)
+	}
+	r.buf = e.b
+	if e.err != nil {
+		return e.err
+	}
+	return e.w.Flush()
+}
+
+// encoder writes exposition text a line at a time through a reused line buffer.
+type encoder struct {
+	w      *bufio.Writer
+	b      []byte  // the line being built
+	err    error   // the first write error
+	family *Family // whose header is pending until its first sample
+}
+
+func (e *encoder) flushLine() {
+	if e.err == nil {
+		_, e.err = e.w.Write(e.b)
+	}
+	e.b = e.b[:0]
+}
+
+func (e *encoder) start(f *Family) { e.family = f }
+
+func (e *encoder) header() {
+	if e.family == nil {
+		return
+	}
+	f := e.family
+	e.family = nil
+	e.b = append(e.b, "# HELP "...)
+	e.b = append(e.b, f.Name...)
+	e.b = append(e.b, ' ')
+	e.b = append(e.b, helpEscaper.Replace(f.Help)...)
+	e.b = append(e.b, "\n# TYPE "...)
+	e.b = append(e.b, f.Name...)
+	e.b = append(e.b, ' ')
+	e.b = append(e.b, f.Type...)
+	e.b = append(e.b, '\n')
+	e.flushLine()
+}
+
+func (e *encoder) sample(name, suffix, labels string, v float64) {
+	e.header()
+	e.b = append(e.b, name...)
+	e.b = append(e.b, suffix...)
+	e.b = append(e.b, labels...)
+	e.b = append(e.b, ' ')
+	e.b = strconv.AppendFloat(e.b, v, 'g', -1, 64)
+	e.b = append(e.b, '\n')
+	e.flushLine()
+}
+
+// Family is one metric family the agent writes.
+type Family struct {
+	Name, Type, Help string
+	render           func(f *Family, r *Results, e *encoder)
+}
+
+// Families lists every metric family the agent can write, in output order.
+func Families() []Family {
+	out := make([]Family, len(families))
+	for i, f := range families {
+		out[i] = *f
+	}
+	return out
+}
+
+func (f *Family) renderTo(r *Results, e *encoder) {
+	e.start(f)
+	f.render(f, r, e)
+}
+
+// pairFamily renders one value of every pair of a kind.
+func pairFamily(name, typ, help string, kind Kind, gaugeOnly bool, v func(p *pairState) float64) *Family {
+	return &Family{Name: name, Type: typ, Help: help, render: func(f *Family, r *Results, e *encoder) {
+		for _, p := range r.sorted {
+			if p.pair.Kind != kind || gaugeOnly && p.lastReceived == 0 {
+				continue
+			}
+			e.sample(f.Name, "", p.labels, v(p))
 		}
-	}
-	for _, h := range r.hists {
-		cum := make(map[float64]uint64, len(rttBuckets))
-		var c uint64
-		for i, ub := range rttBuckets {
-			c += h.buckets[i]
-			cum[ub] = c
-		}
-		ch <- prometheus.MustNewConstHistogram(r.rtt, h.count, h.sum, cum, h.labels...)
-	}
-	st := r.state
-	ch <- prometheus.MustNewConstMetric(r.buildInfo, prometheus.GaugeValue, 1, r.build.Version, r.build.Revision, runtime.Version())
-	ch <- prometheus.MustNewConstMetric(r.cycleDuration, prometheus.GaugeValue, r.cycleDur.Seconds())
-	ch <- prometheus.MustNewConstMetric(r.cycles, prometheus.CounterValue, float64(r.cycleCount))
-	ch <- prometheus.MustNewConstMetric(r.overruns, prometheus.CounterValue, float64(r.overrunCount))
-	ch <- prometheus.MustNewConstMetric(r.targets, prometheus.GaugeValue, float64(st.TargetsProbed), "probed")
-	ch <- prometheus.MustNewConstMetric(r.targets, prometheus.GaugeValue, float64(st.TargetsInGrace), "grace")
-	ch <- prometheus.MustNewConstMetric(r.lastWrite, prometheus.GaugeValue, unixSeconds(r.writeTime))
-	ch <- prometheus.MustNewConstMetric(r.listNodes, prometheus.GaugeValue, float64(st.ListNodes))
-	for reason, n := range st.ListSkipped {
-		ch <- prometheus.MustNewConstMetric(r.listSkipped, prometheus.GaugeValue, float64(n), reason)
-	}
-	ch <- prometheus.MustNewConstMetric(r.listLoadErrors, prometheus.CounterValue, float64(st.ListLoadErrors))
-	ch <- prometheus.MustNewConstMetric(r.listLoaded, prometheus.GaugeValue, unixSeconds(st.ListLoaded))
-	ch <- prometheus.MustNewConstMetric(r.resolveErrors, prometheus.CounterValue, float64(st.ResolveErrors))
-	ch <- prometheus.MustNewConstMetric(r.writeErrors, prometheus.CounterValue, float64(st.WriteErrors))
-	for fam, mode := range st.ICMPModes {
-		ch <- prometheus.MustNewConstMetric(r.socketInfo, prometheus.GaugeValue, 1, fam, mode)
-	}
-	ch <- prometheus.MustNewConstMetric(r.late, prometheus.CounterValue, float64(st.ICMP.Late), "icmp")
-	ch <- prometheus.MustNewConstMetric(r.recvErrors, prometheus.CounterValue, float64(st.ICMP.RecvErrors), "icmp")
-	ch <- prometheus.MustNewConstMetric(r.tableFull, prometheus.CounterValue, float64(st.ICMP.TableFull), "icmp")
-	for _, fam := range []string{"ipv4", "ipv6"} {
-		ch <- prometheus.MustNewConstMetric(r.sendErrors, prometheus.CounterValue, float64(r.sendErrCounts[histKey{family: fam, protocol: "icmp"}]), fam, "icmp")
+	}}
+}
+
+// single renders one unlabelled sample.
+func single(name, typ, help string, v func(r *Results) float64) *Family {
+	return &Family{Name: name, Type: typ, Help: help, render: func(f *Family, r *Results, e *encoder) {
+		e.sample(f.Name, "", "", v(r))
+	}}
+}
+
+func pairFamilies(prefix, what string, kind Kind) []*Family {
+	return []*Family{
+		pairFamily(prefix+"packets_received_total", "counter", "Probe packets answered by "+what+" within the timeout.", kind, false,
+			func(p *pairState) float64 { return float64(p.received) }),
+		pairFamily(prefix+"packets_sent_total", "counter", "Probe packets sent to "+what+" whose outcome is known (answered, timed out, or failed to send); packets in flight are not counted.", kind, false,
+			func(p *pairState) float64 { return float64(p.sent) }),
+		pairFamily(prefix+"rtt_max_seconds", "gauge", "Largest round-trip time to "+what+" in the last cycle; absent when nothing was answered.", kind, true,
+			func(p *pairState) float64 { return p.lastMax }),
+		pairFamily(prefix+"rtt_min_seconds", "gauge", "Smallest round-trip time to "+what+" in the last cycle; absent when nothing was answered.", kind, true,
+			func(p *pairState) float64 { return p.lastMin }),
+		pairFamily(prefix+"rtt_seconds_total", "counter", "Sum of the round-trip times of the answered probe packets to "+what+".", kind, false,
+			func(p *pairState) float64 { return p.rttSum }),
+		pairFamily(prefix+"rtt_stddev_seconds", "gauge", "Population standard deviation of the round-trip times to "+what+" in the last cycle; absent when nothing was answered.", kind, true,
+			func(p *pairState) float64 { return p.lastStddev }),
 	}
 }
 
@@ -363,3 +405,90 @@ func unixSeconds(t time.Time) float64 {
 	}
 	return float64(t.UnixNano()) / 1e9
 }
+
+// families is the fixed table of what the agent writes, sorted by name.
+var families = func() []*Family {
+	fs := []*Family{
+		{Name: "nodeping_build_info", Type: "gauge", Help: "The agent's version, revision and Go version; always 1.",
+			render: func(f *Family, r *Results, e *encoder) {
+				e.sample(f.Name, "", renderLabels([]string{"goversion", "revision", "version"}, []string{runtime.Version(), r.build.Revision, r.build.Version}, true), 1)
+			}},
+		single("nodeping_cycle_duration_seconds", "gauge", "How long the last probe cycle took, from its start to its last result.",
+			func(r *Results) float64 { return r.cycleDur.Seconds() }),
+		single("nodeping_cycle_overruns_total", "counter", "Probe cycles that took longer than the interval, so that the next one started late.",
+			func(r *Results) float64 { return float64(r.overruns) }),
+		single("nodeping_cycles_total", "counter", "Probe cycles completed.",
+			func(r *Results) float64 { return float64(r.cycles) }),
+		{Name: "nodeping_icmp_socket_info", Type: "gauge", Help: "How the ICMP socket of each address family is opened: raw (CAP_NET_RAW) or dgram (unprivileged ping socket); always 1.",
+			render: func(f *Family, r *Results, e *encoder) {
+				for _, fam := range []string{"ipv4", "ipv6"} {
+					if m, ok := r.state.ICMPModes[fam]; ok {
+						e.sample(f.Name, "", renderLabels([]string{"ip_family", "mode"}, []string{fam, m}, true), 1)
+					}
+				}
+			}},
+		single("nodeping_inflight_table_full_total", "counter", "Echoes not sent because 65536 were already in flight.",
+			func(r *Results) float64 { return float64(r.state.ICMP.TableFull) }),
+		single("nodeping_last_write_timestamp_seconds", "gauge", "When this file was written, in seconds since the Unix epoch.",
+			func(r *Results) float64 { return unixSeconds(r.writeTime) }),
+		single("nodeping_late_replies_total", "counter", "Echo replies that matched no echo in flight: after their deadline, duplicated, or from another address.",
+			func(r *Results) float64 { return float64(r.state.ICMP.Late) }),
+		single("nodeping_nodes_list_last_load_timestamp_seconds", "gauge", "When the nodes list in use was read, in seconds since the Unix epoch; 0 when none has been.",
+			func(r *Results) float64 { return unixSeconds(r.state.ListLoaded) }),
+		single("nodeping_nodes_list_load_errors_total", "counter", "Failed reads or decodes of the nodes list; the last good list stays in use.",
+			func(r *Results) float64 { return float64(r.state.ListLoadErrors) }),
+		single("nodeping_nodes_list_nodes", "gauge", "Usable nodes in the nodes list in use.",
+			func(r *Results) float64 { return float64(r.state.ListNodes) }),
+		{Name: "nodeping_nodes_list_skipped_entries", Type: "gauge", Help: "Entries of the nodes list in use that were left out, by reason.",
+			render: func(f *Family, r *Results, e *encoder) {
+				reasons := make([]string, 0, len(r.state.ListSkipped))
+				for k := range r.state.ListSkipped {
+					reasons = append(reasons, k)
+				}
+				sort.Strings(reasons)
+				for _, k := range reasons {
+					e.sample(f.Name, "", renderLabels([]string{"reason"}, []string{k}, true), float64(r.state.ListSkipped[k]))
+				}
+			}},
+		single("nodeping_receive_errors_total", "counter", "Errors reading the probe sockets.",
+			func(r *Results) float64 { return float64(r.state.ICMP.RecvErrors) }),
+		single("nodeping_resolve_errors_total", "counter", "Failed look-ups of external targets' host names.",
+			func(r *Results) float64 { return float64(r.state.ResolveErrors) }),
+		{Name: "nodeping_rtt_seconds", Type: "histogram", Help: "Round-trip times of answered probe packets, per destination zone.",
+			render: func(f *Family, r *Results, e *encoder) {
+				keys := make([]histKey, 0, len(r.hists))
+				for k := range r.hists {
+					keys = append(keys, k)
+				}
+				sort.Slice(keys, func(i, j int) bool { return r.hists[keys[i]].labels < r.hists[keys[j]].labels })
+				for _, k := range keys {
+					h := r.hists[k]
+					var cum uint64
+					for i, ub := range rttBuckets {
+						cum += h.buckets[i]
+						e.sample(f.Name, "_bucket", h.labels+`,le="`+strconv.FormatFloat(ub, 'g', -1, 64)+`"}`, float64(cum))
+					}
+					e.sample(f.Name, "_bucket", h.labels+`,le="+Inf"}`, float64(h.count))
+					e.sample(f.Name, "_sum", h.labels+"}", h.sum)
+					e.sample(f.Name, "_count", h.labels+"}", float64(h.count))
+				}
+			}},
+		{Name: "nodeping_send_errors_total", Type: "counter", Help: "Probe packets the kernel refused to send (no route, for example); each also counts as sent and lost.",
+			render: func(f *Family, r *Results, e *encoder) {
+				for _, fam := range []string{"ipv4", "ipv6"} {
+					e.sample(f.Name, "", renderLabels([]string{"ip_family", "protocol"}, []string{fam, "icmp"}, true), float64(r.sendErrors[histKey{family: fam, protocol: "icmp"}]))
+				}
+			}},
+		{Name: "nodeping_targets", Type: "gauge", Help: "Targets of the last cycle by state: probed, or in grace (new, so only answered packets count).",
+			render: func(f *Family, r *Results, e *encoder) {
+				e.sample(f.Name, "", `{state="grace"}`, float64(r.state.TargetsInGrace))
+				e.sample(f.Name, "", `{state="probed"}`, float64(r.state.TargetsProbed))
+			}},
+		single("nodeping_textfile_write_errors_total", "counter", "Failed writes of this file.",
+			func(r *Results) float64 { return float64(r.state.WriteErrors) }),
+	}
+	fs = append(fs, pairFamilies("nodeping_", "the destination node", KindNode)...)
+	fs = append(fs, pairFamilies("nodeping_external_", "the external target", KindExternal)...)
+	sort.Slice(fs, func(i, j int) bool { return fs[i].Name < fs[j].Name })
+	return fs
+}()

@@ -3,26 +3,19 @@
 package textfile
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
-
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/common/expfmt"
 )
 
-// Write gathers g and writes it to path: into a temporary file in the same directory (named with a
+// Write renders metrics with render and writes them to path: into a temporary file in the same directory (named with a
 // leading dot and no .prom suffix, so the textfile collector never reads it), synced to disk, made
 // world-readable, then renamed over path, and the directory synced. On any error the temporary
 // file is removed and path is left as it was.
-func Write(path string, g prometheus.Gatherer) (err error) {
-	mfs, err := g.Gather()
-	if err != nil {
-		return fmt.Errorf("gather metrics for %s: %w", path, err)
-	}
+func Write(path string, render func(io.Writer) error) (err error) {
 	dir, name := filepath.Split(path)
 	if dir == "" {
 		dir = "."
@@ -37,14 +30,7 @@ func Write(path string, g prometheus.Gatherer) (err error) {
 			os.Remove(f.Name())
 		}
 	}()
-	w := bufio.NewWriterSize(f, 64<<10)
-	enc := expfmt.NewEncoder(w, expfmt.NewFormat(expfmt.TypeTextPlain))
-	for _, mf := range mfs {
-		if err := enc.Encode(mf); err != nil {
-			return fmt.Errorf("encode %s: %w", mf.GetName(), err)
-		}
-	}
-	if err := w.Flush(); err != nil {
+	if err := render(f); err != nil {
 		return fmt.Errorf("write %s: %w", f.Name(), err)
 	}
 	if err := f.Chmod(0o644); err != nil {
