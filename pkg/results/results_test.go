@@ -1,0 +1,190 @@
+package results
+
+import (
+	"bytes"
+	"flag"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/nodeping/nodeping/pkg/probe"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+func ms(v ...float64) []time.Duration {
+	out := make([]time.Duration, len(v))
+	for i, x := range v {
+		out[i] = time.Duration(x * float64(time.Millisecond))
+	}
+	return out
+}
+
+// fixture builds results from a fixed set of cycles.
+func fixture() *Results {
+	r := New(Source{Node: "node-a", Zone: "zone-1"}, BuildInfo{Version: "1.2.3", Revision: "abc"})
+	b := Pair{Kind: KindNode, Name: "node-b", Zone: "zone-1", IP: netip.MustParseAddr("198.18.0.2"), Protocol: "icmp"}
+	b6 := Pair{Kind: KindNode, Name: "node-b", Zone: "zone-1", IP: netip.MustParseAddr("fd00::2"), Protocol: "icmp"}
+	c := Pair{Kind: KindNode, Name: `node-"c"`, Zone: "zone-2", IP: netip.MustParseAddr("198.18.1.3"), Protocol: "icmp"}
+	gone := Pair{Kind: KindNode, Name: "node-gone", Zone: "zone-2", IP: netip.MustParseAddr("198.18.1.9"), Protocol: "icmp"}
+	ext := Pair{Kind: KindExternal, Name: "gateway", Host: "gw.example", IP: netip.MustParseAddr("198.18.9.1"), Protocol: "icmp"}
+	st := AgentState{
+		TargetsProbed: 4, TargetsInGrace: 1, ListNodes: 4, ListSkipped: map[string]int{"no_address": 1, "bad_address": 2},
+		ListLoadErrors: 1, ListLoaded: time.Unix(1700000000, 0), ICMPModes: map[string]string{"ipv4": "raw", "ipv6": "dgram"},
+		ICMP: probe.ICMPCounters{Late: 3},
+	}
+
+	r.BeginCycle()
+	r.Observe(b, probe.Stats{Sent: 3, Received: 3, RTTs: ms(0.1, 0.2, 0.3)})
+	r.Observe(gone, probe.Stats{Sent: 3, Received: 0})
+	r.EndCycle(1500*time.Millisecond, false, st)
+
+	r.BeginCycle()
+	r.Observe(b, probe.Stats{Sent: 3, Received: 2, RTTs: ms(0.4, 2)})
+	r.Observe(b6, probe.Stats{Sent: 3, Received: 3, RTTs: ms(0.05, 0.05, 0.05)})
+	r.Observe(c, probe.Stats{Sent: 3, Received: 0, SendErrors: 3})
+	r.Observe(ext, probe.Stats{Sent: 3, Received: 1, RTTs: ms(12)})
+	r.EndCycle(16*time.Second, true, st)
+	r.SetWriteTime(time.Unix(1700000015, 500000000))
+	return r
+}
+
+func TestWriteTextGolden(t *testing.T) {
+	var buf bytes.Buffer
+	if err := fixture().WriteText(&buf); err != nil {
+		t.Fatal(err)
+	}
+	// The Go version is the one thing that depends on the build.
+	got := strings.ReplaceAll(buf.String(), `goversion="`+goVersion()+`"`, `goversion="GO"`)
+	golden := filepath.Join("testdata", "results.prom")
+	if *update {
+		if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != string(want) {
+		t.Errorf("rendered metrics differ from %s (run go test -update to accept):\n%s", golden, got)
+	}
+}
+
+func goVersion() string {
+	var buf bytes.Buffer
+	New(Source{}, BuildInfo{}).WriteText(&buf)
+	s := buf.String()
+	i := strings.Index(s, `goversion="`) + len(`goversion="`)
+	return s[i : i+strings.IndexByte(s[i:], '"')]
+}
+
+// TestWriteTextParses checks the output with the reference parser: every family has the type
+// and help of Families, values are as observed, and nothing carries a timestamp.
+func TestWriteTextParses(t *testing.T) {
+	var buf bytes.Buffer
+	if err := fixture().WriteText(&buf); err != nil {
+		t.Fatal(err)
+	}
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	mfs, err := p.TextToMetricFamilies(bytes.NewReader(buf.Bytes()))
+	if err != nil {
+		t.Fatalf("parse: %v", err)
+	}
+	byName := map[string]Family{}
+	for _, f := range Families() {
+		byName[f.Name] = f
+	}
+	for name, mf := range mfs {
+		f, ok := byName[name]
+		if !ok {
+			t.Errorf("%s is not in Families()", name)
+			continue
+		}
+		if got := strings.ToLower(mf.GetType().String()); got != f.Type || mf.GetHelp() != f.Help {
+			t.Errorf("%s: type %s help %q, want %s %q", name, got, mf.GetHelp(), f.Type, f.Help)
+		}
+		for _, m := range mf.GetMetric() {
+			if m.TimestampMs != nil {
+				t.Errorf("%s has a timestamp", name)
+			}
+		}
+	}
+	find := func(name, dst string) float64 {
+		for _, m := range mfs[name].GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "destination_node" && l.GetValue() == dst && strings.Contains(m.String(), "198.18") {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+		t.Fatalf("no %s for %s", name, dst)
+		return 0
+	}
+	if s, r := find("nodeping_packets_sent_total", "node-b"), find("nodeping_packets_received_total", "node-b"); s != 6 || r != 5 {
+		t.Errorf("node-b sent %v received %v, want 6 and 5", s, r)
+	}
+	if strings.Contains(buf.String(), "node-gone") {
+		t.Error("a node that left the list is still in the output")
+	}
+	h := mfs["nodeping_rtt_seconds"].GetMetric()
+	if len(h) != 2 { // zone-1 ipv4 and ipv6; zone-2 answered nothing
+		t.Fatalf("%d rtt histograms, want 2", len(h))
+	}
+	if c := h[0].GetHistogram().GetSampleCount() + h[1].GetHistogram().GetSampleCount(); c != 8 {
+		t.Errorf("histograms count %d RTTs, want 8", c)
+	}
+}
+
+func TestPromtoolCheckMetrics(t *testing.T) {
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		t.Skip("skipping: promtool not installed (apt-get install prometheus)")
+	}
+	var buf bytes.Buffer
+	if err := fixture().WriteText(&buf); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(promtool, "check", "metrics")
+	cmd.Stdin = &buf
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("promtool check metrics: %v\n%s", err, out)
+	}
+}
+
+func TestRTTBucketsSorted(t *testing.T) {
+	for i := 1; i < len(rttBuckets); i++ {
+		if rttBuckets[i] <= rttBuckets[i-1] {
+			t.Fatalf("bucket %d (%v) not above %v", i, rttBuckets[i], rttBuckets[i-1])
+		}
+	}
+}
+
+// BenchmarkWriteText renders the output of a 1,000-node cluster.
+func BenchmarkWriteText(b *testing.B) {
+	r := New(Source{Node: "self", Zone: "z"}, BuildInfo{})
+	r.BeginCycle()
+	for i := 0; i < 1000; i++ {
+		ip := netip.AddrFrom4([4]byte{198, 18, byte(i / 250), byte(1 + i%250)})
+		r.Observe(Pair{Kind: KindNode, Name: "node-" + ip.String(), Zone: "z", IP: ip, Protocol: "icmp"},
+			probe.Stats{Sent: 10, Received: 10, RTTs: ms(0.1, 0.1, 0.1, 0.1, 0.1, 0.2, 0.2, 0.2, 0.2, 0.2)})
+	}
+	r.EndCycle(time.Second, false, AgentState{})
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := r.WriteText(discard{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+type discard struct{}
+
+func (discard) Write(p []byte) (int, error) { return len(p), nil }
