@@ -251,10 +251,19 @@ func (s *icmpSocket) recv(b *mmsgBatch, wait bool) (int, error) {
 		errno unix.Errno
 	)
 	b.resetRecv(batchSize)
-	err := s.rc.Read(func(fd uintptr) bool {
-		n, errno = mmsg(unix.SYS_RECVMMSG, fd, b.hdrs[:], unix.MSG_DONTWAIT)
-		return !(wait && errno == unix.EAGAIN)
-	})
+	var err error
+	if wait {
+		err = s.rc.Read(func(fd uintptr) bool {
+			n, errno = mmsg(unix.SYS_RECVMMSG, fd, b.hdrs[:], unix.MSG_DONTWAIT)
+			return errno != unix.EAGAIN
+		})
+	} else {
+		// Control, not Read: Read holds the descriptor's read lock while it waits in the poller,
+		// and the receiver goroutine is always waiting there.
+		err = s.rc.Control(func(fd uintptr) {
+			n, errno = mmsg(unix.SYS_RECVMMSG, fd, b.hdrs[:], unix.MSG_DONTWAIT)
+		})
+	}
 	if err != nil {
 		return 0, errSocketClosed
 	}
