@@ -1,0 +1,246 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nodeping/nodeping/internal/netnstest"
+)
+
+// agentBin is the agent built once for the tests that run it as a separate process.
+var agentBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "nodeping-agent-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	os.Chmod(dir, 0o755) // other users run it in the no-CAP_NET_RAW tests
+	agentBin = filepath.Join(dir, "nodeping-agent")
+	if out, err := exec.Command("go", "build", "-o", agentBin, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build agent: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func noEnv(string) string { return "" }
+
+func TestFlags(t *testing.T) {
+	dir := t.TempDir()
+	cases := []struct {
+		name     string
+		args     []string
+		env      map[string]string
+		wantCode int
+		wantOut  string
+	}{
+		{"help", []string{"--help"}, nil, 0, "NODEPING_<FLAG>"},
+		{"unknown flag", []string{"--no-such-flag"}, nil, 2, "flag provided but not defined: -no-such-flag"},
+		{"stray argument", []string{"--node-name", "a", "extra"}, nil, 2, `unexpected arguments: ["extra"]`},
+		{"no node name", []string{"--textfile-dir", dir}, nil, 2, "--node-name (or $NODE_NAME) is required"},
+		{"bad duration", []string{"--interval", "soon"}, nil, 2, `invalid value "soon" for flag -interval`},
+		{"bad env", nil, map[string]string{"NODEPING_ICMP_COUNT": "many"}, 2, `environment variable NODEPING_ICMP_COUNT="many"`},
+		{"burst longer than interval", []string{"--node-name", "a", "--interval", "1s", "--icmp-count", "10", "--icmp-interval", "200ms"}, nil, 2, "does not fit in --interval 1s"},
+		{"bad engine", []string{"--node-name", "a", "--icmp-engine", "fast"}, nil, 2, `--icmp-engine "fast": must be batch or pro-bing`},
+		{"bad log level", []string{"--node-name", "a", "--log-level", "loud", "--textfile-dir", dir}, nil, 2, `--log-level "loud"`},
+		{"missing textfile dir", []string{"--node-name", "a", "--textfile-dir", filepath.Join(dir, "missing")}, nil, 1, "no such file or directory"},
+		{"version", []string{"--version"}, nil, 0, "nodeping-agent dev"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var stderr bytes.Buffer
+			getenv := func(k string) string { return tc.env[k] }
+			code := run(context.Background(), tc.args, getenv, &stderr)
+			if code != tc.wantCode || !strings.Contains(stderr.String(), tc.wantOut) {
+				t.Errorf("exit %d, want %d; output:\n%s\nwant it to contain %q", code, tc.wantCode, stderr.String(), tc.wantOut)
+			}
+		})
+	}
+}
+
+// TestHelpDocumentsEveryFlag: every flag in --help, with its default.
+func TestHelpDocumentsEveryFlag(t *testing.T) {
+	var stderr bytes.Buffer
+	run(context.Background(), []string{"--help"}, noEnv, &stderr)
+	for _, want := range []string{"-node-name", "-nodes-file", "-textfile-dir", "-once", "-icmp-count", "-icmp-interval",
+		"-interval", "(default 15s)", "(default 10)", "(default 1s)", "-icmp-timeout", "-grace", "-icmp-engine"} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("--help lacks %q", want)
+		}
+	}
+}
+
+func TestEnvironmentSetsFlags(t *testing.T) {
+	env := map[string]string{"NODE_NAME": "from-node-name", "NODEPING_ICMP_COUNT": "3", "NODEPING_INTERVAL": "20s"}
+	o, err := parseFlags([]string{"--interval", "30s"}, func(k string) string { return env[k] }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.nodeName != "from-node-name" || o.icmp.Count != 3 || o.interval != 30*time.Second {
+		t.Errorf("got node %q count %d interval %s; want $NODE_NAME, env count 3, flag interval 30s", o.nodeName, o.icmp.Count, o.interval)
+	}
+	if o.icmp.Timeout != 2*time.Second {
+		t.Errorf("default timeout %s, want 2s", o.icmp.Timeout)
+	}
+}
+
+func freePort(t *testing.T) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func flantNodes(t *testing.T, dir string, n int) string {
+	var b strings.Builder
+	b.WriteString(`[{"name":"self","ipAddress":"127.0.0.1"}`)
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&b, `,{"name":"node-%d","ipAddress":"127.0.1.%d"}`, i, i+1)
+	}
+	b.WriteString("]")
+	p := filepath.Join(dir, "nodes.json")
+	if err := os.WriteFile(p, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestNodeExporterServesTheFile runs the agent and a real prometheus-node-exporter on its
+// textfile directory: node-exporter serves every pair with no scrape error, and SIGTERM makes the
+// agent remove its file.
+func TestNodeExporterServesTheFile(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("skipping: needs root for raw ICMP sockets (CI runs as root)")
+	}
+	ne, err := exec.LookPath("prometheus-node-exporter")
+	if err != nil {
+		t.Skip("skipping: prometheus-node-exporter not installed (apt-get install prometheus-node-exporter)")
+	}
+	dir := t.TempDir()
+	tf := filepath.Join(dir, "textfile")
+	os.Mkdir(tf, 0o755)
+	nodes := flantNodes(t, dir, 5)
+	var agentLog bytes.Buffer
+	agent := exec.Command(agentBin, "--node-name", "self", "--nodes-file", nodes, "--textfile-dir", tf,
+		"--interval", "300ms", "--icmp-count", "2", "--icmp-interval", "20ms")
+	agent.Stderr = &agentLog
+	if err := agent.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer agent.Process.Kill()
+	port := freePort(t)
+	exporter := exec.Command(ne, fmt.Sprintf("--web.listen-address=127.0.0.1:%d", port), "--collector.disable-defaults",
+		"--collector.textfile", "--collector.textfile.directory="+tf)
+	if err := exporter.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { exporter.Process.Kill(); exporter.Wait() }()
+
+	var body string
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", port))
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			body = string(b)
+			if strings.Count(body, "\nnodeping_packets_received_total{") == 5 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node-exporter did not serve 5 pairs in 15s; agent log:\n%s\nlast body:\n%s", agentLog.String(), body)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !strings.Contains(body, "\nnode_textfile_scrape_error 0\n") {
+		t.Errorf("node_textfile_scrape_error is not 0:\n%s", body)
+	}
+	for _, want := range []string{"nodeping_build_info{", "nodeping_cycle_duration_seconds ", "nodeping_last_write_timestamp_seconds ", "nodeping_rtt_seconds_bucket{"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("node-exporter does not serve %s", want)
+		}
+	}
+	agent.Process.Signal(syscall.SIGTERM)
+	if err := agent.Wait(); err != nil {
+		t.Errorf("agent exit after SIGTERM: %v\n%s", err, agentLog.String())
+	}
+	if _, err := os.Stat(filepath.Join(tf, "nodeping.prom")); !os.IsNotExist(err) {
+		t.Errorf("agent left its file after SIGTERM: %v", err)
+	}
+}
+
+// TestWithoutCapNetRaw runs the agent as nobody, without CAP_NET_RAW, in namespaces where
+// unprivileged ping sockets are forbidden (a clear error) and allowed (it falls back to them and
+// says so in nodeping_icmp_socket_info).
+func TestWithoutCapNetRaw(t *testing.T) {
+	if _, err := exec.LookPath("setpriv"); err != nil {
+		t.Skip("skipping: setpriv not installed (util-linux)")
+	}
+	for _, tc := range []struct {
+		name, pingGroups string
+		wantCode         int
+		wantLog          string
+	}{
+		{"ping sockets forbidden", "1 0", 1, "needs CAP_NET_RAW"},
+		{"ping sockets allowed", "0 2147483647", 0, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ns := netnstest.New(t)
+			ns.Exec("sysctl", "-q", "-w", "net.ipv4.ping_group_range="+tc.pingGroups)
+			// t.TempDir's parent is private to root; nobody needs a path it can walk.
+			dir, err := os.MkdirTemp("", "nodeping-nocap-")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { os.RemoveAll(dir) })
+			os.Chmod(dir, 0o755)
+			nodes := flantNodes(t, dir, 3)
+			tf := filepath.Join(dir, "tf")
+			os.Mkdir(tf, 0o777)
+			os.Chmod(tf, 0o777)
+			cmd := ns.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all",
+				agentBin, "--once", "--node-name", "self", "--nodes-file", nodes, "--textfile-dir", tf, "--icmp-count", "2", "--icmp-interval", "10ms")
+			out, err := cmd.CombinedOutput()
+			code := 0
+			if ee, ok := err.(*exec.ExitError); ok {
+				code = ee.ExitCode()
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			if code != tc.wantCode || !strings.Contains(string(out), tc.wantLog) {
+				t.Fatalf("exit %d, want %d; output:\n%s\nwant it to contain %q", code, tc.wantCode, out, tc.wantLog)
+			}
+			if tc.wantCode != 0 {
+				return
+			}
+			data, err := os.ReadFile(filepath.Join(tf, "nodeping.prom"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(string(data), `nodeping_icmp_socket_info{ip_family="ipv4",mode="dgram"} 1`) {
+				t.Errorf("file does not report the dgram fallback:\n%s", data)
+			}
+			if n := strings.Count(string(data), `nodeping_packets_received_total{`); n != 3 || strings.Contains(string(data), "} 0\nnodeping_packets_sent") {
+				t.Errorf("want 3 answered pairs over ping sockets:\n%s", data)
+			}
+		})
+	}
+}
