@@ -346,7 +346,9 @@ func (e *encoder) sample(name, suffix, labels string, v float64) {
 // Family is one metric family the agent writes.
 type Family struct {
 	Name, Type, Help string
-	render           func(f *Family, r *Results, e *encoder)
+	// Labels are the family's label names (for a histogram, without le).
+	Labels []string
+	render func(f *Family, r *Results, e *encoder)
 }
 
 // Families lists every metric family the agent can write, in output order.
@@ -365,7 +367,11 @@ func (f *Family) renderTo(r *Results, e *encoder) {
 
 // pairFamily renders one value of every pair of a kind.
 func pairFamily(name, typ, help string, kind Kind, gaugeOnly bool, v func(p *pairState) float64) *Family {
-	return &Family{Name: name, Type: typ, Help: help, render: func(f *Family, r *Results, e *encoder) {
+	labels := nodePairLabelNames
+	if kind == KindExternal {
+		labels = extPairLabelNames
+	}
+	return &Family{Name: name, Type: typ, Help: help, Labels: labels, render: func(f *Family, r *Results, e *encoder) {
 		for _, p := range r.sorted {
 			if p.pair.Kind != kind || gaugeOnly && p.lastReceived == 0 {
 				continue
@@ -409,7 +415,7 @@ func unixSeconds(t time.Time) float64 {
 // families is the fixed table of what the agent writes, sorted by name.
 var families = func() []*Family {
 	fs := []*Family{
-		{Name: "nodeping_build_info", Type: "gauge", Help: "The agent's version, revision and Go version; always 1.",
+		{Name: "nodeping_build_info", Type: "gauge", Help: "The agent's version, revision and Go version; always 1.", Labels: []string{"goversion", "revision", "version"},
 			render: func(f *Family, r *Results, e *encoder) {
 				e.sample(f.Name, "", renderLabels([]string{"goversion", "revision", "version"}, []string{runtime.Version(), r.build.Revision, r.build.Version}, true), 1)
 			}},
@@ -419,7 +425,7 @@ var families = func() []*Family {
 			func(r *Results) float64 { return float64(r.overruns) }),
 		single("nodeping_cycles_total", "counter", "Probe cycles completed.",
 			func(r *Results) float64 { return float64(r.cycles) }),
-		{Name: "nodeping_icmp_socket_info", Type: "gauge", Help: "How the ICMP socket of each address family is opened: raw (CAP_NET_RAW) or dgram (unprivileged ping socket); always 1.",
+		{Name: "nodeping_icmp_socket_info", Type: "gauge", Help: "How the ICMP socket of each address family is opened: raw (CAP_NET_RAW) or dgram (unprivileged ping socket); always 1.", Labels: []string{"ip_family", "mode"},
 			render: func(f *Family, r *Results, e *encoder) {
 				for _, fam := range []string{"ipv4", "ipv6"} {
 					if m, ok := r.state.ICMPModes[fam]; ok {
@@ -439,7 +445,7 @@ var families = func() []*Family {
 			func(r *Results) float64 { return float64(r.state.ListLoadErrors) }),
 		single("nodeping_nodes_list_nodes", "gauge", "Usable nodes in the nodes list in use.",
 			func(r *Results) float64 { return float64(r.state.ListNodes) }),
-		{Name: "nodeping_nodes_list_skipped_entries", Type: "gauge", Help: "Entries of the nodes list in use that were left out, by reason.",
+		{Name: "nodeping_nodes_list_skipped_entries", Type: "gauge", Help: "Entries of the nodes list in use that were left out, by reason.", Labels: []string{"reason"},
 			render: func(f *Family, r *Results, e *encoder) {
 				reasons := make([]string, 0, len(r.state.ListSkipped))
 				for k := range r.state.ListSkipped {
@@ -454,7 +460,7 @@ var families = func() []*Family {
 			func(r *Results) float64 { return float64(r.state.ICMP.RecvErrors) }),
 		single("nodeping_resolve_errors_total", "counter", "Failed look-ups of external targets' host names.",
 			func(r *Results) float64 { return float64(r.state.ResolveErrors) }),
-		{Name: "nodeping_rtt_seconds", Type: "histogram", Help: "Round-trip times of answered probe packets, per destination zone.",
+		{Name: "nodeping_rtt_seconds", Type: "histogram", Help: "Round-trip times of answered probe packets, per destination zone.", Labels: histLabelNames,
 			render: func(f *Family, r *Results, e *encoder) {
 				keys := make([]histKey, 0, len(r.hists))
 				for k := range r.hists {
@@ -473,13 +479,13 @@ var families = func() []*Family {
 					e.sample(f.Name, "_count", h.labels+"}", float64(h.count))
 				}
 			}},
-		{Name: "nodeping_send_errors_total", Type: "counter", Help: "Probe packets the kernel refused to send (no route, for example); each also counts as sent and lost.",
+		{Name: "nodeping_send_errors_total", Type: "counter", Help: "Probe packets the kernel refused to send (no route, for example); each also counts as sent and lost.", Labels: []string{"ip_family", "protocol"},
 			render: func(f *Family, r *Results, e *encoder) {
 				for _, fam := range []string{"ipv4", "ipv6"} {
 					e.sample(f.Name, "", renderLabels([]string{"ip_family", "protocol"}, []string{fam, "icmp"}, true), float64(r.sendErrors[histKey{family: fam, protocol: "icmp"}]))
 				}
 			}},
-		{Name: "nodeping_targets", Type: "gauge", Help: "Targets of the last cycle by state: probed, or in grace (new, so only answered packets count).",
+		{Name: "nodeping_targets", Type: "gauge", Help: "Targets of the last cycle by state: probed, or in grace (new, so only answered packets count).", Labels: []string{"state"},
 			render: func(f *Family, r *Results, e *encoder) {
 				e.sample(f.Name, "", `{state="grace"}`, float64(r.state.TargetsInGrace))
 				e.sample(f.Name, "", `{state="probed"}`, float64(r.state.TargetsProbed))

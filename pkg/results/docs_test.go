@@ -1,0 +1,57 @@
+package results
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const (
+	docsPath   = "../../docs/metrics.md"
+	beginTable = "<!-- BEGIN GENERATED: go test ./pkg/results -update-docs -->"
+	endTable   = "<!-- END GENERATED -->"
+)
+
+var updateDocs = flag.Bool("update-docs", false, "rewrite the metric table in docs/metrics.md")
+
+// docsTable renders the table of every metric family, as docs/metrics.md holds it.
+func docsTable() string {
+	var b strings.Builder
+	b.WriteString("| Metric | Type | Labels | Meaning |\n|---|---|---|---|\n")
+	for _, f := range Families() {
+		labels := make([]string, len(f.Labels))
+		for i, l := range f.Labels {
+			labels[i] = "`" + l + "`"
+		}
+		fmt.Fprintf(&b, "| `%s` | %s | %s | %s |\n", f.Name, f.Type, strings.Join(labels, ", "), strings.ReplaceAll(f.Help, "|", `\|`))
+	}
+	return b.String()
+}
+
+// TestDocsListEveryMetric keeps docs/metrics.md in step with the metrics the agent writes.
+func TestDocsListEveryMetric(t *testing.T) {
+	data, err := os.ReadFile(filepath.FromSlash(docsPath))
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(data)
+	i, j := strings.Index(doc, beginTable), strings.Index(doc, endTable)
+	if i < 0 || j < i {
+		t.Fatalf("%s lacks the %q ... %q markers", docsPath, beginTable, endTable)
+	}
+	want := docsTable()
+	got := doc[i+len(beginTable)+1 : j]
+	if *updateDocs {
+		doc = doc[:i+len(beginTable)+1] + want + doc[j:]
+		if err := os.WriteFile(filepath.FromSlash(docsPath), []byte(doc), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	if got != want {
+		t.Errorf("the metric table in %s is out of date; run go test ./pkg/results -update-docs\nwant:\n%s", docsPath, want)
+	}
+}
