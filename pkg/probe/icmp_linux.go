@@ -18,6 +18,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// minBatch is how many echoes the scheduler aims to send per wake-up.
+const minBatch = 16
+
 // ICMPConfig sets the echoes the engine sends to each target in one run.
 type ICMPConfig struct {
 	// Count is the number of echoes per target per run.
@@ -225,7 +228,11 @@ func (e *ICMP) Run(ctx context.Context, targets []netip.Addr) ([]Stats, error) {
 			jitter[i] = mrand.Int64N(slotLen)
 		}
 	}
-	tick := min(max(e.cfg.Interval/20, time.Millisecond), 10*time.Millisecond)
+	// The scheduler wakes once per tick and sends every echo that is due. A tick long enough for
+	// about minBatch echoes (at least 5ms) amortizes each wake-up over a sendmmsg batch; at most a
+	// quarter of the interval, so that sends stay spread.
+	tick := max(time.Duration(int64(e.cfg.Interval)*minBatch/int64(n)), 5*time.Millisecond)
+	tick = min(tick, max(e.cfg.Interval/4, time.Millisecond))
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	sb := newSendBatches(e.tmpl)
