@@ -59,6 +59,7 @@ func TestFlags(t *testing.T) {
 		{"bad engine", []string{"--node-name", "a", "--icmp-engine", "fast"}, nil, 2, `--icmp-engine "fast": must be batch or pro-bing`},
 		{"bad log level", []string{"--node-name", "a", "--log-level", "loud", "--textfile-dir", dir}, nil, 2, `--log-level "loud"`},
 		{"missing textfile dir", []string{"--node-name", "a", "--textfile-dir", filepath.Join(dir, "missing")}, nil, 1, "no such file or directory"},
+		{"textfile dir is a file", []string{"--node-name", "a", "--textfile-dir", "main.go"}, nil, 1, "textfile directory main.go: not a directory"},
 		{"version", []string{"--version"}, nil, 0, "nodeping-agent dev"},
 	}
 	for _, tc := range cases {
@@ -178,6 +179,13 @@ func TestNodeExporterServesTheFile(t *testing.T) {
 			t.Errorf("node-exporter does not serve %s", want)
 		}
 	}
+	if promtool, err := exec.LookPath("promtool"); err == nil {
+		check := exec.Command(promtool, "check", "metrics")
+		check.Stdin, _ = os.Open(filepath.Join(tf, "nodeping.prom"))
+		if out, err := check.CombinedOutput(); err != nil {
+			t.Errorf("promtool check metrics on the agent's file: %v\n%s", err, out)
+		}
+	}
 	agent.Process.Signal(syscall.SIGTERM)
 	if err := agent.Wait(); err != nil {
 		t.Errorf("agent exit after SIGTERM: %v\n%s", err, agentLog.String())
@@ -201,6 +209,7 @@ func TestWithoutCapNetRaw(t *testing.T) {
 	}{
 		{"ping sockets forbidden", "1 0", 1, "needs CAP_NET_RAW"},
 		{"ping sockets allowed", "0 2147483647", 0, ""},
+		{"textfile dir not writable", "0 2147483647", 1, "is not writable"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ns := netnstest.New(t)
@@ -214,8 +223,10 @@ func TestWithoutCapNetRaw(t *testing.T) {
 			os.Chmod(dir, 0o755)
 			nodes := flantNodes(t, dir, 3)
 			tf := filepath.Join(dir, "tf")
-			os.Mkdir(tf, 0o777)
-			os.Chmod(tf, 0o777)
+			os.Mkdir(tf, 0o755)
+			if tc.name != "textfile dir not writable" {
+				os.Chmod(tf, 0o777)
+			}
 			cmd := ns.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all",
 				agentBin, "--once", "--node-name", "self", "--nodes-file", nodes, "--textfile-dir", tf, "--icmp-count", "2", "--icmp-interval", "10ms")
 			out, err := cmd.CombinedOutput()
