@@ -2,7 +2,6 @@
 package agent
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -149,7 +148,7 @@ func (a *Agent) load(now time.Time, first bool) error {
 			a.useList(l, skips, h, now, first)
 			return nil
 		}
-		if bytes.Equal(bytes.TrimSpace(data), nil) {
+		if errors.Is(err, nodelist.ErrEmpty) {
 			err = fmt.Errorf("nodes file %s: %w", a.cfg.NodesFile, err)
 		} else {
 			err = fmt.Errorf("nodes file %s: malformed: %w", a.cfg.NodesFile, err)

@@ -83,12 +83,11 @@ type ICMP struct {
 
 	drainBuf *mmsgBatch // used by Run's goroutine only
 
-	mu      sync.Mutex
-	run     *runState // the run in progress, nil between runs
-	seq     uint16    // next sequence number
-	slots   []slot    // indexed by sequence number
-	oldest  uint16    // oldest sequence number that may still be in flight
-	sending bool      // true while a run is sending
+	mu     sync.Mutex
+	run    *runState // the run in progress, nil between runs
+	seq    uint16    // next sequence number
+	slots  []slot    // indexed by sequence number
+	oldest uint16    // oldest sequence number that may still be in flight
 
 	late, recvErrors, tableFull atomic.Uint64
 }
