@@ -130,3 +130,14 @@ func reapStale() {
 		}
 	}
 }
+
+// DropReplies drops, at the namespace's input, every ICMP echo reply from each address, as a
+// blackholed peer would: the sender's echoes leave without error and nothing comes back.
+func (ns *NS) DropReplies(from ...string) {
+	ns.t.Helper()
+	var rules strings.Builder
+	for _, a := range from {
+		fmt.Fprintf(&rules, "\t\tip saddr %s icmp type echo-reply drop\n", a)
+	}
+	ns.Nft("table inet nodeping_drop_replies {\n\tchain input {\n\t\ttype filter hook input priority 0;\n" + rules.String() + "\t}\n}\n")
+}

@@ -207,12 +207,7 @@ func TestReloadFollowsConfigMapUpdates(t *testing.T) {
 // do not count; after grace they do.
 func TestGraceForNewTargets(t *testing.T) {
 	ns := netnstest.New(t)
-	ns.Nft(`table inet nodeping_test {
-	chain input {
-		type filter hook input priority 0;
-		ip saddr 127.0.0.9 icmp type echo-reply drop
-	}
-}`)
+	ns.DropReplies("127.0.0.9")
 	var (
 		e   *probe.ICMP
 		err error

@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/nodeping/nodeping/internal/golden"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -40,20 +42,7 @@ func TestDecodeGolden(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Decode: %v", err)
 			}
-			got := render(l, skips)
-			golden := filepath.Join("testdata", name+".golden")
-			if *update {
-				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got != string(want) {
-				t.Errorf("decoded %s:\n%s\nwant:\n%s", name, got, want)
-			}
+			golden.Check(t, filepath.Join("testdata", name+".golden"), render(l, skips), *update)
 		})
 	}
 }

@@ -165,12 +165,7 @@ func TestICMPBlackholeAndLoss(t *testing.T) {
 // Run returns the context's error, and the next run is not confused by the old echoes.
 func TestICMPCancelCountsNothingInFlight(t *testing.T) {
 	ns := netnstest.New(t)
-	ns.Nft(`table inet nodeping_test {
-	chain input {
-		type filter hook input priority 0;
-		ip saddr 127.0.0.2 icmp type echo-reply drop
-	}
-}`)
+	ns.DropReplies("127.0.0.2")
 	cfg := ICMPConfig{Count: 3, Interval: 10 * time.Millisecond, Timeout: 30 * time.Second, Size: 56}
 	e := newNetnsEngine(t, ns, cfg)
 	ctx, cancel := context.WithCancel(context.Background())

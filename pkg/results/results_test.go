@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"flag"
 	"net/netip"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -14,6 +13,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/nodeping/nodeping/internal/golden"
 	"github.com/nodeping/nodeping/pkg/probe"
 )
 
@@ -63,19 +63,7 @@ func TestWriteTextGolden(t *testing.T) {
 	}
 	// The Go version is the one thing that depends on the build.
 	got := strings.ReplaceAll(buf.String(), `goversion="`+goVersion()+`"`, `goversion="GO"`)
-	golden := filepath.Join("testdata", "results.prom")
-	if *update {
-		if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got != string(want) {
-		t.Errorf("rendered metrics differ from %s (run go test -update to accept):\n%s", golden, got)
-	}
+	golden.Check(t, filepath.Join("testdata", "results.prom"), got, *update)
 }
 
 func goVersion() string {
