@@ -137,7 +137,7 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 	clusterSeq.n++
 	n := clusterSeq.n
 	clusterSeq.Unlock()
-	dir, err := os.MkdirTemp("", "nodeping-sim-")
+	dir, err := os.MkdirTemp("", dirPrefix(os.Getpid()))
 	if err != nil {
 		return nil, fmt.Errorf("simcluster: %w", err)
 	}
@@ -500,19 +500,29 @@ func (c *Cluster) Pids() []int {
 // Dir is the cluster's working directory (logs, nodes lists, textfiles, Prometheus data).
 func (c *Cluster) Dir() string { return c.dir }
 
-// ReapStale deletes the namespaces of clusters whose process no longer runs.
+// dirPrefix starts the name of a cluster's working directory, after its process.
+func dirPrefix(pid int) string { return fmt.Sprintf("nodeping-sim-%d-", pid) }
+
+// ReapStale deletes the namespaces and working directories of clusters whose process no longer
+// runs (killed before it could tear down).
 func ReapStale() {
-	entries, err := os.ReadDir("/run/netns")
-	if err != nil {
-		return
+	dead := func(pid int) bool {
+		_, err := os.Stat(fmt.Sprintf("/proc/%d", pid))
+		return os.IsNotExist(err)
 	}
-	for _, e := range entries {
-		var pid, n int
-		if _, err := fmt.Sscanf(e.Name(), "npsim%d-%d", &pid, &n); err != nil {
-			continue
+	if entries, err := os.ReadDir("/run/netns"); err == nil {
+		for _, e := range entries {
+			var pid, n int
+			if _, err := fmt.Sscanf(e.Name(), "npsim%d-%d", &pid, &n); err == nil && dead(pid) {
+				_ = run("ip", "netns", "delete", e.Name())
+			}
 		}
-		if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); os.IsNotExist(err) {
-			_ = run("ip", "netns", "delete", e.Name())
+	}
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), "nodeping-sim-*-*"))
+	for _, d := range dirs {
+		var pid int
+		if _, err := fmt.Sscanf(filepath.Base(d), "nodeping-sim-%d-", &pid); err == nil && dead(pid) {
+			_ = os.RemoveAll(d)
 		}
 	}
 }

@@ -1,0 +1,176 @@
+// Command nodeping-sim runs a simulated cluster on this machine (network namespaces as nodes, in
+// zones joined by a router; the real agent and node-exporter on every node; a real Prometheus),
+// injects a fault, and prints where to look. Ctrl-C tears everything down. Needs root.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/nodeping/nodeping/internal/simcluster"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+const faultHelp = `fault to inject: none, loss:NODE:PERCENT, blackhole:NODE, link:NODE:NODE, zone-link:ZONE:ZONE, mtu:NODE:BYTES`
+
+// inject parses a fault spec and injects it.
+func inject(c *simcluster.Cluster, spec string) (*simcluster.Fault, error) {
+	parts := strings.Split(spec, ":")
+	arg := func(i int) string {
+		if i < len(parts) {
+			return parts[i]
+		}
+		return ""
+	}
+	num := func(i int) (int, error) {
+		n, err := strconv.Atoi(arg(i))
+		if err != nil {
+			return 0, fmt.Errorf("--fault %q: %q is not a number", spec, arg(i))
+		}
+		return n, nil
+	}
+	want := map[string]int{"none": 1, "loss": 3, "blackhole": 2, "link": 3, "zone-link": 3, "mtu": 3}
+	if n, ok := want[parts[0]]; !ok || n != len(parts) {
+		return nil, fmt.Errorf("--fault %q: want %s", spec, faultHelp)
+	}
+	switch parts[0] {
+	case "loss":
+		p, err := num(2)
+		if err != nil {
+			return nil, err
+		}
+		return c.Loss(arg(1), p)
+	case "blackhole":
+		return c.Blackhole(arg(1))
+	case "link":
+		return c.BreakLink(arg(1), arg(2))
+	case "zone-link":
+		return c.BreakZoneLink(arg(1), arg(2))
+	case "mtu":
+		n, err := num(2)
+		if err != nil {
+			return nil, err
+		}
+		return c.MTUBlackhole(arg(1), n)
+	}
+	return nil, nil
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("nodeping-sim", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	nodes := fs.Int("nodes", 6, "number of nodes")
+	zones := fs.Int("zones", 3, "number of zones (node i is in zone i mod zones)")
+	agentBin := fs.String("agent-bin", "", "nodeping-agent binary to run on every node (required)")
+	fault := fs.String("fault", "loss:node-2:30", faultHelp)
+	faultAfter := fs.Duration("fault-after", 20*time.Second, "how long the cluster runs healthy before the fault")
+	interval := fs.Duration("interval", 5*time.Second, "agent --interval")
+	rules := fs.String("rules", "", "comma-separated Prometheus rule files to load")
+	check := fs.Bool("check", false, "exit 0 once Prometheus shows the fault's loss (exit 1 if it does not within 2 minutes)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if *agentBin == "" {
+		fmt.Fprintln(stderr, "nodeping-sim: --agent-bin is required")
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	cfg := simcluster.Config{Nodes: *nodes, Zones: *zones, AgentBin: *agentBin, Interval: *interval, Log: stdout}
+	if *rules != "" {
+		cfg.RuleFiles = strings.Split(*rules, ",")
+	}
+	c, err := simcluster.Start(ctx, cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "nodeping-sim: %v\n", err)
+		return 1
+	}
+	defer func() {
+		fmt.Fprintln(stdout, "nodeping-sim: tearing down")
+		if err := c.Close(); err != nil {
+			fmt.Fprintf(stderr, "nodeping-sim: teardown: %v\n", err)
+		}
+	}()
+
+	fmt.Fprintf(stdout, "\nCluster up: %d nodes in zones %s. Working directory (logs, nodes list, textfiles): %s\n", len(c.Nodes), strings.Join(c.Zones, ", "), c.Dir())
+	for _, nd := range c.Nodes {
+		fmt.Fprintf(stdout, "  %-8s %-7s %-15s %s\n", nd.Name, nd.Zone, nd.IPv4, nd.IPv6)
+	}
+	first := c.Nodes[0]
+	fmt.Fprintf(stdout, "\nPrometheus: %s   (graph: %s/graph)\n", c.PrometheusURL, c.PrometheusURL)
+	fmt.Fprintf(stdout, "A node's node-exporter, serving its agent's file:\n  ip netns exec %s curl -s http://%s:9100/metrics | grep ^nodeping_packets\n", first.NS, first.IPv4)
+	fmt.Fprintf(stdout, `
+Queries to paste into it:
+  loss ratio per pair:
+    1 - sum by (source_node, destination_node) (rate(nodeping_packets_received_total[1m]))
+      / sum by (source_node, destination_node) (rate(nodeping_packets_sent_total[1m]))
+  share of sources that lose each destination (the culprit stands out):
+    avg by (destination_node) ((1 - sum by (source_node, destination_node) (rate(nodeping_packets_received_total[1m]))
+      / sum by (source_node, destination_node) (rate(nodeping_packets_sent_total[1m]))) > bool 0.05)
+  99th percentile RTT into each zone:
+    histogram_quantile(0.99, sum by (destination_zone, le) (rate(nodeping_rtt_seconds_bucket[1m])))
+`)
+	if *fault == "none" {
+		fmt.Fprintln(stdout, "\nNo fault injected. Ctrl-C to stop.")
+		<-ctx.Done()
+		return 0
+	}
+	fmt.Fprintf(stdout, "\nInjecting %q in %s, so that you can see the cluster healthy first...\n", *fault, *faultAfter)
+	select {
+	case <-ctx.Done():
+		return 0
+	case <-time.After(*faultAfter):
+	}
+	f, err := inject(c, *fault)
+	if err != nil {
+		fmt.Fprintf(stderr, "nodeping-sim: %v\n", err)
+		return 2
+	}
+	injected := time.Now()
+	fmt.Fprintf(stdout, "Fault on: %s. Waiting for Prometheus to show it", f)
+	q := `sum by (source_node, destination_node) (increase(nodeping_packets_sent_total[30s])) - sum by (source_node, destination_node) (increase(nodeping_packets_received_total[30s])) > 0`
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		s, err := c.Query(ctx, q)
+		if err == nil && len(s) > 0 {
+			var pairs []string
+			for _, x := range s {
+				pairs = append(pairs, x.Labels["source_node"]+"->"+x.Labels["destination_node"])
+			}
+			fmt.Fprintf(stdout, "\nPrometheus shows loss %s after the fault, on %d pairs: %s\n", time.Since(injected).Round(time.Second), len(pairs), strings.Join(pairs, " "))
+			break
+		}
+		if time.Since(injected) > 2*time.Minute {
+			fmt.Fprintln(stdout, "\nnodeping-sim: no loss visible in Prometheus 2 minutes after the fault")
+			return 1
+		}
+		select {
+		case <-ctx.Done():
+			return 0
+		case <-tick.C:
+			fmt.Fprint(stdout, ".")
+		}
+	}
+	if *check {
+		return 0
+	}
+	fmt.Fprintln(stdout, "Ctrl-C to stop and tear everything down.")
+	<-ctx.Done()
+	return 0
+}
