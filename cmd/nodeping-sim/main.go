@@ -23,7 +23,7 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-const faultHelp = `fault to inject: none, loss:NODE:PERCENT, blackhole:NODE, link:NODE:NODE, zone-link:ZONE:ZONE, mtu:NODE:BYTES`
+const faultSpecs = `none, loss:NODE:PERCENT, blackhole:NODE, link:NODE:NODE, zone-link:ZONE:ZONE, mtu:NODE:BYTES`
 
 // inject parses a fault spec and injects it.
 func inject(c *simcluster.Cluster, spec string) (*simcluster.Fault, error) {
@@ -43,7 +43,7 @@ func inject(c *simcluster.Cluster, spec string) (*simcluster.Fault, error) {
 	}
 	want := map[string]int{"none": 1, "loss": 3, "blackhole": 2, "link": 3, "zone-link": 3, "mtu": 3}
 	if n, ok := want[parts[0]]; !ok || n != len(parts) {
-		return nil, fmt.Errorf("--fault %q: want %s", spec, faultHelp)
+		return nil, fmt.Errorf("--fault %q: want one of %s", spec, faultSpecs)
 	}
 	switch parts[0] {
 	case "loss":
@@ -68,13 +68,31 @@ func inject(c *simcluster.Cluster, spec string) (*simcluster.Fault, error) {
 	return nil, nil
 }
 
+// expect says what a fault should look like in the queries above.
+func expect(spec string) string {
+	parts := strings.Split(spec, ":")
+	switch parts[0] {
+	case "loss":
+		return fmt.Sprintf("every pair to or from %s loses about %s%% (both directions cross its lossy input), every other pair nothing; the share-of-sources query shows %s near 1", parts[1], parts[2], parts[1])
+	case "blackhole":
+		return fmt.Sprintf("every node loses all packets to %s, and Prometheus can no longer scrape it (up == 0)", parts[1])
+	case "link":
+		return fmt.Sprintf("only the pairs %s<->%s lose everything; both nodes reach everyone else", parts[1], parts[2])
+	case "zone-link":
+		return fmt.Sprintf("every pair between %s and %s loses everything; pairs inside a zone and to the third zone do not", parts[1], parts[2])
+	case "mtu":
+		return fmt.Sprintf("nothing at the default 56-byte payload; only probes larger than %s bytes to %s are lost (the MTU probe will show it)", parts[2], parts[1])
+	}
+	return ""
+}
+
 func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("nodeping-sim", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	nodes := fs.Int("nodes", 6, "number of nodes")
 	zones := fs.Int("zones", 3, "number of zones (node i is in zone i mod zones)")
 	agentBin := fs.String("agent-bin", "", "nodeping-agent binary to run on every node (required)")
-	fault := fs.String("fault", "loss:node-2:30", faultHelp)
+	fault := fs.String("fault", "loss:node-2:30", "fault to inject: "+faultSpecs)
 	faultAfter := fs.Duration("fault-after", 20*time.Second, "how long the cluster runs healthy before the fault")
 	interval := fs.Duration("interval", 5*time.Second, "agent --interval")
 	rules := fs.String("rules", "", "comma-separated Prometheus rule files to load")
@@ -142,7 +160,17 @@ Queries to paste into it:
 		return 2
 	}
 	injected := time.Now()
-	fmt.Fprintf(stdout, "Fault on: %s. Waiting for Prometheus to show it", f)
+	fmt.Fprintf(stdout, "Fault on: %s.\nWhat to expect: %s\n", f, expect(*fault))
+	if strings.HasPrefix(*fault, "mtu:") {
+		// The agents' ICMP echoes are small; nothing to wait for until the MTU probe exists.
+		if *check {
+			return 0
+		}
+		fmt.Fprintln(stdout, "Ctrl-C to stop and tear everything down.")
+		<-ctx.Done()
+		return 0
+	}
+	fmt.Fprint(stdout, "Waiting for Prometheus to show it")
 	q := `sum by (source_node, destination_node) (increase(nodeping_packets_sent_total[30s])) - sum by (source_node, destination_node) (increase(nodeping_packets_received_total[30s])) > 0`
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
