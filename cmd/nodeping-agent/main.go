@@ -39,7 +39,7 @@ type options struct {
 	nodeName, nodesFile, textfileDir string
 	interval, grace                  time.Duration
 	icmp                             probe.ICMPConfig
-	engine                           string
+	engine, compat                   string
 	once, showVersion                bool
 	logLevel, logFormat              string
 }
@@ -64,6 +64,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.IntVar(&o.icmp.Size, "icmp-size", 56, "ICMP echo payload in bytes")
 	fs.BoolVar(&o.icmp.DontFragment, "icmp-dont-fragment", false, "set the DF bit on ICMP echoes")
 	fs.StringVar(&o.engine, "icmp-engine", "batch", "ICMP engine: batch (one shared socket per address family, fping-class cost) or pro-bing (one pro-bing Pinger per target; reference)")
+	fs.StringVar(&o.compat, "compat", "", "also write another tool's series: flant (Flant node-ping's kube_node_ping_* and external_ping_*, so its dashboards and alert keep working)")
 	fs.BoolVar(&o.once, "once", false, "run one cycle, write the file, exit (the file is kept)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
@@ -110,6 +111,9 @@ func (o *options) validate() error {
 	}
 	if o.engine != "batch" && o.engine != "pro-bing" {
 		return fmt.Errorf("--icmp-engine %q: must be batch or pro-bing", o.engine)
+	}
+	if o.compat != "" && o.compat != results.CompatFlant {
+		return fmt.Errorf("--compat %q: must be empty or flant", o.compat)
 	}
 	burst := time.Duration(o.icmp.Count) * o.icmp.Interval
 	if o.icmp.Timeout == 0 {
@@ -213,6 +217,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		Grace:          o.grace,
 		ResolveTimeout: 2 * time.Second,
 		Once:           o.once,
+		Compat:         o.compat,
 	}, log, pinger, net.DefaultResolver, results.BuildInfo{Version: version, Revision: revision()}, modes, counters)
 	log.Info("starting", "version", version, "node", o.nodeName, "nodes_file", o.nodesFile, "textfile_dir", o.textfileDir,
 		"interval", o.interval, "icmp_count", o.icmp.Count, "icmp_interval", o.icmp.Interval, "icmp_timeout", o.icmp.Timeout,

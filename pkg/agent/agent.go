@@ -45,6 +45,8 @@ type Config struct {
 	ResolveTimeout time.Duration
 	// Once runs one cycle, writes the file and returns.
 	Once bool
+	// Compat is "" or results.CompatFlant, to add Flant node-ping's series.
+	Compat string
 }
 
 // Agent runs probe cycles. Build it with New; Run it once.
@@ -62,10 +64,12 @@ type Agent struct {
 	listHash   [sha256.Size]byte
 	listLoaded time.Time
 	skipped    map[string]int
-	loadErrors uint64
-	firstSeen  map[targetKey]time.Time
-	resolveErr uint64
-	writeErr   uint64
+	// maintenance holds the listed nodes that are cordoned or not Ready.
+	maintenance map[string]string
+	loadErrors  uint64
+	firstSeen   map[targetKey]time.Time
+	resolveErr  uint64
+	writeErr    uint64
 }
 
 type targetKey struct {
@@ -77,7 +81,7 @@ type targetKey struct {
 // New wires an agent. modes and counters describe the ICMP engine for the self-metrics; counters
 // may be nil.
 func New(cfg Config, log *slog.Logger, pinger Pinger, resolver Resolver, build results.BuildInfo, modes map[string]string, counters func() probe.ICMPCounters) *Agent {
-	res := results.New(results.Source{Node: cfg.NodeName}, build)
+	res := results.New(results.Source{Node: cfg.NodeName}, build, cfg.Compat)
 	if counters == nil {
 		counters = func() probe.ICMPCounters { return probe.ICMPCounters{} }
 	}
@@ -166,6 +170,15 @@ func (a *Agent) load(now time.Time, first bool) error {
 
 func (a *Agent) useList(l nodelist.List, skips []nodelist.Skip, h [sha256.Size]byte, now time.Time, first bool) {
 	a.skipped = map[string]int{}
+	a.maintenance = map[string]string{}
+	for _, n := range l.Nodes {
+		switch {
+		case !n.Ready:
+			a.maintenance[n.Name] = "not_ready"
+		case !n.Schedulable:
+			a.maintenance[n.Name] = "cordoned"
+		}
+	}
 	for _, s := range skips {
 		a.skipped[s.Reason]++
 		a.log.Warn("nodes list entry skipped", "name", s.Name, "reason", s.Reason, "detail", s.Detail)
@@ -300,7 +313,7 @@ func (a *Agent) resolveExternal(ctx context.Context) []probeTarget {
 func (a *Agent) state(probed, grace int) results.AgentState {
 	return results.AgentState{
 		TargetsProbed: probed, TargetsInGrace: grace,
-		ListNodes: len(a.list.Nodes), ListSkipped: a.skipped, ListLoadErrors: a.loadErrors, ListLoaded: a.listLoaded,
+		ListNodes: len(a.list.Nodes), ListSkipped: a.skipped, Maintenance: a.maintenance, ListLoadErrors: a.loadErrors, ListLoaded: a.listLoaded,
 		ResolveErrors: a.resolveErr, WriteErrors: a.writeErr, ICMPModes: a.modes, ICMP: a.counters(),
 	}
 }

@@ -256,7 +256,8 @@ func TestOnce(t *testing.T) {
 		os.WriteFile(p, []byte(content), 0o644)
 		return p
 	}
-	good := write("good.json", `{"nodes":[{"name":"self","addresses":["127.0.0.1"]},{"name":"peer","addresses":["127.0.0.5"]},{"name":"no-ip"}],
+	good := write("good.json", `{"nodes":[{"name":"self","addresses":["127.0.0.1"]},{"name":"peer","addresses":["127.0.0.5"]},{"name":"no-ip"},
+		{"name":"cordoned","addresses":["127.0.0.6"],"schedulable":false},{"name":"down","addresses":["127.0.0.7"],"ready":false}],
 		"external_targets":[{"name":"loopback","host":"localhost"},{"name":"nowhere","host":"nodeping-test.invalid"}]}`)
 	cases := []struct {
 		name, nodes, wantErr string
@@ -274,6 +275,14 @@ func TestOnce(t *testing.T) {
 			}
 			if v, _ := value(mfs, "nodeping_nodes_list_skipped_entries", map[string]string{"reason": "no_address"}); v != 1 {
 				t.Errorf("skipped no_address %v, want 1", v)
+			}
+			for node, reason := range map[string]string{"cordoned": "cordoned", "down": "not_ready"} {
+				if v, ok := value(mfs, "nodeping_node_maintenance", map[string]string{"node": node, "reason": reason}); !ok || v != 1 {
+					t.Errorf("no nodeping_node_maintenance{node=%q,reason=%q}", node, reason)
+				}
+			}
+			if v, _ := value(mfs, "nodeping_packets_received_total", map[string]string{"destination_node": "cordoned"}); v != 2 {
+				t.Errorf("a cordoned node is still probed: received %v, want 2", v)
 			}
 			if _, ok := value(mfs, "nodeping_packets_sent_total", map[string]string{"destination_node": "self"}); ok {
 				t.Error("the agent probed itself")

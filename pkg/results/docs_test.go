@@ -21,12 +21,25 @@ var updateDocs = flag.Bool("update-docs", false, "rewrite the metric table in do
 func docsTable() string {
 	var b strings.Builder
 	b.WriteString("| Metric | Type | Labels | Meaning |\n|---|---|---|---|\n")
-	for _, f := range Families() {
+	// Compatibility families go last, in a table of their own.
+	var compat []Family
+	row := func(f Family) {
 		labels := make([]string, len(f.Labels))
 		for i, l := range f.Labels {
 			labels[i] = "`" + l + "`"
 		}
 		fmt.Fprintf(&b, "| `%s` | %s | %s | %s |\n", f.Name, f.Type, strings.Join(labels, ", "), strings.ReplaceAll(f.Help, "|", `\|`))
+	}
+	for _, f := range Families() {
+		if f.Compat != "" {
+			compat = append(compat, f)
+			continue
+		}
+		row(f)
+	}
+	b.WriteString("\nWith `--compat=flant` (Flant node-ping's names, labels, HELP texts and units):\n\n| Metric | Type | Labels | Meaning |\n|---|---|---|---|\n")
+	for _, f := range compat {
+		row(f)
 	}
 	return b.String()
 }

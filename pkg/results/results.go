@@ -61,6 +61,9 @@ type AgentState struct {
 	// left out of it by reason.
 	ListNodes   int
 	ListSkipped map[string]int
+	// Maintenance maps the listed nodes that are cordoned or not Ready to the reason
+	// ("cordoned", "not_ready"); rules raise no network alert for them.
+	Maintenance map[string]string
 	// ListLoadErrors counts nodes-list reads or decodes that failed; the last good list stays in use.
 	ListLoadErrors uint64
 	// ListLoaded is when the list in use was read; zero when none has been.
@@ -85,6 +88,7 @@ var rttBuckets = []float64{
 type pairState struct {
 	pair           Pair
 	labels         string // rendered, with braces
+	flantLabels    string // the same pair in Flant node-ping's labels
 	sent, received uint64
 	rttSum         float64
 	lastReceived   int
@@ -108,7 +112,8 @@ type histState struct {
 // Results accumulates probe statistics across cycles and renders them. It is safe for concurrent
 // use.
 type Results struct {
-	build BuildInfo
+	build  BuildInfo
+	compat string
 
 	mu         sync.Mutex
 	src        Source
@@ -124,10 +129,13 @@ type Results struct {
 	buf        []byte
 }
 
-// New returns empty results for the agent on src.
-func New(src Source, build BuildInfo) *Results {
+// CompatFlant adds Flant node-ping's series (kube_node_ping_*, external_ping_*) to the output.
+const CompatFlant = "flant"
+
+// New returns empty results for the agent on src. compat is "" or CompatFlant.
+func New(src Source, build BuildInfo, compat string) *Results {
 	return &Results{
-		src: src, build: build,
+		src: src, build: build, compat: compat,
 		pairs: map[Pair]*pairState{}, hists: map[histKey]*histState{}, sendErrors: map[histKey]uint64{},
 	}
 }
@@ -161,7 +169,7 @@ func (r *Results) Observe(p Pair, st probe.Stats) {
 	defer r.mu.Unlock()
 	ps, ok := r.pairs[p]
 	if !ok {
-		ps = &pairState{pair: p, labels: r.pairLabels(p)}
+		ps = &pairState{pair: p, labels: r.pairLabels(p), flantLabels: flantLabels(p)}
 		r.pairs[p] = ps
 		r.sorted = nil
 	}
@@ -242,6 +250,13 @@ func (r *Results) pairLabels(p Pair) string {
 	return renderLabels(nodePairLabelNames, []string{r.src.Node, r.src.Zone, p.Name, p.Zone, p.IP.String(), family(p.IP), p.Protocol}, true)
 }
 
+func flantLabels(p Pair) string {
+	if p.Kind == KindExternal {
+		return renderLabels([]string{"destination_name", "destination_host"}, []string{p.Name, p.Host}, true)
+	}
+	return renderLabels([]string{"destination_node", "destination_node_ip_address"}, []string{p.Name, p.IP.String()}, true)
+}
+
 func family(a netip.Addr) string {
 	if a.Is6() && !a.Is4In6() {
 		return "ipv6"
@@ -288,6 +303,9 @@ func (r *Results) WriteText(w io.Writer) error {
 	}
 	e := &encoder{w: bufio.NewWriterSize(w, 32<<10), b: r.buf[:0]}
 	for _, f := range families {
+		if f.Compat != "" && f.Compat != r.compat {
+			continue
+		}
 		f.renderTo(r, e)
 	}
 	r.buf = e.b
@@ -348,6 +366,8 @@ type Family struct {
 	Name, Type, Help string
 	// Labels are the family's label names (for a histogram, without le).
 	Labels []string
+	// Compat, when set, is the --compat mode that adds this family; otherwise it is always written.
+	Compat string
 	render func(f *Family, r *Results, e *encoder)
 }
 
@@ -410,6 +430,39 @@ func unixSeconds(t time.Time) float64 {
 		return 0
 	}
 	return float64(t.UnixNano()) / 1e9
+}
+
+// flantFamilies are Flant node-ping's series, with its names, labels, HELP texts and units
+// (milliseconds; per-cycle gauges are 0 when nothing came back), so that its dashboards and its
+// NodePingPacketLoss alert keep working. Where a target has two addresses, Flant's labels for an
+// external target cannot tell them apart, so only the first is written.
+func flantFamilies(prefix string, kind Kind) []*Family {
+	labels := []string{"destination_node", "destination_node_ip_address"}
+	if kind == KindExternal {
+		labels = []string{"destination_name", "destination_host"}
+	}
+	fam := func(name, typ, help string, v func(p *pairState) float64) *Family {
+		return &Family{Name: prefix + name, Type: typ, Help: help, Labels: labels, Compat: CompatFlant,
+			render: func(f *Family, r *Results, e *encoder) {
+				last := ""
+				for _, p := range r.sorted {
+					if p.pair.Kind != kind || p.flantLabels == last {
+						continue
+					}
+					last = p.flantLabels
+					e.sample(f.Name, "", p.flantLabels, v(p))
+				}
+			}}
+	}
+	ms := func(s float64) float64 { return s * 1000 }
+	return []*Family{
+		fam("packets_received_total", "counter", "ICMP packets received", func(p *pairState) float64 { return float64(p.received) }),
+		fam("packets_sent_total", "counter", "ICMP packets sent", func(p *pairState) float64 { return float64(p.sent) }),
+		fam("rtt_max", "gauge", "maximum round-trip time", func(p *pairState) float64 { return ms(p.lastMax) }),
+		fam("rtt_mdev", "gauge", "mean deviation of round-trip times", func(p *pairState) float64 { return ms(p.lastStddev) }),
+		fam("rtt_milliseconds_total", "counter", "round-trip time", func(p *pairState) float64 { return ms(p.rttSum) }),
+		fam("rtt_min", "gauge", "minimum round-trip time", func(p *pairState) float64 { return ms(p.lastMin) }),
+	}
 }
 
 // families is the fixed table of what the agent writes, sorted by name.
@@ -493,6 +546,19 @@ var families = func() []*Family {
 		single("nodeping_textfile_write_errors_total", "counter", "Failed writes of this file.",
 			func(r *Results) float64 { return float64(r.state.WriteErrors) }),
 	}
+	fs = append(fs, flantFamilies("kube_node_ping_", KindNode)...)
+	fs = append(fs, flantFamilies("external_ping_", KindExternal)...)
+	fs = append(fs, &Family{Name: "nodeping_node_maintenance", Type: "gauge", Help: "Listed nodes that are cordoned or not Ready, by reason; always 1. Rules raise no network alert for them.", Labels: []string{"node", "reason"},
+		render: func(f *Family, r *Results, e *encoder) {
+			nodes := make([]string, 0, len(r.state.Maintenance))
+			for n := range r.state.Maintenance {
+				nodes = append(nodes, n)
+			}
+			sort.Strings(nodes)
+			for _, n := range nodes {
+				e.sample(f.Name, "", renderLabels([]string{"node", "reason"}, []string{n, r.state.Maintenance[n]}, true), 1)
+			}
+		}})
 	fs = append(fs, pairFamilies("nodeping_", "the destination node", KindNode)...)
 	fs = append(fs, pairFamilies("nodeping_external_", "the external target", KindExternal)...)
 	sort.Slice(fs, func(i, j int) bool { return fs[i].Name < fs[j].Name })

@@ -28,8 +28,10 @@ func ms(v ...float64) []time.Duration {
 }
 
 // fixture builds results from a fixed set of cycles.
-func fixture() *Results {
-	r := New(Source{Node: "node-a", Zone: "zone-1"}, BuildInfo{Version: "1.2.3", Revision: "abc"})
+func fixture() *Results { return fixtureWith("") }
+
+func fixtureWith(compat string) *Results {
+	r := New(Source{Node: "node-a", Zone: "zone-1"}, BuildInfo{Version: "1.2.3", Revision: "abc"}, compat)
 	b := Pair{Kind: KindNode, Name: "node-b", Zone: "zone-1", IP: netip.MustParseAddr("198.18.0.2"), Protocol: "icmp"}
 	b6 := Pair{Kind: KindNode, Name: "node-b", Zone: "zone-1", IP: netip.MustParseAddr("fd00::2"), Protocol: "icmp"}
 	c := Pair{Kind: KindNode, Name: `node-"c"`, Zone: "zone-2", IP: netip.MustParseAddr("198.18.1.3"), Protocol: "icmp"}
@@ -38,7 +40,7 @@ func fixture() *Results {
 	st := AgentState{
 		TargetsProbed: 4, TargetsInGrace: 1, ListNodes: 4, ListSkipped: map[string]int{"no_address": 1, "bad_address": 2},
 		ListLoadErrors: 1, ListLoaded: time.Unix(1700000000, 0), ICMPModes: map[string]string{"ipv4": "raw", "ipv6": "dgram"},
-		ICMP: probe.ICMPCounters{Late: 3},
+		ICMP: probe.ICMPCounters{Late: 3}, Maintenance: map[string]string{"node-x": "cordoned"},
 	}
 
 	r.BeginCycle()
@@ -66,9 +68,30 @@ func TestWriteTextGolden(t *testing.T) {
 	golden.Check(t, filepath.Join("testdata", "results.prom"), got, *update)
 }
 
+// TestFlantCompatGolden checks Flant node-ping's series: names, labels, HELP, units (ms), and
+// per-cycle gauges at 0 for a pair that answered nothing.
+func TestFlantCompatGolden(t *testing.T) {
+	var buf bytes.Buffer
+	if err := fixtureWith(CompatFlant).WriteText(&buf); err != nil {
+		t.Fatal(err)
+	}
+	var flant strings.Builder
+	for _, line := range strings.SplitAfter(buf.String(), "\n") {
+		if strings.Contains(line, "kube_node_ping_") || strings.Contains(line, "external_ping_") {
+			flant.WriteString(line)
+		}
+	}
+	golden.Check(t, filepath.Join("testdata", "flant.prom"), flant.String(), *update)
+	var plain bytes.Buffer
+	fixture().WriteText(&plain)
+	if strings.Contains(plain.String(), "kube_node_ping_") {
+		t.Error("Flant series written without --compat=flant")
+	}
+}
+
 func goVersion() string {
 	var buf bytes.Buffer
-	New(Source{}, BuildInfo{}).WriteText(&buf)
+	New(Source{}, BuildInfo{}, "").WriteText(&buf)
 	s := buf.String()
 	i := strings.Index(s, `goversion="`) + len(`goversion="`)
 	return s[i : i+strings.IndexByte(s[i:], '"')]
@@ -157,7 +180,7 @@ func TestRTTBucketsSorted(t *testing.T) {
 
 // BenchmarkWriteText renders the output of a 1,000-node cluster.
 func BenchmarkWriteText(b *testing.B) {
-	r := New(Source{Node: "self", Zone: "z"}, BuildInfo{})
+	r := New(Source{Node: "self", Zone: "z"}, BuildInfo{}, "")
 	r.BeginCycle()
 	for i := 0; i < 1000; i++ {
 		ip := netip.AddrFrom4([4]byte{198, 18, byte(i / 250), byte(1 + i%250)})
