@@ -39,6 +39,7 @@ type options struct {
 	nodeName, nodesFile, textfileDir string
 	interval, grace                  time.Duration
 	icmp                             probe.ICMPConfig
+	mtu, mtuCount                    int
 	engine, compat                   string
 	once, showVersion                bool
 	logLevel, logFormat              string
@@ -60,9 +61,11 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.DurationVar(&o.grace, "grace", 30*time.Second, "how long a node that joins the list is exempt from loss (only answered echoes count)")
 	fs.IntVar(&o.icmp.Count, "icmp-count", 10, "ICMP echoes per target per cycle")
 	fs.DurationVar(&o.icmp.Interval, "icmp-interval", time.Second, "time between two echoes to the same target; sends to different targets are spread over it")
-	fs.DurationVar(&o.icmp.Timeout, "icmp-timeout", 0, "how long an echo may take before it counts as lost (default: the time left in the cycle after the burst, at most 2s)")
+	fs.DurationVar(&o.icmp.Timeout, "icmp-timeout", 0, "how long an echo may take before it counts as lost (default: what the cycle leaves after the bursts, at most 2s)")
 	fs.IntVar(&o.icmp.Size, "icmp-size", 56, "ICMP echo payload in bytes")
 	fs.BoolVar(&o.icmp.DontFragment, "icmp-dont-fragment", false, "set the DF bit on ICMP echoes")
+	fs.IntVar(&o.mtu, "mtu", 0, "packet size in bytes of the MTU probe: echoes that fill the path MTU (1500 on most networks), with DF set, after each ICMP burst, reported with protocol=\"mtu\"; 0 leaves it off (batch engine only)")
+	fs.IntVar(&o.mtuCount, "mtu-count", 1, "MTU probe echoes per target per cycle")
 	fs.StringVar(&o.engine, "icmp-engine", "batch", "ICMP engine: batch (one shared socket per address family, fping-class cost) or pro-bing (one pro-bing Pinger per target; reference)")
 	fs.StringVar(&o.compat, "compat", "", "also write another tool's series: flant (Flant node-ping's kube_node_ping_* and external_ping_*, so its dashboards and alert keep working)")
 	fs.BoolVar(&o.once, "once", false, "run one cycle, write the file, exit (the file is kept)")
@@ -115,9 +118,22 @@ func (o *options) validate() error {
 	if o.compat != "" && o.compat != results.CompatFlant {
 		return fmt.Errorf("--compat %q: must be empty or flant", o.compat)
 	}
+	if o.mtu != 0 && (o.mtu < 68 || o.mtu > 65000) {
+		return fmt.Errorf("--mtu %d: must be 0 (off) or between 68 and 65000", o.mtu)
+	}
+	if o.mtu != 0 && o.mtuCount < 1 {
+		return fmt.Errorf("--mtu-count %d: must be at least 1", o.mtuCount)
+	}
+	if o.engine == "pro-bing" {
+		o.mtu = 0
+	}
 	burst := time.Duration(o.icmp.Count) * o.icmp.Interval
 	if o.icmp.Timeout == 0 {
-		o.icmp.Timeout = min(2*time.Second, o.interval-burst)
+		left := o.interval - burst
+		if o.mtu != 0 {
+			left = (left - min(o.icmp.Interval, 200*time.Millisecond)) / 2 // the MTU probe waits too
+		}
+		o.icmp.Timeout = min(2*time.Second, left)
 		if !o.once && o.icmp.Timeout <= 0 {
 			return fmt.Errorf("--icmp-count %d x --icmp-interval %s = %s does not fit in --interval %s", o.icmp.Count, o.icmp.Interval, burst, o.interval)
 		}
@@ -179,12 +195,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 
 	var (
-		pinger   agent.Pinger
+		probes   []agent.Probe
 		modes    = map[string]string{}
 		counters func() probe.ICMPCounters
 	)
+	var mtuEngine *probe.ICMP
 	switch o.engine {
 	case "batch":
+		if o.mtu != 0 {
+			// The MTU probe shares the engine's sockets, which then set DF on every echo: harmless
+			// for small ones, and every raw socket costs a copy of every ICMP packet on the host.
+			o.icmp.DontFragment, o.icmp.MTUSize = true, o.mtu-28
+		}
 		e, err := probe.NewICMP(o.icmp, log)
 		if err != nil {
 			log.Error("cannot open ICMP sockets", "err", err)
@@ -197,14 +219,25 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 				modes[fam] = string(m)
 			}
 		}
-		pinger, counters = e, e.Counters
+		probes, counters = append(probes, agent.Probe{Protocol: "icmp", Pinger: e}), e.Counters
+		if o.mtu != 0 {
+			mtuEngine = e
+		}
 	case "pro-bing":
 		p, err := probe.NewProBing(o.icmp)
 		if err != nil {
 			log.Error("cannot set up pro-bing", "err", err)
 			return 1
 		}
-		pinger = p
+		probes = append(probes, agent.Probe{Protocol: "icmp", Pinger: p})
+	}
+	if mtuEngine != nil {
+		p, err := mtuEngine.NewMTUProbe(o.mtu, o.mtuCount, min(o.icmp.Interval, 200*time.Millisecond))
+		if err != nil {
+			log.Error("cannot set up the MTU probe", "err", err)
+			return 1
+		}
+		probes = append(probes, agent.Probe{Protocol: "mtu", Pinger: p, NodesOnly: true})
 	}
 
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
@@ -218,10 +251,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		ResolveTimeout: 2 * time.Second,
 		Once:           o.once,
 		Compat:         o.compat,
-	}, log, pinger, net.DefaultResolver, results.BuildInfo{Version: version, Revision: revision()}, modes, counters)
+	}, log, probes, net.DefaultResolver, results.BuildInfo{Version: version, Revision: revision()}, modes, counters)
 	log.Info("starting", "version", version, "node", o.nodeName, "nodes_file", o.nodesFile, "textfile_dir", o.textfileDir,
 		"interval", o.interval, "icmp_count", o.icmp.Count, "icmp_interval", o.icmp.Interval, "icmp_timeout", o.icmp.Timeout,
-		"icmp_engine", o.engine, "once", o.once)
+		"icmp_engine", o.engine, "mtu", o.mtu, "once", o.once)
 	if err := a.Run(ctx); err != nil {
 		log.Error("agent failed", "err", err)
 		return 1

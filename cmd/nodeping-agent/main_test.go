@@ -57,6 +57,7 @@ func TestFlags(t *testing.T) {
 		{"bad env", nil, map[string]string{"NODEPING_ICMP_COUNT": "many"}, 2, `environment variable NODEPING_ICMP_COUNT="many"`},
 		{"burst longer than interval", []string{"--node-name", "a", "--interval", "1s", "--icmp-count", "10", "--icmp-interval", "200ms"}, nil, 2, "does not fit in --interval 1s"},
 		{"bad compat", []string{"--node-name", "a", "--compat", "kubenurse"}, nil, 2, `--compat "kubenurse": must be empty or flant`},
+		{"bad mtu", []string{"--node-name", "a", "--mtu", "40"}, nil, 2, "--mtu 40: must be 0 (off) or between 68 and 65000"},
 		{"bad engine", []string{"--node-name", "a", "--icmp-engine", "fast"}, nil, 2, `--icmp-engine "fast": must be batch or pro-bing`},
 		{"bad log level", []string{"--node-name", "a", "--log-level", "loud", "--textfile-dir", dir}, nil, 2, `--log-level "loud"`},
 		{"missing textfile dir", []string{"--node-name", "a", "--textfile-dir", filepath.Join(dir, "missing")}, nil, 1, "no such file or directory"},

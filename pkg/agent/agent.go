@@ -24,6 +24,15 @@ type Pinger interface {
 	Run(ctx context.Context, targets []netip.Addr) ([]probe.Stats, error)
 }
 
+// Probe is one kind of probe the agent runs every cycle.
+type Probe struct {
+	// Protocol labels its series: "icmp", or "mtu" for echoes at the path MTU with DF set.
+	Protocol string
+	Pinger   Pinger
+	// NodesOnly leaves external targets out (the MTU of an outside path is not the cluster's).
+	NodesOnly bool
+}
+
 // Resolver looks up external targets' host names; *net.Resolver is one.
 type Resolver interface {
 	LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error)
@@ -53,7 +62,7 @@ type Config struct {
 type Agent struct {
 	cfg      Config
 	log      *slog.Logger
-	pinger   Pinger
+	probes   []Probe
 	resolver Resolver
 	results  *results.Results
 	modes    map[string]string
@@ -80,13 +89,13 @@ type targetKey struct {
 
 // New wires an agent. modes and counters describe the ICMP engine for the self-metrics; counters
 // may be nil.
-func New(cfg Config, log *slog.Logger, pinger Pinger, resolver Resolver, build results.BuildInfo, modes map[string]string, counters func() probe.ICMPCounters) *Agent {
+func New(cfg Config, log *slog.Logger, probes []Probe, resolver Resolver, build results.BuildInfo, modes map[string]string, counters func() probe.ICMPCounters) *Agent {
 	res := results.New(results.Source{Node: cfg.NodeName}, build, cfg.Compat)
 	if counters == nil {
 		counters = func() probe.ICMPCounters { return probe.ICMPCounters{} }
 	}
 	return &Agent{
-		cfg: cfg, log: log, pinger: pinger, resolver: resolver, results: res,
+		cfg: cfg, log: log, probes: probes, resolver: resolver, results: res,
 		modes: modes, counters: counters, firstSeen: map[targetKey]time.Time{},
 	}
 }
@@ -232,27 +241,46 @@ func (a *Agent) cycle(ctx context.Context, start time.Time, first bool) error {
 			grace++
 		}
 		pts = append(pts, probeTarget{
-			pair:    results.Pair{Kind: results.KindNode, Name: t.Node.Name, Zone: t.Node.Zone, IP: t.Addr, Protocol: "icmp"},
+			pair:    results.Pair{Kind: results.KindNode, Name: t.Node.Name, Zone: t.Node.Zone, IP: t.Addr},
 			inGrace: in,
 		})
 	}
+	nodeTargets := len(pts)
 	pts = append(pts, a.resolveExternal(ctx)...)
 	addrs := make([]netip.Addr, len(pts))
 	for i, pt := range pts {
 		addrs[i] = pt.pair.IP
 	}
-	stats, err := a.pinger.Run(ctx, addrs)
-	if err != nil {
-		return fmt.Errorf("icmp: %w", err)
+	// The probes run one after the other: they may share sockets.
+	stats := make([][]probe.Stats, len(a.probes))
+	errs := make([]error, len(a.probes))
+	for i, p := range a.probes {
+		n := len(pts)
+		if p.NodesOnly {
+			n = nodeTargets
+		}
+		stats[i], errs[i] = p.Pinger.Run(ctx, addrs[:n])
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 	}
 	a.results.BeginCycle()
-	for i, st := range stats {
-		if pts[i].inGrace {
-			// New target: answered echoes count, lost ones do not yet.
-			st.Sent = st.Received
-			st.SendErrors = 0
+	for i, p := range a.probes {
+		if errs[i] != nil {
+			// This probe's pairs drop out of the file this cycle; the others stay.
+			a.log.Error("probe failed", "protocol", p.Protocol, "err", errs[i])
+			continue
 		}
-		a.results.Observe(pts[i].pair, st)
+		for j, st := range stats[i] {
+			if pts[j].inGrace {
+				// New target: answered echoes count, lost ones do not yet.
+				st.Sent = st.Received
+				st.SendErrors = 0
+			}
+			pair := pts[j].pair
+			pair.Protocol = p.Protocol
+			a.results.Observe(pair, st)
+		}
 	}
 	d := time.Since(start)
 	overrun := !a.cfg.Once && d > a.cfg.Interval
@@ -303,7 +331,7 @@ func (a *Agent) resolveExternal(ctx context.Context) []probeTarget {
 			ip = ip.Unmap()
 			if ip.Is4() && !have4 || ip.Is6() && !have6 {
 				have4, have6 = have4 || ip.Is4(), have6 || ip.Is6()
-				out = append(out, probeTarget{pair: results.Pair{Kind: results.KindExternal, Name: e.Name, Host: e.Host, IP: ip, Protocol: "icmp"}})
+				out = append(out, probeTarget{pair: results.Pair{Kind: results.KindExternal, Name: e.Name, Host: e.Host, IP: ip}})
 			}
 		}
 	}

@@ -59,7 +59,7 @@ func newEngine(t *testing.T, cfg probe.ICMPConfig) *probe.ICMP {
 var fastICMP = probe.ICMPConfig{Count: 2, Interval: 10 * time.Millisecond, Timeout: 200 * time.Millisecond, Size: 56}
 
 func newAgent(t *testing.T, cfg Config, p Pinger) *Agent {
-	return New(cfg, testLogger(t), p, localResolver(), results.BuildInfo{Version: "test"}, map[string]string{"ipv4": "raw"}, nil)
+	return New(cfg, testLogger(t), []Probe{{Protocol: "icmp", Pinger: p}}, localResolver(), results.BuildInfo{Version: "test"}, map[string]string{"ipv4": "raw"}, nil)
 }
 
 // readMetrics parses the textfile; nil when it does not exist.

@@ -31,6 +31,8 @@ type ICMPConfig struct {
 	Timeout time.Duration
 	// Size is the echo payload in bytes (after the 8-byte ICMP header); at least 8.
 	Size int
+	// MTUSize, when set, makes room for an MTU probe (see MTUProbe) with this IPv4 payload.
+	MTUSize int
 	// DontFragment sets the DF bit (IPv4) or IPV6_DONTFRAG.
 	DontFragment bool
 }
@@ -46,6 +48,8 @@ func (c ICMPConfig) Validate() error {
 		return fmt.Errorf("icmp timeout %s: must be positive", c.Timeout)
 	case c.Size < cookieLen || c.Size > 65000:
 		return fmt.Errorf("icmp payload size %d: must be between %d and 65000 bytes", c.Size, cookieLen)
+	case c.MTUSize != 0 && (c.MTUSize < cookieLen+20 || c.MTUSize > 65000):
+		return fmt.Errorf("mtu probe payload size %d: must be between %d and 65000 bytes", c.MTUSize, cookieLen+20)
 	}
 	return nil
 }
@@ -183,18 +187,57 @@ func (e *ICMP) now() int64 { return int64(time.Since(e.base)) }
 // and returns when every echo is answered or past its deadline. Stats are indexed like targets.
 // When ctx ends first, Run returns ctx's error and the echoes still in flight are counted nowhere.
 func (e *ICMP) Run(ctx context.Context, targets []netip.Addr) ([]Stats, error) {
+	return e.runEchoes(ctx, targets, e.cfg.Count, e.cfg.Interval, e.tmpl)
+}
+
+// MTUProbe sends, through the engine's sockets, count echoes per target whose IPv4 packets are
+// exactly mtu bytes long (payload mtu-28; IPv6 packets are as long, with 20 bytes less payload),
+// with DF set, spread over spread. A path that passes the engine's small echoes but loses these is
+// an MTU black hole. The engine must have been built with DontFragment and MTUSize >= mtu-28.
+type MTUProbe struct {
+	e      *ICMP
+	count  int
+	spread time.Duration
+	tmpl   [2][]byte
+}
+
+// NewMTUProbe returns an MTU probe on e's sockets.
+func (e *ICMP) NewMTUProbe(mtu, count int, spread time.Duration) (*MTUProbe, error) {
+	switch {
+	case !e.cfg.DontFragment:
+		return nil, errors.New("mtu probe: the engine's sockets do not set DF")
+	case mtu-28 > e.cfg.MTUSize || mtu-48 < cookieLen:
+		return nil, fmt.Errorf("mtu probe: %d bytes: the engine has room for %d-byte packets", mtu, e.cfg.MTUSize+28)
+	case count < 1 || spread <= 0:
+		return nil, fmt.Errorf("mtu probe: count %d, spread %s: both must be positive", count, spread)
+	}
+	p := &MTUProbe{e: e, count: count, spread: spread}
+	for i, v6 := range []bool{false, true} {
+		if e.tmpl[i] != nil {
+			p.tmpl[i] = echoTemplate(v6, mtu-28-20*i, e.cookie)
+		}
+	}
+	return p, nil
+}
+
+// Run sends the probe's echoes to every target; see ICMP.Run.
+func (p *MTUProbe) Run(ctx context.Context, targets []netip.Addr) ([]Stats, error) {
+	return p.e.runEchoes(ctx, targets, p.count, p.spread, p.tmpl)
+}
+
+func (e *ICMP) runEchoes(ctx context.Context, targets []netip.Addr, count int, interval time.Duration, tmpl [2][]byte) ([]Stats, error) {
 	n := len(targets)
 	rs := &runState{
 		targets: targets,
 		addrs:   make([]sockaddr, n),
 		stats:   make([]Stats, n),
-		pending: n * e.cfg.Count,
+		pending: n * count,
 		done:    make(chan struct{}),
 	}
-	rtts := make([]time.Duration, n*e.cfg.Count) // one backing array for every target's RTTs
+	rtts := make([]time.Duration, n*count) // one backing array for every target's RTTs
 	for i, t := range targets {
 		rs.addrs[i] = newSockaddr(t)
-		rs.stats[i].RTTs = rtts[i*e.cfg.Count : i*e.cfg.Count : (i+1)*e.cfg.Count]
+		rs.stats[i].RTTs = rtts[i*count : i*count : (i+1)*count]
 	}
 	if n == 0 {
 		return rs.stats, nil
@@ -220,7 +263,7 @@ func (e *ICMP) Run(ctx context.Context, targets []netip.Addr) ([]Stats, error) {
 	// Targets take turns in a random order; target at position p of the order sends its k-th echo
 	// at k*Interval + p*Interval/n (+ up to one slot of jitter), so sends are spread evenly.
 	order := mrand.Perm(n)
-	slotLen := int64(e.cfg.Interval) / int64(n)
+	slotLen := int64(interval) / int64(n)
 	jitter := make([]int64, n)
 	for i := range jitter {
 		if slotLen > 0 {
@@ -230,18 +273,18 @@ func (e *ICMP) Run(ctx context.Context, targets []netip.Addr) ([]Stats, error) {
 	// The scheduler wakes once per tick and sends every echo that is due. A tick long enough for
 	// about minBatch echoes (at least 5ms) amortizes each wake-up over a sendmmsg batch; at most a
 	// quarter of the interval, so that sends stay spread.
-	tick := max(time.Duration(int64(e.cfg.Interval)*minBatch/int64(n)), 5*time.Millisecond)
-	tick = min(tick, max(e.cfg.Interval/4, time.Millisecond))
+	tick := max(time.Duration(int64(interval)*minBatch/int64(n)), 5*time.Millisecond)
+	tick = min(tick, max(interval/4, time.Millisecond))
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
-	sb := newSendBatches(e.tmpl)
+	sb := newSendBatches(tmpl)
 	start := e.now()
-	total := n * e.cfg.Count
+	total := n * count
 	for next := 0; next < total; {
 		now := e.now()
 		for next < total {
 			k, p := next/n, next%n
-			at := start + int64(k)*int64(e.cfg.Interval) + int64(p)*slotLen + jitter[p]
+			at := start + int64(k)*int64(interval) + int64(p)*slotLen + jitter[p]
 			if at > now+int64(tick)/2 {
 				break
 			}
@@ -254,7 +297,7 @@ func (e *ICMP) Run(ctx context.Context, targets []netip.Addr) ([]Stats, error) {
 		e.expire(rs, e.now())
 		if next < total {
 			k, p := next/n, next%n
-			at := start + int64(k)*int64(e.cfg.Interval) + int64(p)*slotLen + jitter[p]
+			at := start + int64(k)*int64(interval) + int64(p)*slotLen + jitter[p]
 			if err := e.wait(ctx, timer, max(time.Duration(at-e.now()), tick), nil); err != nil {
 				return nil, err
 			}
@@ -477,7 +520,7 @@ func (e *ICMP) receive(s *icmpSocket) {
 }
 
 // recvBufSize fits an echo reply with the largest IPv4 header.
-func (e *ICMP) recvBufSize() int { return 60 + icmpHeaderLen + e.cfg.Size }
+func (e *ICMP) recvBufSize() int { return 60 + icmpHeaderLen + max(e.cfg.Size, e.cfg.MTUSize) }
 
 // drain reads whatever the sockets hold without waiting, so that replies the kernel received in
 // time are counted before their deadlines are judged, even when the receivers are slow to run.

@@ -222,3 +222,46 @@ func TestICMPConfigValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestMTUProbe drops packets longer than 1000 bytes in a namespace of the test's own: the engine's
+// small echoes pass, its MTU probe (1500-byte packets with DF, on the same sockets) is lost, and
+// without the drop both pass, on IPv4 and IPv6.
+func TestMTUProbe(t *testing.T) {
+	ns := netnstest.New(t)
+	cfg := ICMPConfig{Count: 3, Interval: 10 * time.Millisecond, Timeout: 300 * time.Millisecond, Size: 56, DontFragment: true, MTUSize: 1472}
+	e := newNetnsEngine(t, ns, cfg)
+	mtu, err := e.NewMTUProbe(1500, 2, 20*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	targets := []netip.Addr{netip.MustParseAddr("127.0.0.2"), netip.MustParseAddr("::1")}
+	check := func(what string, wantMTU int) {
+		t.Helper()
+		small, err := e.Run(context.Background(), targets)
+		if err != nil {
+			t.Fatal(err)
+		}
+		large, err := mtu.Run(context.Background(), targets)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range targets {
+			if small[i].Received != 3 || large[i].Sent != 2 || large[i].Received != wantMTU || large[i].SendErrors != 0 {
+				t.Errorf("%s, %s: small echoes %d/3, MTU probe %d/%d (send errors %d); want 3/3 and %d/2",
+					what, targets[i], small[i].Received, large[i].Received, large[i].Sent, large[i].SendErrors, wantMTU)
+			}
+		}
+	}
+	check("clean path", 2)
+	ns.Nft(`table inet nodeping_mtu {
+	chain input {
+		type filter hook input priority 0;
+		meta length > 1000 drop
+	}
+}`)
+	check("MTU black hole", 0)
+
+	if _, err := e.NewMTUProbe(9000, 1, time.Millisecond); err == nil {
+		t.Error("NewMTUProbe accepted packets larger than the engine has room for")
+	}
+}

@@ -534,8 +534,17 @@ var families = func() []*Family {
 			}},
 		{Name: "nodeping_send_errors_total", Type: "counter", Help: "Probe packets the kernel refused to send (no route, for example); each also counts as sent and lost.", Labels: []string{"ip_family", "protocol"},
 			render: func(f *Family, r *Results, e *encoder) {
-				for _, fam := range []string{"ipv4", "ipv6"} {
-					e.sample(f.Name, "", renderLabels([]string{"ip_family", "protocol"}, []string{fam, "icmp"}, true), float64(r.sendErrors[histKey{family: fam, protocol: "icmp"}]))
+				keys := []histKey{{family: "ipv4", protocol: "icmp"}, {family: "ipv6", protocol: "icmp"}}
+				for k := range r.sendErrors {
+					if k.protocol != "icmp" {
+						keys = append(keys, k)
+					}
+				}
+				sort.Slice(keys, func(i, j int) bool {
+					return keys[i].protocol+keys[i].family < keys[j].protocol+keys[j].family
+				})
+				for _, k := range keys {
+					e.sample(f.Name, "", renderLabels([]string{"ip_family", "protocol"}, []string{k.family, k.protocol}, true), float64(r.sendErrors[k]))
 				}
 			}},
 		{Name: "nodeping_targets", Type: "gauge", Help: "Targets of the last cycle by state: probed, or in grace (new, so only answered packets count).", Labels: []string{"state"},
