@@ -345,7 +345,7 @@ func (c *Cluster) startPrometheus(ctx context.Context) error {
 	}
 	cfg.WriteString("scrape_configs:\n  - job_name: node\n    static_configs:\n")
 	for _, nd := range c.Nodes {
-		fmt.Fprintf(&cfg, "      - targets: ['%s']\n        labels: {node: %q, zone: %q}\n", net.JoinHostPort(nd.IPv4.String(), "9100"), nd.Name, nd.Zone)
+		fmt.Fprintf(&cfg, "      - targets: ['%s']\n", net.JoinHostPort(nd.IPv4.String(), "9100"))
 	}
 	cfgPath := filepath.Join(c.dir, "prometheus.yml")
 	if err := os.WriteFile(cfgPath, []byte(cfg.String()), 0o644); err != nil {

@@ -277,8 +277,8 @@ func TestOnce(t *testing.T) {
 				t.Errorf("skipped no_address %v, want 1", v)
 			}
 			for node, reason := range map[string]string{"cordoned": "cordoned", "down": "not_ready"} {
-				if v, ok := value(mfs, "nodeping_node_maintenance", map[string]string{"node": node, "reason": reason}); !ok || v != 1 {
-					t.Errorf("no nodeping_node_maintenance{node=%q,reason=%q}", node, reason)
+				if v, ok := value(mfs, "nodeping_node_maintenance", map[string]string{"destination_node": node, "reason": reason}); !ok || v != 1 {
+					t.Errorf("no nodeping_node_maintenance{destination_node=%q,reason=%q}", node, reason)
 				}
 			}
 			if v, _ := value(mfs, "nodeping_packets_received_total", map[string]string{"destination_node": "cordoned"}); v != 2 {

@@ -557,7 +557,7 @@ var families = func() []*Family {
 	}
 	fs = append(fs, flantFamilies("kube_node_ping_", KindNode)...)
 	fs = append(fs, flantFamilies("external_ping_", KindExternal)...)
-	fs = append(fs, &Family{Name: "nodeping_node_maintenance", Type: "gauge", Help: "Listed nodes that are cordoned or not Ready, by reason; always 1. Rules raise no network alert for them.", Labels: []string{"node", "reason"},
+	fs = append(fs, &Family{Name: "nodeping_node_maintenance", Type: "gauge", Help: "Listed nodes that are cordoned or not Ready, by reason; always 1. Rules raise no network alert for them.", Labels: []string{"destination_node", "reason"},
 		render: func(f *Family, r *Results, e *encoder) {
 			nodes := make([]string, 0, len(r.state.Maintenance))
 			for n := range r.state.Maintenance {
@@ -565,7 +565,7 @@ var families = func() []*Family {
 			}
 			sort.Strings(nodes)
 			for _, n := range nodes {
-				e.sample(f.Name, "", renderLabels([]string{"node", "reason"}, []string{n, r.state.Maintenance[n]}, true), 1)
+				e.sample(f.Name, "", renderLabels([]string{"destination_node", "reason"}, []string{n, r.state.Maintenance[n]}, true), 1)
 			}
 		}})
 	fs = append(fs, pairFamilies("nodeping_", "the destination node", KindNode)...)
