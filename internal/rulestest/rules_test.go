@@ -177,7 +177,7 @@ func nodeAlert(c cluster, name string, i int, value string) alert {
 	case "NodePingMTUBlackhole":
 		a.labels["severity"] = "warning"
 		a.annotations = map[string]string{
-			"summary":     fmt.Sprintf("%s nodes lose full-size packets to %s while small ones pass", value, n),
+			"summary":     fmt.Sprintf("%s of nodes lose full-size packets to %s while small ones pass", value, n),
 			"description": fmt.Sprintf("Echoes that fill the path MTU, with DF set, are lost on the way to or from %s while small echoes pass: an MTU black hole (a smaller MTU on the path and ICMP 'fragmentation needed' filtered).", n),
 		}
 	case "NodePingHighLatency":
@@ -245,9 +245,9 @@ func scenarios() []scenario {
 			want: []alert{pairAlert(six, 0, 1), pairAlert(six, 1, 0)}},
 		{name: "maintenance", doc: "node-2 is cordoned and unreachable (being drained, say): no alert.", cluster: six,
 			loss: all(func(s, d int) bool { return d == 1 }, 1), silent: map[int]bool{1: true}, maintenance: map[int]bool{1: true}},
-		{name: "mtu-blackhole", doc: "Full-size packets to node-3 are lost, small ones pass: one NodePingMTUBlackhole.", cluster: six,
-			loss: none, mtuLoss: all(func(s, d int) bool { return d == 2 }, 1),
-			want: []alert{nodeAlert(six, "NodePingMTUBlackhole", 2, "5")}},
+		{name: "mtu-blackhole", doc: "Full-size packets to and from node-3 are lost, small ones pass: one NodePingMTUBlackhole, for node-3.", cluster: six,
+			loss: none, mtuLoss: all(func(s, d int) bool { return d == 2 || s == 2 }, 1),
+			want: []alert{nodeAlert(six, "NodePingMTUBlackhole", 2, "100%")}},
 		{name: "isolated-source-large-cluster", doc: "A 25-node cluster without zones; node-7 loses every destination. Deckhouse's NodePingPacketLoss (sum by destination_node > 5%) sees 1/24 of that per destination and never fires; NodePingNodeIsolated does.", cluster: big,
 			loss: all(func(s, d int) bool { return s == 6 }, 1),
 			want: []alert{nodeAlert(big, "NodePingNodeIsolated", 6, "100%")}},

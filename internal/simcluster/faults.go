@@ -76,6 +76,21 @@ func (c *Cluster) Blackhole(node string) (*Fault, error) {
 `)
 }
 
+// Isolate drops the echo requests a node sends, before they leave: it loses every peer, while
+// they still reach it (and Prometheus still scrapes it).
+func (c *Cluster) Isolate(node string) (*Fault, error) {
+	nd, err := c.Node(node)
+	if err != nil {
+		return nil, err
+	}
+	return c.inject(nd.NS, "isolated "+node, `	chain output {
+		type filter hook output priority 0;
+		icmp type echo-request drop
+		icmpv6 type echo-request drop
+	}
+`)
+}
+
 // BreakLink drops all traffic between two nodes, both ways; each still reaches everyone else.
 func (c *Cluster) BreakLink(a, b string) (*Fault, error) {
 	na, err := c.Node(a)
