@@ -318,3 +318,120 @@ func TestFiftyNodes(t *testing.T) {
 	})
 	t.Logf("50 nodes: all 2450 IPv4 pairs answered in Prometheus %s after start", took.Round(time.Second))
 }
+
+// scaledRules writes the shipped rules with every window and for: divided by six, so that the
+// same expressions run at the harness's 2s scrapes and prove each alert in seconds rather than
+// minutes. The real windows are proven by the promtool tests (internal/rulestest).
+func scaledRules(t *testing.T) string {
+	t.Helper()
+	data, err := os.ReadFile("../../manifests/rules/nodeping.rules.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := strings.NewReplacer("[2m]", "[20s]", "[1h]", "[10m]", "for: 1m", "for: 10s", "for: 5m", "for: 50s", "> 120", "> 20")
+	path := filepath.Join(t.TempDir(), "nodeping.rules.yml")
+	if err := os.WriteFile(path, []byte(r.Replace(string(data))), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// firing returns the firing alerts as "Name{label=value,...}" with the identifying labels only.
+func firing(t *testing.T, c *Cluster) []string {
+	t.Helper()
+	s, err := c.Query(context.Background(), `ALERTS{alertstate="firing"}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, a := range s {
+		var ls []string
+		for _, k := range []string{"node", "source_zone", "destination_zone", "source_node", "destination_node"} {
+			if v, ok := a.Labels[k]; ok {
+				ls = append(ls, k+"="+v)
+			}
+		}
+		out = append(out, a.Labels["alertname"]+"{"+strings.Join(ls, ",")+"}")
+	}
+	sort.Strings(out)
+	return out
+}
+
+// TestAlertsNameTheCulprit injects each fault into a 6-node, 3-zone cluster running the shipped
+// rules (time-scaled): exactly the expected alert fires, naming the right node, zone link or pair,
+// and nothing fires while the cluster is healthy between faults.
+func TestAlertsNameTheCulprit(t *testing.T) {
+	requireCluster(t)
+	c := start(t, Config{RuleFiles: []string{scaledRules(t)}, AgentArgs: []string{"--mtu", "1500"}})
+	// node-1 zone-a, node-2 zone-b, node-3 zone-c, node-4 zone-a, node-5 zone-b, node-6 zone-c.
+	faults := []struct {
+		name   string
+		inject func() (*Fault, error)
+		want   []string
+	}{
+		{"lossy node", func() (*Fault, error) { return c.Loss("node-2", 30) }, []string{"NodePingNodeUnreachable{node=node-2}"}},
+		{"blackholed node", func() (*Fault, error) { return c.Blackhole("node-5") }, []string{"NodePingNodeUnreachable{node=node-5}"}},
+		{"isolated node", func() (*Fault, error) { return c.Isolate("node-3") }, []string{"NodePingNodeIsolated{node=node-3}"}},
+		{"broken zone link", func() (*Fault, error) { return c.BreakZoneLink("zone-a", "zone-b") }, []string{
+			"NodePingZoneLinkDegraded{source_zone=zone-a,destination_zone=zone-b}", "NodePingZoneLinkDegraded{source_zone=zone-b,destination_zone=zone-a}"}},
+		{"broken pair", func() (*Fault, error) { return c.BreakLink("node-1", "node-6") }, []string{
+			"NodePingPairLoss{source_zone=zone-a,destination_zone=zone-c,source_node=node-1,destination_node=node-6}",
+			"NodePingPairLoss{source_zone=zone-c,destination_zone=zone-a,source_node=node-6,destination_node=node-1}"}},
+		{"MTU black hole", func() (*Fault, error) { return c.MTUBlackhole("node-4", 1400) }, []string{"NodePingMTUBlackhole{node=node-4}"}},
+	}
+	waitQuery(t, 90*time.Second, "every pair probed on both protocols", func() bool {
+		s, err := c.Query(context.Background(), `count(nodeping:pair_mtu_loss_ratio:rate2m == 0) + count(nodeping:pair_loss_ratio:rate2m == 0)`)
+		return err == nil && len(s) == 1 && s[0].Value == 60
+	})
+	for _, f := range faults {
+		if got := firing(t, c); len(got) != 0 {
+			t.Fatalf("before %s: alerts firing in a healthy cluster: %v", f.name, got)
+		}
+		fault, err := f.inject()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		took := waitQuery(t, 2*time.Minute, f.name+": "+strings.Join(f.want, " "), func() bool {
+			got = firing(t, c)
+			return len(got) >= len(f.want)
+		})
+		if strings.Join(got, " ") != strings.Join(f.want, " ") {
+			t.Errorf("%s: firing %v, want exactly %v", f.name, got, f.want)
+		}
+		t.Logf("%s: %v firing %s after the fault (windows and for: scaled 1/6)", f.name, got, took.Round(time.Second))
+		if err := fault.Clear(); err != nil {
+			t.Fatal(err)
+		}
+		waitQuery(t, 2*time.Minute, f.name+": alerts resolved after the fault is cleared", func() bool { return len(firing(t, c)) == 0 })
+	}
+}
+
+// TestHealthyClusterStaysQuiet runs a healthy cluster for ten minutes with the shipped rules,
+// unscaled, and fails if any alert fires. It is the long target: set NODEPING_LONG=1
+// (scripts/test-long).
+func TestHealthyClusterStaysQuiet(t *testing.T) {
+	if os.Getenv("NODEPING_LONG") == "" {
+		t.Skip("skipping the 10-minute healthy run: set NODEPING_LONG=1 (scripts/test-long)")
+	}
+	requireCluster(t)
+	c := start(t, Config{RuleFiles: []string{"../../manifests/rules/nodeping.rules.yml"}, AgentArgs: []string{"--mtu", "1500"}})
+	end := time.Now().Add(10 * time.Minute)
+	checks := 0
+	for time.Now().Before(end) {
+		s, err := c.Query(context.Background(), `ALERTS`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range s {
+			t.Errorf("alert in a healthy cluster: %v", a.Labels)
+		}
+		checks++
+		time.Sleep(10 * time.Second)
+	}
+	pairs, err := c.Query(context.Background(), `count(nodeping:pair_loss_ratio:rate2m == 0)`)
+	if err != nil || len(pairs) != 1 || pairs[0].Value != 30 {
+		t.Errorf("after 10 minutes: %v pairs at zero loss (%v), want 30", pairs, err)
+	}
+	t.Logf("10 minutes, %d checks of ALERTS: none pending or firing", checks)
+}
