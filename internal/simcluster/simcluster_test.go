@@ -2,6 +2,7 @@ package simcluster
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -434,4 +435,61 @@ func TestHealthyClusterStaysQuiet(t *testing.T) {
 		t.Errorf("after 10 minutes: %v pairs at zero loss (%v), want 30", pairs, err)
 	}
 	t.Logf("10 minutes, %d checks of ALERTS: none pending or firing", checks)
+}
+
+// TestDashboardQueries evaluates every query of the shipped dashboard against the harness's
+// Prometheus with a lossy node-2 and an isolated node-3: each returns data, and the loss matrix
+// shows node-2's column and node-3's row.
+func TestDashboardQueries(t *testing.T) {
+	requireCluster(t)
+	data, err := os.ReadFile("../../dashboards/nodeping.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d struct {
+		Panels []struct {
+			Title   string `json:"title"`
+			Targets []struct {
+				Expr string `json:"expr"`
+			} `json:"targets"`
+		} `json:"panels"`
+	}
+	if err := json.Unmarshal(data, &d); err != nil {
+		t.Fatal(err)
+	}
+	c := start(t, Config{RuleFiles: []string{scaledRules(t)}})
+	if _, err := c.Loss("node-2", 30); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Isolate("node-3"); err != nil {
+		t.Fatal(err)
+	}
+	subst := strings.NewReplacer(`"$source_node"`, `".*"`, `"$destination_node"`, `".*"`, `"$zone"`, `".*"`, `"$protocol"`, `"icmp"`, "$__rate_interval", "20s")
+	waitQuery(t, 2*time.Minute, "both culprit alerts firing", func() bool { return len(firing(t, c)) == 2 })
+	for _, p := range d.Panels {
+		for _, tg := range p.Targets {
+			q := subst.Replace(tg.Expr)
+			s, err := c.Query(context.Background(), q)
+			if err != nil {
+				t.Errorf("panel %q: %v", p.Title, err)
+			} else if len(s) == 0 {
+				t.Errorf("panel %q: no data for %s", p.Title, q)
+			}
+		}
+	}
+	matrix := subst.Replace(d.Panels[5].Targets[0].Expr)
+	if !strings.HasPrefix(d.Panels[5].Title, "Packet loss: source (rows)") {
+		t.Fatalf("panel 5 is %q, not the loss matrix", d.Panels[5].Title)
+	}
+	s, err := c.Query(context.Background(), matrix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range s {
+		src, dst := x.Labels["source_node"], x.Labels["destination_node"]
+		lossy := x.Value > 0.05
+		if want := src == "node-3" || dst == "node-2" || src == "node-2"; lossy != want {
+			t.Errorf("matrix cell %s -> %s: loss %.2f, want lossy=%v", src, dst, x.Value, want)
+		}
+	}
 }
