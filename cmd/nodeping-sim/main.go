@@ -109,7 +109,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	cfg := simcluster.Config{Nodes: *nodes, Zones: *zones, AgentBin: *agentBin, Interval: *interval, Log: stdout}
+	// The MTU probe is on, as in the shipped DaemonSet, so that an MTU fault shows.
+	cfg := simcluster.Config{Nodes: *nodes, Zones: *zones, AgentBin: *agentBin, Interval: *interval, Log: stdout,
+		AgentArgs: []string{"--mtu", "1500"}}
 	if *rules != "" {
 		cfg.RuleFiles = strings.Split(*rules, ",")
 	}
@@ -198,7 +200,42 @@ Queries to paste into it:
 	if *check {
 		return 0
 	}
+	if *rules != "" {
+		waitForAlert(ctx, c, stdout, injected)
+	}
 	fmt.Fprintln(stdout, "Ctrl-C to stop and tear everything down.")
 	<-ctx.Done()
 	return 0
+}
+
+// waitForAlert polls Prometheus's ALERTS until a nodeping alert fires (the shipped rules use 2m
+// windows and for: 1m, so that takes a minute or two) and prints it.
+func waitForAlert(ctx context.Context, c *simcluster.Cluster, stdout io.Writer, since time.Time) {
+	fmt.Fprint(stdout, "Waiting for the alert that names the culprit (the shipped rules need a minute or two)")
+	tick := time.NewTicker(2 * time.Second)
+	defer tick.Stop()
+	for time.Since(since) < 5*time.Minute {
+		s, err := c.Query(ctx, `ALERTS{alertstate="firing",alertname=~"NodePing.*"}`)
+		if err == nil && len(s) > 0 {
+			fmt.Fprintf(stdout, "\nFiring %s after the fault:\n", time.Since(since).Round(time.Second))
+			for _, a := range s {
+				var ls []string
+				for _, k := range []string{"node", "zone", "source_zone", "destination_zone", "source_node", "destination_node"} {
+					if v, ok := a.Labels[k]; ok {
+						ls = append(ls, k+"="+v)
+					}
+				}
+				fmt.Fprintf(stdout, "  %s{%s}\n", a.Labels["alertname"], strings.Join(ls, ", "))
+			}
+			fmt.Fprintf(stdout, "See them at %s/alerts\n", c.PrometheusURL)
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			fmt.Fprint(stdout, ".")
+		}
+	}
+	fmt.Fprintln(stdout, "\nno alert fired within 5 minutes")
 }
