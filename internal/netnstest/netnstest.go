@@ -7,12 +7,11 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
 
-	"golang.org/x/sys/unix"
+	"github.com/nodeping/nodeping/internal/netns"
 )
 
 var seq atomic.Int64
@@ -89,29 +88,9 @@ func (ns *NS) Nft(ruleset string) {
 // whole life, whichever thread uses them later.
 func (ns *NS) Do(fn func()) {
 	ns.t.Helper()
-	runtime.LockOSThread()
-	orig, err := os.Open("/proc/thread-self/ns/net")
-	if err != nil {
-		runtime.UnlockOSThread()
-		ns.t.Fatalf("open own netns: %v", err)
+	if err := netns.Do(ns.Name, fn); err != nil {
+		ns.t.Fatal(err)
 	}
-	defer orig.Close()
-	target, err := os.Open("/run/netns/" + ns.Name)
-	if err != nil {
-		runtime.UnlockOSThread()
-		ns.t.Fatalf("open netns %s: %v", ns.Name, err)
-	}
-	defer target.Close()
-	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-		runtime.UnlockOSThread()
-		ns.t.Fatalf("enter netns %s: %v", ns.Name, err)
-	}
-	fn()
-	if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
-		// Leave the thread locked: the runtime discards it when this goroutine ends.
-		ns.t.Fatalf("return from netns %s: %v", ns.Name, err)
-	}
-	runtime.UnlockOSThread()
 }
 
 // reapStale deletes namespaces named for test processes that no longer run.

@@ -22,15 +22,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
-
+	"github.com/nodeping/nodeping/internal/netns"
 	"github.com/nodeping/nodeping/pkg/nodelist"
 )
 
@@ -405,34 +403,14 @@ func (c *Cluster) serveProxy(l net.Listener) {
 
 // dialIn opens a TCP connection from inside a namespace: the socket is created on a thread that
 // has entered it, and keeps the namespace for its life.
-func dialIn(ns, addr string) (net.Conn, error) {
-	runtime.LockOSThread()
-	orig, err := os.Open("/proc/thread-self/ns/net")
-	if err != nil {
-		runtime.UnlockOSThread()
-		return nil, err
-	}
-	defer orig.Close()
-	target, err := os.Open("/run/netns/" + ns)
-	if err != nil {
-		runtime.UnlockOSThread()
-		return nil, err
-	}
-	defer target.Close()
-	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-		runtime.UnlockOSThread()
-		return nil, err
-	}
-	conn, dialErr := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
-		// The thread stays locked and is discarded when this goroutine ends.
+func dialIn(ns, addr string) (conn net.Conn, err error) {
+	if nsErr := netns.Do(ns, func() { conn, err = net.DialTimeout("tcp", addr, 5*time.Second) }); nsErr != nil {
 		if conn != nil {
 			conn.Close()
 		}
-		return nil, fmt.Errorf("return from netns %s: %w", ns, err)
+		return nil, nsErr
 	}
-	runtime.UnlockOSThread()
-	return conn, dialErr
+	return conn, err
 }
 
 // Close stops every process, deletes every namespace and removes the cluster's directory. It is
