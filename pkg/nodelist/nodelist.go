@@ -219,13 +219,19 @@ func fromWire(w wireNode) (Node, []Skip) {
 	return n, skips
 }
 
-// Encode renders a list in nodeping's own format, nodes and external targets sorted by name, so
-// that equal lists give equal bytes.
+// Encode renders a list in nodeping's own format, nodes and external targets sorted by name, one
+// entry per line, so that equal lists give equal bytes, diffs stay readable, and a 5,000-node
+// cluster fits a ConfigMap. Ready and schedulable are written only when false (absent means true).
 func Encode(l List) ([]byte, error) {
 	nodes := make([]wireNode, 0, len(l.Nodes))
 	for _, n := range l.Nodes {
-		ready, sched := n.Ready, n.Schedulable
-		w := wireNode{Name: n.Name, Zone: n.Zone, Ready: &ready, Schedulable: &sched}
+		w := wireNode{Name: n.Name, Zone: n.Zone}
+		if !n.Ready {
+			w.Ready = new(bool)
+		}
+		if !n.Schedulable {
+			w.Schedulable = new(bool)
+		}
 		for _, a := range n.Addrs() {
 			w.Addresses = append(w.Addresses, a.String())
 		}
@@ -237,13 +243,37 @@ func Encode(l List) ([]byte, error) {
 		exts = append(exts, wireExternal(e))
 	}
 	sort.Slice(exts, func(i, j int) bool { return exts[i].Name < exts[j].Name })
-	out := struct {
-		Nodes    []wireNode     `json:"nodes"`
-		External []wireExternal `json:"external_targets,omitempty"`
-	}{nodes, exts}
-	b, err := json.MarshalIndent(out, "", "  ")
-	if err != nil {
-		return nil, fmt.Errorf("encode nodes list: %w", err)
+	var b bytes.Buffer
+	b.WriteString("{\"nodes\": [")
+	for i, n := range nodes {
+		if err := entry(&b, i, n); err != nil {
+			return nil, err
+		}
 	}
-	return append(b, '\n'), nil
+	b.WriteString("\n]")
+	if len(exts) > 0 {
+		b.WriteString(",\n\"external_targets\": [")
+		for i, e := range exts {
+			if err := entry(&b, i, e); err != nil {
+				return nil, err
+			}
+		}
+		b.WriteString("\n]")
+	}
+	b.WriteString("}\n")
+	return b.Bytes(), nil
+}
+
+// entry appends one list element on its own line.
+func entry(b *bytes.Buffer, i int, v any) error {
+	if i > 0 {
+		b.WriteByte(',')
+	}
+	b.WriteString("\n  ")
+	j, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode nodes list: %w", err)
+	}
+	b.Write(j)
+	return nil
 }

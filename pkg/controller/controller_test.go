@@ -1,0 +1,258 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
+
+	"github.com/nodeping/nodeping/pkg/nodelist"
+)
+
+const ns, cmName = "nodeping", "nodeping-nodes"
+
+func node(name, zone string, ready bool, addrs ...string) *v1.Node {
+	n := &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{}}}
+	if zone != "" {
+		n.Labels["topology.kubernetes.io/zone"] = zone
+	}
+	status := v1.ConditionTrue
+	if !ready {
+		status = v1.ConditionFalse
+	}
+	n.Status.Conditions = []v1.NodeCondition{{Type: v1.NodeReady, Status: status, LastHeartbeatTime: metav1.Now()}}
+	for _, a := range addrs {
+		typ, ip, _ := strings.Cut(a, "=")
+		n.Status.Addresses = append(n.Status.Addresses, v1.NodeAddress{Type: v1.NodeAddressType(typ), Address: ip})
+	}
+	return n
+}
+
+func TestRender(t *testing.T) {
+	cordoned := node("c", "z2", true, "InternalIP=10.0.0.3")
+	cordoned.Spec.Unschedulable = true
+	l, skipped := Render([]*v1.Node{
+		node("b", "z1", true, "Hostname=b", "ExternalIP=203.0.113.2", "InternalIP=10.0.0.2", "InternalIP=fd00::2", "InternalIP=10.0.0.99"),
+		node("a", "", false, "ExternalIP=203.0.113.1"),
+		cordoned,
+		node("no-address", "z1", true, "Hostname=x", "InternalIP=not-an-ip"),
+	})
+	var got []string
+	for _, n := range l.Nodes {
+		got = append(got, fmt.Sprintf("%s zone=%q v4=%v v6=%v ready=%v schedulable=%v", n.Name, n.Zone, n.IPv4, n.IPv6, n.Ready, n.Schedulable))
+	}
+	want := []string{
+		`a zone="" v4=203.0.113.1 v6=invalid IP ready=false schedulable=true`,
+		`b zone="z1" v4=10.0.0.2 v6=fd00::2 ready=true schedulable=true`,
+		`c zone="z2" v4=10.0.0.3 v6=invalid IP ready=true schedulable=false`,
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") || len(skipped) != 1 || skipped[0] != "no-address" {
+		t.Errorf("Render:\n%s\nskipped %v\nwant:\n%s\nskipped [no-address]", strings.Join(got, "\n"), skipped, strings.Join(want, "\n"))
+	}
+}
+
+// TestRenderSize5000 measures the nodes list of a 5,000-node dual-stack cluster with long names:
+// it must fit a ConfigMap.
+func TestRenderSize5000(t *testing.T) {
+	var nodes []*v1.Node
+	for i := 0; i < 5000; i++ {
+		nodes = append(nodes, node(fmt.Sprintf("ip-10-%d-%d-%d.eu-central-1.compute.internal", i/65536, i/256%256, i%256),
+			fmt.Sprintf("eu-central-1%c", 'a'+i%3), true,
+			fmt.Sprintf("InternalIP=10.%d.%d.%d", i/65536, i/256%256, i%256), fmt.Sprintf("InternalIP=fd00::%x", i)))
+	}
+	l, _ := Render(nodes)
+	data, err := nodelist.Encode(l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("5000 nodes: %d bytes, %d bytes per node (a ConfigMap holds %d)", len(data), len(data)/5000, maxConfigMapBytes)
+	if len(data) > maxConfigMapBytes {
+		t.Errorf("5000 nodes render to %d bytes, over a ConfigMap's limit", len(data))
+	}
+}
+
+type harness struct {
+	client *fake.Clientset
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func startController(t *testing.T, objs ...runtime.Object) *harness {
+	t.Helper()
+	client := fake.NewClientset(objs...)
+	c := New(Config{Namespace: ns, Name: cmName}, client, slog.New(slog.NewTextHandler(io.Discard, nil)), NewMetrics(prometheus.NewRegistry()))
+	ctx, cancel := context.WithCancel(context.Background())
+	h := &harness{client: client, cancel: cancel, done: make(chan error, 1)}
+	go func() { h.done <- c.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-h.done })
+	return h
+}
+
+// writes counts the create and update actions on ConfigMaps so far.
+func (h *harness) writes() int {
+	n := 0
+	for _, a := range h.client.Actions() {
+		if a.GetResource().Resource == "configmaps" && (a.GetVerb() == "create" || a.GetVerb() == "update") {
+			n++
+		}
+	}
+	return n
+}
+
+func (h *harness) list(t *testing.T) []string {
+	t.Helper()
+	cm, err := h.client.CoreV1().ConfigMaps(ns).Get(context.Background(), cmName, metav1.GetOptions{})
+	if err != nil {
+		return nil
+	}
+	l, _, err := nodelist.Decode([]byte(cm.Data["nodes.json"]))
+	if err != nil {
+		t.Fatalf("the ConfigMap holds no valid nodes list: %v", err)
+	}
+	var out []string
+	for _, n := range l.Nodes {
+		out = append(out, fmt.Sprintf("%s/%s/%v", n.Name, n.Zone, n.IPv4))
+	}
+	return out
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within 5s: %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestControllerKeepsConfigMapInStep(t *testing.T) {
+	h := startController(t, node("a", "z1", true, "InternalIP=10.0.0.1"), node("b", "z2", true, "InternalIP=10.0.0.2"))
+	ctx := context.Background()
+	nodes := h.client.CoreV1().Nodes()
+	is := func(want ...string) func() bool {
+		return func() bool { return strings.Join(h.list(t), " ") == strings.Join(want, " ") }
+	}
+	waitFor(t, "ConfigMap created with a and b", is("a/z1/10.0.0.1", "b/z2/10.0.0.2"))
+	if w := h.writes(); w != 1 {
+		t.Fatalf("%d writes to create the ConfigMap, want 1", w)
+	}
+
+	// A heartbeat-only update changes nothing in the list: no write.
+	a, _ := nodes.Get(ctx, "a", metav1.GetOptions{})
+	a.Status.Conditions[0].LastHeartbeatTime = metav1.NewTime(time.Now().Add(time.Minute))
+	a.ResourceVersion = "2"
+	if _, err := nodes.UpdateStatus(ctx, a, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	marker := node("c", "z3", true, "InternalIP=10.0.0.3") // then a real change, to know the heartbeat was processed
+	if _, err := nodes.Create(ctx, marker, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "c added", is("a/z1/10.0.0.1", "b/z2/10.0.0.2", "c/z3/10.0.0.3"))
+	if w := h.writes(); w != 2 {
+		t.Errorf("%d writes after a heartbeat and one added node, want 2 (the heartbeat must not write)", w)
+	}
+
+	// Zone change, delete.
+	b, _ := nodes.Get(ctx, "b", metav1.GetOptions{})
+	b.Labels["topology.kubernetes.io/zone"] = "z9"
+	nodes.Update(ctx, b, metav1.UpdateOptions{})
+	waitFor(t, "b moved to z9", is("a/z1/10.0.0.1", "b/z9/10.0.0.2", "c/z3/10.0.0.3"))
+	nodes.Delete(ctx, "c", metav1.DeleteOptions{})
+	waitFor(t, "c removed", is("a/z1/10.0.0.1", "b/z9/10.0.0.2"))
+
+	// A node without an address is left out.
+	nodes.Create(ctx, node("d", "z1", true, "Hostname=d"), metav1.CreateOptions{})
+	nodes.Create(ctx, node("e", "z1", true, "InternalIP=10.0.0.5"), metav1.CreateOptions{})
+	waitFor(t, "e added, d left out", is("a/z1/10.0.0.1", "b/z9/10.0.0.2", "e/z1/10.0.0.5"))
+
+	// Someone edits the ConfigMap by hand: it is repaired.
+	cm, _ := h.client.CoreV1().ConfigMaps(ns).Get(ctx, cmName, metav1.GetOptions{})
+	cm.Data["nodes.json"] = `[{"name":"intruder","ipAddress":"192.0.2.1"}]`
+	h.client.CoreV1().ConfigMaps(ns).Update(ctx, cm, metav1.UpdateOptions{})
+	waitFor(t, "hand edit repaired", is("a/z1/10.0.0.1", "b/z9/10.0.0.2", "e/z1/10.0.0.5"))
+
+	// Deleted: recreated.
+	h.client.CoreV1().ConfigMaps(ns).Delete(ctx, cmName, metav1.DeleteOptions{})
+	waitFor(t, "deleted ConfigMap recreated", is("a/z1/10.0.0.1", "b/z9/10.0.0.2", "e/z1/10.0.0.5"))
+}
+
+// TestControllerRetriesAPIErrors fails the first two writes: the controller retries with backoff
+// and gets there, without exiting.
+func TestControllerRetriesAPIErrors(t *testing.T) {
+	client := fake.NewClientset(node("a", "", true, "InternalIP=10.0.0.1"))
+	var mu sync.Mutex
+	failures := 2
+	client.PrependReactor("create", "configmaps", func(k8stesting.Action) (bool, runtime.Object, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if failures > 0 {
+			failures--
+			return true, nil, fmt.Errorf("injected: the API server is unavailable")
+		}
+		return false, nil, nil
+	})
+	c := New(Config{Namespace: ns, Name: cmName, MaxBackoff: 50 * time.Millisecond}, client, slog.New(slog.NewTextHandler(io.Discard, nil)), NewMetrics(prometheus.NewRegistry()))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	h := &harness{client: client}
+	waitFor(t, "ConfigMap created after two failures", func() bool { return len(h.list(t)) == 1 })
+}
+
+// TestLeaderElectionHandsOver: two replicas, one Lease; when the leader stops, the other takes
+// over and does the writing.
+func TestLeaderElectionHandsOver(t *testing.T) {
+	client := fake.NewClientset(node("a", "", true, "InternalIP=10.0.0.1"))
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	var mu sync.Mutex
+	leading := map[string]bool{}
+	replica := func(id string) (context.CancelFunc, chan struct{}) {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		m := NewMetrics(prometheus.NewRegistry())
+		go func() {
+			defer close(done)
+			RunAsLeader(ctx, client, LeaderConfig{Namespace: ns, Name: "nodeping-controller", Identity: id,
+				LeaseDuration: time.Second, RenewDeadline: 500 * time.Millisecond, RetryPeriod: 100 * time.Millisecond}, log, m,
+				func(ctx context.Context) {
+					mu.Lock()
+					leading[id] = true
+					mu.Unlock()
+					<-ctx.Done()
+					mu.Lock()
+					leading[id] = false
+					mu.Unlock()
+				})
+		}()
+		return cancel, done
+	}
+	cancelA, doneA := replica("a")
+	leader := func(id string) func() bool {
+		return func() bool { mu.Lock(); defer mu.Unlock(); return leading[id] }
+	}
+	waitFor(t, "a leads", leader("a"))
+	cancelB, doneB := replica("b")
+	defer func() { cancelB(); <-doneB }()
+	time.Sleep(300 * time.Millisecond) // b must not take over while a renews
+	if leader("b")() {
+		t.Fatal("two leaders at once")
+	}
+	cancelA()
+	<-doneA
+	waitFor(t, "b takes over after a releases the lease", leader("b"))
+}
