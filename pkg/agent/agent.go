@@ -71,6 +71,7 @@ type Agent struct {
 	list       nodelist.List
 	listOK     bool
 	listHash   [sha256.Size]byte
+	badHash    [sha256.Size]byte // of the last unusable content, so that it is logged once
 	listLoaded time.Time
 	skipped    map[string]int
 	// maintenance holds the listed nodes that are cordoned or not Ready.
@@ -115,13 +116,13 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	timer := time.NewTimer(0)
 	defer timer.Stop()
-	for cycle := 0; ; cycle++ {
+	for {
 		start := time.Now()
-		loadErr := a.load(start, cycle == 0)
+		loadErr := a.load(start)
 		if a.cfg.Once && !a.listOK {
 			return loadErr
 		}
-		err := a.cycle(ctx, start, cycle == 0)
+		err := a.cycle(ctx, start)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -142,13 +143,14 @@ func (a *Agent) Run(ctx context.Context) error {
 }
 
 // load reads the nodes list and, when its content changed, decodes it. A list that does not read
-// or decode is logged and counted, and the last good one stays in use.
-func (a *Agent) load(now time.Time, first bool) error {
+// or decode is counted every cycle it stays (logged when it first appears), and the last good one
+// stays in use.
+func (a *Agent) load(now time.Time) error {
 	data, err := os.ReadFile(a.cfg.NodesFile)
+	h := sha256.Sum256(data)
 	if err != nil {
 		err = fmt.Errorf("read nodes file: %w", err)
 	} else {
-		h := sha256.Sum256(data)
 		if a.listOK && h == a.listHash {
 			return nil
 		}
@@ -158,7 +160,9 @@ func (a *Agent) load(now time.Time, first bool) error {
 		)
 		l, skips, err = nodelist.Decode(data)
 		if err == nil {
-			a.useList(l, skips, h, now, first)
+			// Targets of the first good list are probed at once; later newcomers get grace.
+			a.useList(l, skips, h, now, !a.listOK)
+			a.badHash = [sha256.Size]byte{}
 			return nil
 		}
 		if errors.Is(err, nodelist.ErrEmpty) {
@@ -168,9 +172,14 @@ func (a *Agent) load(now time.Time, first bool) error {
 		}
 	}
 	a.loadErrors++
-	if a.listOK {
+	repeated := h == a.badHash
+	a.badHash = h
+	switch {
+	case repeated:
+		a.log.Debug("nodes list still unusable", "err", err)
+	case a.listOK:
 		a.log.Error("cannot load nodes list; keeping the last good one", "err", err, "nodes", len(a.list.Nodes))
-	} else {
+	default:
 		a.log.Error("cannot load nodes list; nothing to probe until it loads", "err", err)
 	}
 	a.results.SetAgentState(a.state(0, 0))
@@ -230,7 +239,7 @@ type probeTarget struct {
 }
 
 // cycle probes every target once and records the results.
-func (a *Agent) cycle(ctx context.Context, start time.Time, first bool) error {
+func (a *Agent) cycle(ctx context.Context, start time.Time) error {
 	var pts []probeTarget
 	sel, _ := targets.Select(a.list, a.cfg.NodeName)
 	grace := 0
