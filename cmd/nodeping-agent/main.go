@@ -20,6 +20,7 @@ import (
 
 	"github.com/nodeping/nodeping/pkg/agent"
 	"github.com/nodeping/nodeping/pkg/probe"
+	"github.com/nodeping/nodeping/pkg/responder"
 	"github.com/nodeping/nodeping/pkg/results"
 	"github.com/nodeping/nodeping/pkg/textfile"
 )
@@ -40,6 +41,7 @@ type options struct {
 	interval, grace                  time.Duration
 	icmp                             probe.ICMPConfig
 	mtu, mtuCount                    int
+	tcpPort, tcpCount                int
 	engine, compat                   string
 	once, showVersion                bool
 	logLevel, logFormat              string
@@ -66,6 +68,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.BoolVar(&o.icmp.DontFragment, "icmp-dont-fragment", false, "set the DF bit on ICMP echoes")
 	fs.IntVar(&o.mtu, "mtu", 0, "packet size in bytes of the MTU probe: echoes that fill the path MTU (1500 on most networks), with DF set, after each ICMP burst, reported with protocol=\"mtu\"; 0 leaves it off (batch engine only)")
 	fs.IntVar(&o.mtuCount, "mtu-count", 1, "MTU probe echoes per target per cycle")
+	fs.IntVar(&o.tcpPort, "tcp-port", 0, "TCP probe and responder port: the agent answers TCP handshakes on it and times its own to every peer's (protocol=\"tcp\", failures by reason); 0 leaves both off")
+	fs.IntVar(&o.tcpCount, "tcp-count", 1, "TCP handshakes per target per cycle")
 	fs.StringVar(&o.engine, "icmp-engine", "batch", "ICMP engine: batch (one shared socket per address family, fping-class cost) or pro-bing (one pro-bing Pinger per target; reference)")
 	fs.StringVar(&o.compat, "compat", "", "also write another tool's series: flant (Flant node-ping's kube_node_ping_* and external_ping_*, so its dashboards and alert keep working)")
 	fs.BoolVar(&o.once, "once", false, "run one cycle, write the file, exit (the file is kept)")
@@ -126,6 +130,9 @@ func (o *options) validate() error {
 	}
 	if o.engine == "pro-bing" {
 		o.mtu = 0
+	}
+	if o.tcpPort < 0 || o.tcpPort > 65535 || o.tcpPort != 0 && o.tcpCount < 1 {
+		return fmt.Errorf("--tcp-port %d, --tcp-count %d: want a port 0..65535 (0 is off) and a count of at least 1", o.tcpPort, o.tcpCount)
 	}
 	burst := time.Duration(o.icmp.Count) * o.icmp.Interval
 	if o.icmp.Timeout == 0 {
@@ -242,6 +249,22 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	if o.tcpPort != 0 {
+		p, err := probe.NewTCP(probe.TCPConfig{Port: o.tcpPort, Count: o.tcpCount, Interval: min(o.icmp.Interval, 200*time.Millisecond), Timeout: o.icmp.Timeout})
+		if err != nil {
+			log.Error("cannot set up the TCP probe", "err", err)
+			return 1
+		}
+		probes = append(probes, agent.Probe{Protocol: "tcp", Pinger: p, NodesOnly: true})
+		if !o.once { // a one-shot run answers nobody
+			r, err := responder.ListenTCP(fmt.Sprintf(":%d", o.tcpPort), log)
+			if err != nil {
+				log.Error("cannot start the TCP responder", "err", err)
+				return 1
+			}
+			go r.Serve(ctx)
+		}
+	}
 	a := agent.New(agent.Config{
 		NodeName:       o.nodeName,
 		NodesFile:      o.nodesFile,

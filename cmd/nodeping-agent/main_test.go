@@ -58,6 +58,7 @@ func TestFlags(t *testing.T) {
 		{"burst longer than interval", []string{"--node-name", "a", "--interval", "1s", "--icmp-count", "10", "--icmp-interval", "200ms"}, nil, 2, "does not fit in --interval 1s"},
 		{"bad compat", []string{"--node-name", "a", "--compat", "kubenurse"}, nil, 2, `--compat "kubenurse": must be empty or flant`},
 		{"bad mtu", []string{"--node-name", "a", "--mtu", "40"}, nil, 2, "--mtu 40: must be 0 (off) or between 68 and 65000"},
+		{"bad tcp port", []string{"--node-name", "a", "--tcp-port", "70000"}, nil, 2, "--tcp-port 70000"},
 		{"bad engine", []string{"--node-name", "a", "--icmp-engine", "fast"}, nil, 2, `--icmp-engine "fast": must be batch or pro-bing`},
 		{"bad log level", []string{"--node-name", "a", "--log-level", "loud", "--textfile-dir", dir}, nil, 2, `--log-level "loud"`},
 		{"missing textfile dir", []string{"--node-name", "a", "--textfile-dir", filepath.Join(dir, "missing")}, nil, 1, "no such file or directory"},
@@ -141,8 +142,9 @@ func TestNodeExporterServesTheFile(t *testing.T) {
 	os.Mkdir(tf, 0o755)
 	nodes := flantNodes(t, dir, 5)
 	var agentLog bytes.Buffer
+	tcpPort := freePort(t)
 	agent := exec.Command(agentBin, "--node-name", "self", "--nodes-file", nodes, "--textfile-dir", tf,
-		"--interval", "300ms", "--icmp-count", "2", "--icmp-interval", "20ms")
+		"--interval", "300ms", "--icmp-count", "2", "--icmp-interval", "20ms", "--tcp-port", fmt.Sprint(tcpPort))
 	agent.Stderr = &agentLog
 	if err := agent.Start(); err != nil {
 		t.Fatal(err)
@@ -164,12 +166,12 @@ func TestNodeExporterServesTheFile(t *testing.T) {
 			b, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
 			body = string(b)
-			if strings.Count(body, "\nnodeping_packets_received_total{") == 5 {
+			if answered(body, "icmp") == 5 && answered(body, "tcp") == 5 {
 				break
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("node-exporter did not serve 5 pairs in 15s; agent log:\n%s\nlast body:\n%s", agentLog.String(), body)
+			t.Fatalf("node-exporter did not serve 5 pairs on icmp and tcp in 15s; agent log:\n%s\nlast body:\n%s", agentLog.String(), body)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -195,6 +197,17 @@ func TestNodeExporterServesTheFile(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(tf, "nodeping.prom")); !os.IsNotExist(err) {
 		t.Errorf("agent left its file after SIGTERM: %v", err)
 	}
+}
+
+// answered counts the pairs of a protocol with a non-zero received counter in an exposition.
+func answered(body, protocol string) int {
+	n := 0
+	for _, line := range strings.Split(body, "\n") {
+		if strings.HasPrefix(line, "nodeping_packets_received_total{") && strings.Contains(line, `protocol="`+protocol+`"`) && !strings.HasSuffix(line, " 0") {
+			n++
+		}
+	}
+	return n
 }
 
 // TestWithoutCapNetRaw runs the agent as nobody, without CAP_NET_RAW, in namespaces where

@@ -19,4 +19,7 @@ type Stats struct {
 	SendErrors int
 	// RTTs holds the round-trip time of every received echo, in the order they arrived.
 	RTTs []time.Duration
+	// Failures counts the lost echoes by reason, where the probe can tell (TCP: refused, timeout,
+	// reset, other); nil otherwise.
+	Failures map[string]int
 }

@@ -98,6 +98,8 @@ type pairState struct {
 	seen           bool // observed in the current cycle
 }
 
+type failureKey struct{ protocol, reason string }
+
 type histKey struct {
 	zone, family, protocol string
 }
@@ -125,6 +127,7 @@ type Results struct {
 	cycleDur   time.Duration
 	state      AgentState
 	sendErrors map[histKey]uint64
+	failures   map[failureKey]uint64
 	writeTime  time.Time
 	buf        []byte
 }
@@ -136,7 +139,7 @@ const CompatFlant = "flant"
 func New(src Source, build BuildInfo, compat string) *Results {
 	return &Results{
 		src: src, build: build, compat: compat,
-		pairs: map[Pair]*pairState{}, hists: map[histKey]*histState{}, sendErrors: map[histKey]uint64{},
+		pairs: map[Pair]*pairState{}, hists: map[histKey]*histState{}, sendErrors: map[histKey]uint64{}, failures: map[failureKey]uint64{},
 	}
 }
 
@@ -184,6 +187,9 @@ func (r *Results) Observe(p Pair, st probe.Stats) {
 	fam := family(p.IP)
 	if st.SendErrors > 0 {
 		r.sendErrors[histKey{family: fam, protocol: p.Protocol}] += uint64(st.SendErrors)
+	}
+	for reason, n := range st.Failures {
+		r.failures[failureKey{p.Protocol, reason}] += uint64(n)
 	}
 	if p.Kind != KindNode || len(st.RTTs) == 0 {
 		return
@@ -507,6 +513,17 @@ var families = func() []*Family {
 				sort.Strings(reasons)
 				for _, k := range reasons {
 					e.sample(f.Name, "", renderLabels([]string{"reason"}, []string{k}, true), float64(r.state.ListSkipped[k]))
+				}
+			}},
+		{Name: "nodeping_probe_failures_total", Type: "counter", Help: "Lost probes by reason, for probes that can tell why (tcp: refused, timeout, reset, other).", Labels: []string{"protocol", "reason"},
+			render: func(f *Family, r *Results, e *encoder) {
+				keys := make([]failureKey, 0, len(r.failures))
+				for k := range r.failures {
+					keys = append(keys, k)
+				}
+				sort.Slice(keys, func(i, j int) bool { return keys[i].protocol+keys[i].reason < keys[j].protocol+keys[j].reason })
+				for _, k := range keys {
+					e.sample(f.Name, "", renderLabels([]string{"protocol", "reason"}, []string{k.protocol, k.reason}, true), float64(r.failures[k]))
 				}
 			}},
 		single("nodeping_receive_errors_total", "counter", "Errors reading the probe sockets.",

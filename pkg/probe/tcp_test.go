@@ -1,0 +1,119 @@
+package probe
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nodeping/nodeping/internal/netnstest"
+	"github.com/nodeping/nodeping/pkg/responder"
+)
+
+func startResponder(t *testing.T) int {
+	t.Helper()
+	r, err := responder.ListenTCP("127.0.0.1:0", slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Serve(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return r.Addr().(*net.TCPAddr).Port
+}
+
+func closedPort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	return port
+}
+
+func TestTCPProbe(t *testing.T) {
+	cases := []struct {
+		name     string
+		port     int
+		received int
+		failure  string
+	}{
+		{"responder", startResponder(t), 3, ""},
+		{"nothing listening", closedPort(t), 0, ReasonRefused},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := NewTCP(TCPConfig{Port: tc.port, Count: 3, Interval: 5 * time.Millisecond, Timeout: time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			stats, err := p.Run(context.Background(), []netip.Addr{netip.MustParseAddr("127.0.0.1")})
+			if err != nil {
+				t.Fatal(err)
+			}
+			st := stats[0]
+			if st.Sent != 3 || st.Received != tc.received || len(st.RTTs) != tc.received {
+				t.Errorf("sent %d received %d rtts %d, want 3, %d", st.Sent, st.Received, len(st.RTTs), tc.received)
+			}
+			if tc.failure != "" && st.Failures[tc.failure] != 3 {
+				t.Errorf("failures %v, want 3 %s", st.Failures, tc.failure)
+			}
+		})
+	}
+}
+
+// TestTCPProbeTimeout drops the SYNs to one address in a namespace of the test's own: the connect
+// times out, and says so.
+func TestTCPProbeTimeout(t *testing.T) {
+	ns := netnstest.New(t)
+	ns.Nft(`table inet nodeping_tcp {
+	chain input {
+		type filter hook input priority 0;
+		ip daddr 127.0.0.2 tcp dport 9 drop
+	}
+}`)
+	p, err := NewTCP(TCPConfig{Port: 9, Count: 1, Interval: time.Millisecond, Timeout: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reason string
+	ns.Do(func() { _, reason = p.connect(context.Background(), "127.0.0.2:9") }) // the socket is made on this thread
+	if reason != ReasonTimeout {
+		t.Errorf("reason %q, want %q", reason, ReasonTimeout)
+	}
+}
+
+type timeoutErr struct{}
+
+func (timeoutErr) Error() string   { return "i/o timeout" }
+func (timeoutErr) Timeout() bool   { return true }
+func (timeoutErr) Temporary() bool { return true }
+
+func TestTCPReason(t *testing.T) {
+	op := func(err error) error {
+		return &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", err)}
+	}
+	cases := map[string]error{
+		ReasonRefused: op(syscall.ECONNREFUSED),
+		ReasonReset:   op(syscall.ECONNRESET),
+		ReasonTimeout: &net.OpError{Op: "dial", Err: timeoutErr{}},
+		ReasonOther:   op(syscall.EHOSTUNREACH),
+	}
+	for want, err := range cases {
+		if got := tcpReason(err); got != want {
+			t.Errorf("tcpReason(%v) = %q, want %q", err, got, want)
+		}
+	}
+	if got := tcpReason(fmt.Errorf("wrapped: %w", context.DeadlineExceeded)); got != ReasonTimeout {
+		t.Errorf("deadline exceeded: %q", got)
+	}
+}
