@@ -166,7 +166,6 @@ func TestEndToEnd(t *testing.T) {
 	if _, err := c.Blackhole(dead); err != nil {
 		t.Fatal(err)
 	}
-	injected = time.Now()
 	took = waitQuery(t, 60*time.Second, "every node loses "+dead+" entirely", func() bool {
 		loss := pairLoss(t, c, "6s")
 		n := 0
@@ -177,7 +176,7 @@ func TestEndToEnd(t *testing.T) {
 		}
 		return n == 5
 	})
-	t.Logf("blackhole to 100%% loss from all 5 others in Prometheus: %s", time.Since(injected).Round(100*time.Millisecond))
+	t.Logf("blackhole to 100%% loss from all 5 others in Prometheus: %s", took.Round(100*time.Millisecond))
 }
 
 // TestTeardownLeavesNothing: after Close no namespace, process or directory of the cluster is left.
