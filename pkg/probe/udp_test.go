@@ -1,0 +1,152 @@
+package probe
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nodeping/nodeping/pkg/responder"
+)
+
+func startUDPResponder(t *testing.T, allow []netip.Addr, rate int) *responder.UDP {
+	t.Helper()
+	r, err := responder.ListenUDP("127.0.0.1:0", rate, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Allow(allow)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Serve(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return r
+}
+
+func newUDP(t *testing.T, port int) *UDP {
+	t.Helper()
+	u, err := NewUDP(UDPConfig{Port: port, Count: 4, Interval: 5 * time.Millisecond, Timeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { u.Close() })
+	return u
+}
+
+func TestUDPProbeAndResponder(t *testing.T) {
+	lo := netip.MustParseAddr("127.0.0.1")
+	cases := []struct {
+		name     string
+		allow    []netip.Addr
+		received int
+		dropped  string
+	}{
+		{"source in the nodes list", []netip.Addr{lo}, 4, ""},
+		{"source not in the nodes list", []netip.Addr{netip.MustParseAddr("127.0.0.9")}, 0, responder.DropNotANode},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := startUDPResponder(t, tc.allow, 1000)
+			u := newUDP(t, r.Addr().(*net.UDPAddr).Port)
+			stats, err := u.Run(context.Background(), []netip.Addr{lo})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st := stats[0]; st.Sent != 4 || st.Received != tc.received || len(st.RTTs) != tc.received {
+				t.Errorf("sent %d received %d rtts %d; want 4 and %d", st.Sent, st.Received, len(st.RTTs), tc.received)
+			}
+			if tc.dropped != "" && r.Dropped()[tc.dropped] != 4 {
+				t.Errorf("dropped %v, want 4 %s", r.Dropped(), tc.dropped)
+			}
+		})
+	}
+}
+
+// TestUDPResponderLimits: never more bytes than received, nothing oversized, and a rate limit.
+func TestUDPResponderLimits(t *testing.T) {
+	lo := netip.MustParseAddr("127.0.0.1")
+	r := startUDPResponder(t, []netip.Addr{lo}, 5)
+	c, err := net.DialUDP("udp", nil, r.Addr().(*net.UDPAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Write(make([]byte, responder.MaxUDPPayload+1))
+	for range 20 {
+		c.Write([]byte("sixteen bytes!!!"))
+	}
+	c.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+	buf := make([]byte, 4096)
+	got := 0
+	for {
+		n, err := c.Read(buf)
+		if err != nil {
+			break
+		}
+		if n != 16 {
+			t.Errorf("answered with %d bytes to a 16-byte probe", n)
+		}
+		got++
+	}
+	d := r.Dropped()
+	if d[responder.DropOversized] != 1 {
+		t.Errorf("oversized drops %d, want 1", d[responder.DropOversized])
+	}
+	if got < 1 || got > 6 || d[responder.DropRateLimited] < 14 {
+		t.Errorf("answered %d of 20 at 5/s (rate-limited drops %d); want at most a burst of 5 or so", got, d[responder.DropRateLimited])
+	}
+}
+
+// TestUDPSourcePortsVary: a burst to one target leaves from several source ports.
+func TestUDPSourcePortsVary(t *testing.T) {
+	echo, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer echo.Close()
+	var (
+		mu    sync.Mutex
+		ports = map[int]bool{}
+	)
+	go func() {
+		buf := make([]byte, 64)
+		for {
+			n, from, err := echo.ReadFromUDP(buf)
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			ports[from.Port] = true
+			mu.Unlock()
+			echo.WriteToUDP(buf[:n], from)
+		}
+	}()
+	u := newUDP(t, echo.LocalAddr().(*net.UDPAddr).Port)
+	stats, err := u.Run(context.Background(), []netip.Addr{netip.MustParseAddr("127.0.0.1")})
+	if err != nil || stats[0].Received != 4 {
+		t.Fatalf("run: %v, %+v", err, stats)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(ports) != 4 {
+		t.Errorf("4 probes left from %d source ports, want 4", len(ports))
+	}
+}
+
+func FuzzParseUDPEcho(f *testing.F) {
+	var cookie [8]byte
+	copy(cookie[:], "nodeping")
+	f.Add([]byte("nodeping\x00\x00\x00\x07pad!"))
+	f.Add([]byte("short"))
+	f.Add(make([]byte, 16))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		seq, ok := parseUDPEcho(b, cookie)
+		if ok && (len(b) != udpPacketLen || string(b[:8]) != "nodeping") {
+			t.Fatalf("accepted %q as seq %d", b, seq)
+		}
+	})
+}
