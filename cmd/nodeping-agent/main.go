@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	"github.com/nodeping/nodeping/pkg/agent"
+	"github.com/nodeping/nodeping/pkg/nodelist"
 	"github.com/nodeping/nodeping/pkg/probe"
 	"github.com/nodeping/nodeping/pkg/responder"
 	"github.com/nodeping/nodeping/pkg/results"
@@ -42,6 +44,7 @@ type options struct {
 	icmp                             probe.ICMPConfig
 	mtu, mtuCount                    int
 	tcpPort, tcpCount                int
+	udpPort, udpCount, udpRate       int
 	engine, compat                   string
 	once, showVersion                bool
 	logLevel, logFormat              string
@@ -70,6 +73,9 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.IntVar(&o.mtuCount, "mtu-count", 1, "MTU probe echoes per target per cycle")
 	fs.IntVar(&o.tcpPort, "tcp-port", 0, "TCP probe and responder port: the agent answers TCP handshakes on it and times its own to every peer's (protocol=\"tcp\", failures by reason); 0 leaves both off")
 	fs.IntVar(&o.tcpCount, "tcp-count", 1, "TCP handshakes per target per cycle")
+	fs.IntVar(&o.udpPort, "udp-port", 0, "UDP probe and echo responder port: the agent echoes probes from listed nodes on it and sends its own to every peer's, from rotating source ports (protocol=\"udp\"); 0 leaves both off")
+	fs.IntVar(&o.udpCount, "udp-count", 5, "UDP probes per target per cycle")
+	fs.IntVar(&o.udpRate, "udp-responder-rate", 2000, "most UDP probes the responder answers per second; the rest are dropped and counted")
 	fs.StringVar(&o.engine, "icmp-engine", "batch", "ICMP engine: batch (one shared socket per address family, fping-class cost) or pro-bing (one pro-bing Pinger per target; reference)")
 	fs.StringVar(&o.compat, "compat", "", "also write another tool's series: flant (Flant node-ping's kube_node_ping_* and external_ping_*, so its dashboards and alert keep working)")
 	fs.BoolVar(&o.once, "once", false, "run one cycle, write the file, exit (the file is kept)")
@@ -134,13 +140,20 @@ func (o *options) validate() error {
 	if o.tcpPort < 0 || o.tcpPort > 65535 || o.tcpPort != 0 && o.tcpCount < 1 {
 		return fmt.Errorf("--tcp-port %d, --tcp-count %d: want a port 0..65535 (0 is off) and a count of at least 1", o.tcpPort, o.tcpCount)
 	}
+	if o.udpPort < 0 || o.udpPort > 65535 || o.udpPort != 0 && (o.udpCount < 1 || o.udpRate < 1) {
+		return fmt.Errorf("--udp-port %d, --udp-count %d, --udp-responder-rate %d: want a port 0..65535 (0 is off), and a count and rate of at least 1", o.udpPort, o.udpCount, o.udpRate)
+	}
 	burst := time.Duration(o.icmp.Count) * o.icmp.Interval
 	if o.icmp.Timeout == 0 {
-		left := o.interval - burst
-		if o.mtu != 0 {
-			left = (left - min(o.icmp.Interval, 200*time.Millisecond)) / 2 // the MTU probe waits too
+		// The probes after the ICMP burst take their own spread, and each may wait a timeout.
+		left, waits := o.interval-burst, time.Duration(1)
+		for _, extra := range []struct{ on, count int }{{o.mtu, o.mtuCount}, {o.tcpPort, o.tcpCount}, {o.udpPort, o.udpCount}} {
+			if extra.on != 0 {
+				left -= time.Duration(extra.count) * o.extraSpread()
+				waits++
+			}
 		}
-		o.icmp.Timeout = min(2*time.Second, left)
+		o.icmp.Timeout = min(2*time.Second, left/waits)
 		if !o.once && o.icmp.Timeout <= 0 {
 			return fmt.Errorf("--icmp-count %d x --icmp-interval %s = %s does not fit in --interval %s", o.icmp.Count, o.icmp.Interval, burst, o.interval)
 		}
@@ -150,6 +163,10 @@ func (o *options) validate() error {
 	}
 	return o.icmp.Validate()
 }
+
+// extraSpread is the time between two probes to one target for the probes that follow the ICMP
+// burst (MTU, TCP, UDP): short, so that they fit in the cycle.
+func (o *options) extraSpread() time.Duration { return min(o.icmp.Interval, 200*time.Millisecond) }
 
 func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 	var l slog.Level
@@ -239,7 +256,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		probes = append(probes, agent.Probe{Protocol: "icmp", Pinger: p})
 	}
 	if mtuEngine != nil {
-		p, err := mtuEngine.NewMTUProbe(o.mtu, o.mtuCount, min(o.icmp.Interval, 200*time.Millisecond))
+		p, err := mtuEngine.NewMTUProbe(o.mtu, o.mtuCount, o.extraSpread())
 		if err != nil {
 			log.Error("cannot set up the MTU probe", "err", err)
 			return 1
@@ -249,8 +266,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	var (
+		stats  []func() results.ResponderStats
+		onList func(nodelist.List)
+	)
 	if o.tcpPort != 0 {
-		p, err := probe.NewTCP(probe.TCPConfig{Port: o.tcpPort, Count: o.tcpCount, Interval: min(o.icmp.Interval, 200*time.Millisecond), Timeout: o.icmp.Timeout})
+		p, err := probe.NewTCP(probe.TCPConfig{Port: o.tcpPort, Count: o.tcpCount, Interval: o.extraSpread(), Timeout: o.icmp.Timeout})
 		if err != nil {
 			log.Error("cannot set up the TCP probe", "err", err)
 			return 1
@@ -263,6 +284,34 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 				return 1
 			}
 			go r.Serve(ctx)
+			stats = append(stats, func() results.ResponderStats { return results.ResponderStats{Protocol: "tcp", Answered: r.Accepted()} })
+		}
+	}
+	if o.udpPort != 0 {
+		p, err := probe.NewUDP(probe.UDPConfig{Port: o.udpPort, Count: o.udpCount, Interval: o.extraSpread(), Timeout: o.icmp.Timeout})
+		if err != nil {
+			log.Error("cannot set up the UDP probe", "err", err)
+			return 1
+		}
+		defer p.Close()
+		probes = append(probes, agent.Probe{Protocol: "udp", Pinger: p, NodesOnly: true})
+		if !o.once {
+			r, err := responder.ListenUDP(fmt.Sprintf(":%d", o.udpPort), o.udpRate, log)
+			if err != nil {
+				log.Error("cannot start the UDP responder", "err", err)
+				return 1
+			}
+			go r.Serve(ctx)
+			onList = func(l nodelist.List) {
+				var addrs []netip.Addr
+				for _, n := range l.Nodes {
+					addrs = append(addrs, n.Addrs()...)
+				}
+				r.Allow(addrs)
+			}
+			stats = append(stats, func() results.ResponderStats {
+				return results.ResponderStats{Protocol: "udp", Answered: r.Answered(), Dropped: r.Dropped()}
+			})
 		}
 	}
 	a := agent.New(agent.Config{
@@ -274,6 +323,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		ResolveTimeout: 2 * time.Second,
 		Once:           o.once,
 		Compat:         o.compat,
+		OnList:         onList,
+		Responders: func() []results.ResponderStats {
+			out := make([]results.ResponderStats, len(stats))
+			for i, f := range stats {
+				out[i] = f()
+			}
+			return out
+		},
 	}, log, probes, net.DefaultResolver, results.BuildInfo{Version: version, Revision: revision()}, modes, counters)
 	log.Info("starting", "version", version, "node", o.nodeName, "nodes_file", o.nodesFile, "textfile_dir", o.textfileDir,
 		"interval", o.interval, "icmp_count", o.icmp.Count, "icmp_interval", o.icmp.Interval, "icmp_timeout", o.icmp.Timeout,

@@ -59,6 +59,7 @@ func TestFlags(t *testing.T) {
 		{"bad compat", []string{"--node-name", "a", "--compat", "kubenurse"}, nil, 2, `--compat "kubenurse": must be empty or flant`},
 		{"bad mtu", []string{"--node-name", "a", "--mtu", "40"}, nil, 2, "--mtu 40: must be 0 (off) or between 68 and 65000"},
 		{"bad tcp port", []string{"--node-name", "a", "--tcp-port", "70000"}, nil, 2, "--tcp-port 70000"},
+		{"bad udp count", []string{"--node-name", "a", "--udp-port", "9", "--udp-count", "0"}, nil, 2, "--udp-port 9, --udp-count 0"},
 		{"bad engine", []string{"--node-name", "a", "--icmp-engine", "fast"}, nil, 2, `--icmp-engine "fast": must be batch or pro-bing`},
 		{"bad log level", []string{"--node-name", "a", "--log-level", "loud", "--textfile-dir", dir}, nil, 2, `--log-level "loud"`},
 		{"missing textfile dir", []string{"--node-name", "a", "--textfile-dir", filepath.Join(dir, "missing")}, nil, 1, "no such file or directory"},
@@ -141,11 +142,16 @@ func TestNodeExporterServesTheFile(t *testing.T) {
 	tf := filepath.Join(dir, "textfile")
 	os.Mkdir(tf, 0o755)
 	nodes := flantNodes(t, dir, 5)
-	var agentLog bytes.Buffer
+	agentLog, err := os.Create(filepath.Join(dir, "agent.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer agentLog.Close()
+	readLog := func() string { b, _ := os.ReadFile(agentLog.Name()); return string(b) }
 	tcpPort := freePort(t)
 	agent := exec.Command(agentBin, "--node-name", "self", "--nodes-file", nodes, "--textfile-dir", tf,
-		"--interval", "300ms", "--icmp-count", "2", "--icmp-interval", "20ms", "--tcp-port", fmt.Sprint(tcpPort))
-	agent.Stderr = &agentLog
+		"--interval", "300ms", "--icmp-count", "2", "--icmp-interval", "20ms", "--tcp-port", fmt.Sprint(tcpPort), "--udp-port", fmt.Sprint(tcpPort))
+	agent.Stderr = agentLog
 	if err := agent.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -166,19 +172,19 @@ func TestNodeExporterServesTheFile(t *testing.T) {
 			b, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
 			body = string(b)
-			if answered(body, "icmp") == 5 && answered(body, "tcp") == 5 {
+			if answered(body, "icmp") == 5 && answered(body, "tcp") == 5 && answered(body, "udp") == 5 {
 				break
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("node-exporter did not serve 5 pairs on icmp and tcp in 15s; agent log:\n%s\nlast body:\n%s", agentLog.String(), body)
+			t.Fatalf("node-exporter did not serve 5 answered pairs on icmp, tcp and udp in 15s; agent log:\n%s\nlast body:\n%s", readLog(), body)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	if !strings.Contains(body, "\nnode_textfile_scrape_error 0\n") {
 		t.Errorf("node_textfile_scrape_error is not 0:\n%s", body)
 	}
-	for _, want := range []string{"nodeping_build_info{", "nodeping_cycle_duration_seconds ", "nodeping_last_write_timestamp_seconds ", "nodeping_rtt_seconds_bucket{"} {
+	for _, want := range []string{`nodeping_responder_answered_total{protocol="udp"}`, "nodeping_build_info{", "nodeping_cycle_duration_seconds ", "nodeping_last_write_timestamp_seconds ", "nodeping_rtt_seconds_bucket{"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("node-exporter does not serve %s", want)
 		}
@@ -192,7 +198,7 @@ func TestNodeExporterServesTheFile(t *testing.T) {
 	}
 	agent.Process.Signal(syscall.SIGTERM)
 	if err := agent.Wait(); err != nil {
-		t.Errorf("agent exit after SIGTERM: %v\n%s", err, agentLog.String())
+		t.Errorf("agent exit after SIGTERM: %v\n%s", err, readLog())
 	}
 	if _, err := os.Stat(filepath.Join(tf, "nodeping.prom")); !os.IsNotExist(err) {
 		t.Errorf("agent left its file after SIGTERM: %v", err)

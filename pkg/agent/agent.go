@@ -56,6 +56,11 @@ type Config struct {
 	Once bool
 	// Compat is "" or results.CompatFlant, to add Flant node-ping's series.
 	Compat string
+	// OnList, when set, is given every nodes list the agent starts using (the UDP responder
+	// answers only its addresses).
+	OnList func(nodelist.List)
+	// Responders, when set, reports the agent's responders for its self-metrics.
+	Responders func() []results.ResponderStats
 }
 
 // Agent runs probe cycles. Build it with New; Run it once.
@@ -228,6 +233,9 @@ func (a *Agent) useList(l nodelist.List, skips []nodelist.Skip, h [sha256.Size]b
 	}
 	a.firstSeen = seen
 	a.list, a.listHash, a.listOK, a.listLoaded = l, h, true, now
+	if a.cfg.OnList != nil {
+		a.cfg.OnList(l)
+	}
 	a.log.Info("nodes list loaded", "path", a.cfg.NodesFile, "format", l.Format, "nodes", len(l.Nodes),
 		"targets", len(sel), "external", len(l.External), "skipped", len(skips))
 }
@@ -348,11 +356,15 @@ func (a *Agent) resolveExternal(ctx context.Context) []probeTarget {
 }
 
 func (a *Agent) state(probed, grace int) results.AgentState {
-	return results.AgentState{
+	st := results.AgentState{
 		TargetsProbed: probed, TargetsInGrace: grace,
 		ListNodes: len(a.list.Nodes), ListSkipped: a.skipped, Maintenance: a.maintenance, ListLoadErrors: a.loadErrors, ListLoaded: a.listLoaded,
 		ResolveErrors: a.resolveErr, WriteErrors: a.writeErr, ICMPModes: a.modes, ICMP: a.counters(),
 	}
+	if a.cfg.Responders != nil {
+		st.Responders = a.cfg.Responders()
+	}
+	return st
 }
 
 // write renders the results into the textfile; a failure is logged and counted.

@@ -52,7 +52,7 @@ func TestTCPProbe(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			p, err := NewTCP(TCPConfig{Port: tc.port, Count: 3, Interval: 5 * time.Millisecond, Timeout: time.Second})
+			p, err := NewTCP(TCPConfig{Port: tc.port, Count: tc.count, Interval: time.Millisecond, Timeout: time.Second})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -61,11 +61,11 @@ func TestTCPProbe(t *testing.T) {
 				t.Fatal(err)
 			}
 			st := stats[0]
-			if st.Sent != 3 || st.Received != tc.received || len(st.RTTs) != tc.received {
-				t.Errorf("sent %d received %d rtts %d, want 3, %d", st.Sent, st.Received, len(st.RTTs), tc.received)
+			if st.Sent != tc.count || st.Received != tc.received || len(st.RTTs) != tc.received {
+				t.Errorf("sent %d received %d rtts %d (failures %v), want %d, %d", st.Sent, st.Received, len(st.RTTs), st.Failures, tc.count, tc.received)
 			}
-			if tc.failure != "" && st.Failures[tc.failure] != 3 {
-				t.Errorf("failures %v, want 3 %s", st.Failures, tc.failure)
+			if tc.failure != "" && st.Failures[tc.failure] != tc.count {
+				t.Errorf("failures %v, want %d %s", st.Failures, tc.count, tc.failure)
 			}
 		})
 	}

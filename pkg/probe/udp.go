@@ -181,7 +181,7 @@ func (u *UDP) receive(c *net.UDPConn) {
 	defer u.wg.Done()
 	buf := make([]byte, 64)
 	for {
-		n, from, err := c.ReadFromUDPAddrPort(buf)
+		n, _, err := c.ReadFromUDPAddrPort(buf)
 		if errors.Is(err, net.ErrClosed) {
 			return
 		}
@@ -196,7 +196,9 @@ func (u *UDP) receive(c *net.UDPConn) {
 		u.mu.Lock()
 		sl := &u.slots[uint16(seq)]
 		rs := u.run
-		if rs != nil && sl.active && sl.seq == seq && rs.targets[sl.target] == from.Addr().Unmap() {
+		// The cookie and the sequence number identify the probe; the echo's source address is not
+		// checked, since a responder on a node with several addresses may answer from another one.
+		if rs != nil && sl.active && sl.seq == seq {
 			if rtt := now.Sub(sl.sent); rtt <= u.cfg.Timeout {
 				sl.active = false
 				st := &rs.stats[sl.target]

@@ -1,5 +1,5 @@
-// Package responder answers peers' probes: a TCP listener that completes the handshake and closes
-// the connection. (The UDP echo responder arrives with the UDP probe.)
+// Package responder answers peers' probes: a TCP listener whose handshake is the probe, and a UDP
+// echo responder.
 package responder
 
 import (
@@ -9,9 +9,15 @@ import (
 	"log/slog"
 	"net"
 	"sync/atomic"
+	"time"
 )
 
-// TCP accepts connections and closes them at once: the handshake is the probe.
+// closeWait bounds how long the TCP responder waits for a prober to close.
+const closeWait = 5 * time.Second
+
+// TCP accepts connections and waits for the prober to close them: the handshake is the probe.
+// The prober closes first, with a reset, so that neither side keeps a TIME_WAIT entry, and a
+// reset from this side can never race the prober's check of its own connect.
 type TCP struct {
 	l        net.Listener
 	log      *slog.Logger
@@ -49,9 +55,15 @@ func (t *TCP) Serve(ctx context.Context) error {
 			continue
 		}
 		t.accepted.Add(1)
-		if tc, ok := c.(*net.TCPConn); ok {
-			tc.SetLinger(0) // close with RST: no TIME_WAIT piles up on a busy node
-		}
-		c.Close()
+		go func() {
+			defer c.Close()
+			c.SetReadDeadline(time.Now().Add(closeWait))
+			var b [64]byte
+			for {
+				if _, err := c.Read(b[:]); err != nil {
+					return
+				}
+			}
+		}()
 	}
 }

@@ -76,6 +76,15 @@ type AgentState struct {
 	ICMPModes map[string]string
 	// ICMP holds the engine's running totals.
 	ICMP probe.ICMPCounters
+	// Responders are the agent's answers to its peers' probes.
+	Responders []ResponderStats
+}
+
+// ResponderStats counts what one of the agent's responders answered and dropped (by reason).
+type ResponderStats struct {
+	Protocol string
+	Answered uint64
+	Dropped  map[string]uint64
 }
 
 // rttBuckets are the RTT histogram's upper bounds in seconds: 50µs doubling to about 0.8s, so
@@ -528,6 +537,25 @@ var families = func() []*Family {
 			}},
 		single("nodeping_receive_errors_total", "counter", "Errors reading the probe sockets.",
 			func(r *Results) float64 { return float64(r.state.ICMP.RecvErrors) }),
+		{Name: "nodeping_responder_answered_total", Type: "counter", Help: "Peers' probes the agent's responders answered.", Labels: []string{"protocol"},
+			render: func(f *Family, r *Results, e *encoder) {
+				for _, rs := range r.state.Responders {
+					e.sample(f.Name, "", renderLabels([]string{"protocol"}, []string{rs.Protocol}, true), float64(rs.Answered))
+				}
+			}},
+		{Name: "nodeping_responder_dropped_total", Type: "counter", Help: "Packets the agent's responders dropped, by reason: not_a_node (source not in the nodes list), oversized, rate_limited.", Labels: []string{"protocol", "reason"},
+			render: func(f *Family, r *Results, e *encoder) {
+				for _, rs := range r.state.Responders {
+					reasons := make([]string, 0, len(rs.Dropped))
+					for k := range rs.Dropped {
+						reasons = append(reasons, k)
+					}
+					sort.Strings(reasons)
+					for _, k := range reasons {
+						e.sample(f.Name, "", renderLabels([]string{"protocol", "reason"}, []string{rs.Protocol, k}, true), float64(rs.Dropped[k]))
+					}
+				}
+			}},
 		single("nodeping_resolve_errors_total", "counter", "Failed look-ups of external targets' host names.",
 			func(r *Results) float64 { return float64(r.state.ResolveErrors) }),
 		{Name: "nodeping_rtt_seconds", Type: "histogram", Help: "Round-trip times of answered probe packets, per destination zone.", Labels: histLabelNames,
