@@ -45,6 +45,8 @@ type options struct {
 	mtu, mtuCount                    int
 	tcpPort, tcpCount                int
 	udpPort, udpCount, udpRate       int
+	dnsNames, dnsResolvers           string
+	dnsTimeout                       time.Duration
 	engine, compat                   string
 	once, showVersion                bool
 	logLevel, logFormat              string
@@ -76,6 +78,9 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.IntVar(&o.udpPort, "udp-port", 0, "UDP probe and echo responder port: the agent echoes probes from listed nodes on it and sends its own to every peer's, from rotating source ports (protocol=\"udp\"); 0 leaves both off")
 	fs.IntVar(&o.udpCount, "udp-count", 5, "UDP probes per target per cycle")
 	fs.IntVar(&o.udpRate, "udp-responder-rate", 2000, "most UDP probes the responder answers per second; the rest are dropped and counted")
+	fs.StringVar(&o.dnsNames, "dns-names", "", "comma-separated names the DNS probe resolves every cycle (the DaemonSet sets kubernetes.default.svc.cluster.local.); empty leaves it off")
+	fs.StringVar(&o.dnsResolvers, "dns-resolvers", "", "comma-separated host:port resolvers for the DNS probe (default: the nameservers of /etc/resolv.conf)")
+	fs.DurationVar(&o.dnsTimeout, "dns-timeout", 2*time.Second, "how long the DNS probe waits for an answer")
 	fs.StringVar(&o.engine, "icmp-engine", "batch", "ICMP engine: batch (one shared socket per address family, fping-class cost) or pro-bing (one pro-bing Pinger per target; reference)")
 	fs.StringVar(&o.compat, "compat", "", "also write another tool's series: flant (Flant node-ping's kube_node_ping_* and external_ping_*, so its dashboards and alert keep working)")
 	fs.BoolVar(&o.once, "once", false, "run one cycle, write the file, exit (the file is kept)")
@@ -264,6 +269,23 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		probes = append(probes, agent.Probe{Protocol: "mtu", Pinger: p, NodesOnly: true})
 	}
 
+	var dnsProbe agent.DNSProber
+	if o.dnsNames != "" {
+		resolvers := strings.Split(o.dnsResolvers, ",")
+		if o.dnsResolvers == "" {
+			if resolvers, err = probe.ResolversFromFile("/etc/resolv.conf"); err != nil {
+				log.Error("cannot set up the DNS probe", "err", err)
+				return 1
+			}
+		}
+		d, err := probe.NewDNS(probe.DNSConfig{Names: strings.Split(o.dnsNames, ","), Resolvers: resolvers, Timeout: o.dnsTimeout})
+		if err != nil {
+			log.Error("cannot set up the DNS probe", "err", err)
+			return 1
+		}
+		dnsProbe = d
+	}
+
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	var (
@@ -324,6 +346,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		Once:           o.once,
 		Compat:         o.compat,
 		OnList:         onList,
+		DNS:            dnsProbe,
 		Responders: func() []results.ResponderStats {
 			out := make([]results.ResponderStats, len(stats))
 			for i, f := range stats {

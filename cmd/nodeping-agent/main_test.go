@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/miekg/dns"
+
 	"github.com/nodeping/nodeping/internal/netnstest"
 )
 
@@ -150,7 +152,8 @@ func TestNodeExporterServesTheFile(t *testing.T) {
 	readLog := func() string { b, _ := os.ReadFile(agentLog.Name()); return string(b) }
 	tcpPort := freePort(t)
 	agent := exec.Command(agentBin, "--node-name", "self", "--nodes-file", nodes, "--textfile-dir", tf,
-		"--interval", "300ms", "--icmp-count", "2", "--icmp-interval", "20ms", "--tcp-port", fmt.Sprint(tcpPort), "--udp-port", fmt.Sprint(tcpPort))
+		"--interval", "300ms", "--icmp-count", "2", "--icmp-interval", "20ms", "--tcp-port", fmt.Sprint(tcpPort), "--udp-port", fmt.Sprint(tcpPort),
+		"--dns-names", "ok.test.", "--dns-resolvers", startDNS(t))
 	agent.Stderr = agentLog
 	if err := agent.Start(); err != nil {
 		t.Fatal(err)
@@ -184,7 +187,7 @@ func TestNodeExporterServesTheFile(t *testing.T) {
 	if !strings.Contains(body, "\nnode_textfile_scrape_error 0\n") {
 		t.Errorf("node_textfile_scrape_error is not 0:\n%s", body)
 	}
-	for _, want := range []string{`nodeping_responder_answered_total{protocol="udp"}`, "nodeping_build_info{", "nodeping_cycle_duration_seconds ", "nodeping_last_write_timestamp_seconds ", "nodeping_rtt_seconds_bucket{"} {
+	for _, want := range []string{`nodeping_responder_answered_total{protocol="udp"}`, `name="ok.test.",rcode="NOERROR"`, "nodeping_dns_request_duration_seconds_bucket{", "nodeping_build_info{", "nodeping_cycle_duration_seconds ", "nodeping_last_write_timestamp_seconds ", "nodeping_rtt_seconds_bucket{"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("node-exporter does not serve %s", want)
 		}
@@ -203,6 +206,28 @@ func TestNodeExporterServesTheFile(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(tf, "nodeping.prom")); !os.IsNotExist(err) {
 		t.Errorf("agent left its file after SIGTERM: %v", err)
 	}
+}
+
+// startDNS runs a DNS server on loopback that answers every A query with 198.18.0.1.
+func startDNS(t *testing.T) string {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(r)
+		rr, _ := dns.NewRR(r.Question[0].Name + " 30 IN A 198.18.0.1")
+		m.Answer = append(m.Answer, rr)
+		w.WriteMsg(m)
+	})}
+	started := make(chan struct{})
+	srv.NotifyStartedFunc = func() { close(started) }
+	go srv.ActivateAndServe()
+	<-started
+	t.Cleanup(func() { srv.Shutdown() })
+	return pc.LocalAddr().String()
 }
 
 // answered counts the pairs of a protocol with a non-zero received counter in an exposition.

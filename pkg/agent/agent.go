@@ -61,6 +61,13 @@ type Config struct {
 	OnList func(nodelist.List)
 	// Responders, when set, reports the agent's responders for its self-metrics.
 	Responders func() []results.ResponderStats
+	// DNS, when set, resolves its names every cycle.
+	DNS DNSProber
+}
+
+// DNSProber resolves names against resolvers; probe.DNS is one.
+type DNSProber interface {
+	Run(ctx context.Context) []probe.DNSResult
 }
 
 // Agent runs probe cycles. Build it with New; Run it once.
@@ -281,7 +288,15 @@ func (a *Agent) cycle(ctx context.Context, start time.Time) error {
 			return err
 		}
 	}
+	var dnsResults []probe.DNSResult
+	if a.cfg.DNS != nil {
+		dnsResults = a.cfg.DNS.Run(ctx)
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
 	a.results.BeginCycle()
+	a.results.ObserveDNS(dnsResults)
 	for i, p := range a.probes {
 		if errs[i] != nil {
 			// This probe's pairs drop out of the file this cycle; the others stay.

@@ -109,6 +109,11 @@ type pairState struct {
 
 type failureKey struct{ protocol, reason string }
 
+type dnsKey struct{ resolver, name, rcode string }
+
+// dnsBuckets are the DNS duration histogram's upper bounds in seconds: 0.5ms doubling to about 4s.
+var dnsBuckets = []float64{0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256, 0.512, 1.024, 2.048, 4.096}
+
 type histKey struct {
 	zone, family, protocol string
 }
@@ -137,6 +142,8 @@ type Results struct {
 	state      AgentState
 	sendErrors map[histKey]uint64
 	failures   map[failureKey]uint64
+	dnsCounts  map[dnsKey]uint64
+	dnsHists   map[string]*histState // by resolver
 	writeTime  time.Time
 	buf        []byte
 }
@@ -148,7 +155,7 @@ const CompatFlant = "flant"
 func New(src Source, build BuildInfo, compat string) *Results {
 	return &Results{
 		src: src, build: build, compat: compat,
-		pairs: map[Pair]*pairState{}, hists: map[histKey]*histState{}, sendErrors: map[histKey]uint64{}, failures: map[failureKey]uint64{},
+		pairs: map[Pair]*pairState{}, hists: map[histKey]*histState{}, sendErrors: map[histKey]uint64{}, failures: map[failureKey]uint64{}, dnsCounts: map[dnsKey]uint64{}, dnsHists: map[string]*histState{},
 	}
 }
 
@@ -213,11 +220,44 @@ func (r *Results) Observe(p Pair, st probe.Stats) {
 		r.hists[hk] = h
 	}
 	for _, d := range st.RTTs {
-		s := d.Seconds()
-		h.count++
-		h.sum += s
-		h.buckets[sort.SearchFloat64s(rttBuckets, s)]++
+		h.observe(rttBuckets, d.Seconds())
 	}
+}
+
+// ObserveDNS adds one cycle's DNS queries.
+func (r *Results) ObserveDNS(res []probe.DNSResult) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, q := range res {
+		r.dnsCounts[dnsKey{q.Resolver, q.Name, q.Rcode}]++
+		if q.Rcode == "timeout" || q.Rcode == "error" {
+			continue
+		}
+		h, ok := r.dnsHists[q.Resolver]
+		if !ok {
+			h = &histState{labels: renderLabels([]string{"source_node", "resolver"}, []string{r.src.Node, q.Resolver}, false), buckets: make([]uint64, len(dnsBuckets)+1)}
+			r.dnsHists[q.Resolver] = h
+		}
+		h.observe(dnsBuckets, q.Duration.Seconds())
+	}
+}
+
+func (h *histState) observe(bounds []float64, v float64) {
+	h.count++
+	h.sum += v
+	h.buckets[sort.SearchFloat64s(bounds, v)]++
+}
+
+// renderHist writes one histogram series: cumulative buckets, +Inf, sum and count.
+func renderHist(e *encoder, name string, h *histState, bounds []float64) {
+	var cum uint64
+	for i, ub := range bounds {
+		cum += h.buckets[i]
+		e.sample(name, "_bucket", h.labels+`,le="`+strconv.FormatFloat(ub, 'g', -1, 64)+`"}`, float64(cum))
+	}
+	e.sample(name, "_bucket", h.labels+`,le="+Inf"}`, float64(h.count))
+	e.sample(name, "_sum", h.labels+"}", h.sum)
+	e.sample(name, "_count", h.labels+"}", float64(h.count))
 }
 
 // EndCycle drops pairs that were not observed in this cycle and records the cycle's duration.
@@ -493,6 +533,31 @@ var families = func() []*Family {
 			func(r *Results) float64 { return float64(r.overruns) }),
 		single("nodeping_cycles_total", "counter", "Probe cycles completed.",
 			func(r *Results) float64 { return float64(r.cycles) }),
+		{Name: "nodeping_dns_request_duration_seconds", Type: "histogram", Help: "Time to an answer from each resolver (any response code), for the DNS probe.", Labels: []string{"source_node", "resolver"},
+			render: func(f *Family, r *Results, e *encoder) {
+				keys := make([]string, 0, len(r.dnsHists))
+				for k := range r.dnsHists {
+					keys = append(keys, k)
+				}
+				sort.Strings(keys)
+				for _, k := range keys {
+					renderHist(e, f.Name, r.dnsHists[k], dnsBuckets)
+				}
+			}},
+		{Name: "nodeping_dns_responses_total", Type: "counter", Help: "DNS probe queries by resolver, name and response code (NOERROR, NXDOMAIN, SERVFAIL, ...; timeout or error when none came).", Labels: []string{"source_node", "resolver", "name", "rcode"},
+			render: func(f *Family, r *Results, e *encoder) {
+				keys := make([]dnsKey, 0, len(r.dnsCounts))
+				for k := range r.dnsCounts {
+					keys = append(keys, k)
+				}
+				sort.Slice(keys, func(i, j int) bool {
+					a, b := keys[i], keys[j]
+					return a.resolver+"\x00"+a.name+"\x00"+a.rcode < b.resolver+"\x00"+b.name+"\x00"+b.rcode
+				})
+				for _, k := range keys {
+					e.sample(f.Name, "", renderLabels([]string{"source_node", "resolver", "name", "rcode"}, []string{r.src.Node, k.resolver, k.name, k.rcode}, true), float64(r.dnsCounts[k]))
+				}
+			}},
 		{Name: "nodeping_icmp_socket_info", Type: "gauge", Help: "How the ICMP socket of each address family is opened: raw (CAP_NET_RAW) or dgram (unprivileged ping socket); always 1.", Labels: []string{"ip_family", "mode"},
 			render: func(f *Family, r *Results, e *encoder) {
 				for _, fam := range []string{"ipv4", "ipv6"} {
@@ -566,15 +631,7 @@ var families = func() []*Family {
 				}
 				sort.Slice(keys, func(i, j int) bool { return r.hists[keys[i]].labels < r.hists[keys[j]].labels })
 				for _, k := range keys {
-					h := r.hists[k]
-					var cum uint64
-					for i, ub := range rttBuckets {
-						cum += h.buckets[i]
-						e.sample(f.Name, "_bucket", h.labels+`,le="`+strconv.FormatFloat(ub, 'g', -1, 64)+`"}`, float64(cum))
-					}
-					e.sample(f.Name, "_bucket", h.labels+`,le="+Inf"}`, float64(h.count))
-					e.sample(f.Name, "_sum", h.labels+"}", h.sum)
-					e.sample(f.Name, "_count", h.labels+"}", float64(h.count))
+					renderHist(e, f.Name, r.hists[k], rttBuckets)
 				}
 			}},
 		{Name: "nodeping_send_errors_total", Type: "counter", Help: "Probe packets the kernel refused to send (no route, for example); each also counts as sent and lost.", Labels: []string{"ip_family", "protocol"},

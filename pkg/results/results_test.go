@@ -54,6 +54,11 @@ func fixtureWith(compat string) *Results {
 	r.Observe(c, probe.Stats{Sent: 3, Received: 0, SendErrors: 3})
 	r.Observe(ext, probe.Stats{Sent: 3, Received: 1, RTTs: ms(12)})
 	r.EndCycle(16*time.Second, true, st)
+	r.ObserveDNS([]probe.DNSResult{
+		{Resolver: "10.96.0.10:53", Name: "kubernetes.default.svc.cluster.local.", Rcode: "NOERROR", Duration: 700 * time.Microsecond},
+		{Resolver: "10.96.0.10:53", Name: "missing.example.", Rcode: "NXDOMAIN", Duration: 3 * time.Millisecond},
+		{Resolver: "10.96.0.11:53", Name: "kubernetes.default.svc.cluster.local.", Rcode: "timeout", Duration: 2 * time.Second},
+	})
 	r.SetWriteTime(time.Unix(1700000015, 500000000))
 	return r
 }
