@@ -47,6 +47,9 @@ type options struct {
 	udpPort, udpCount, udpRate       int
 	dnsNames, dnsResolvers           string
 	dnsTimeout                       time.Duration
+	icmpOn                           bool
+	mtuEvery, tcpEvery, udpEvery     int
+	dnsEvery                         int
 	engine, compat                   string
 	once, showVersion                bool
 	logLevel, logFormat              string
@@ -66,6 +69,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.StringVar(&o.textfileDir, "textfile-dir", "/var/lib/node_exporter/textfile_collector", "directory of node-exporter's textfile collector; the agent writes "+textfileName+" there")
 	fs.DurationVar(&o.interval, "interval", 15*time.Second, "time from one probe cycle's start to the next's")
 	fs.DurationVar(&o.grace, "grace", 30*time.Second, "how long a node that joins the list is exempt from loss (only answered echoes count)")
+	fs.BoolVar(&o.icmpOn, "icmp", true, "run the ICMP probe (--icmp=false leaves only the other probes; the MTU probe still uses the ICMP sockets)")
 	fs.IntVar(&o.icmp.Count, "icmp-count", 10, "ICMP echoes per target per cycle")
 	fs.DurationVar(&o.icmp.Interval, "icmp-interval", time.Second, "time between two echoes to the same target; sends to different targets are spread over it")
 	fs.DurationVar(&o.icmp.Timeout, "icmp-timeout", 0, "how long an echo may take before it counts as lost (default: what the cycle leaves after the bursts, at most 2s)")
@@ -75,6 +79,10 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.IntVar(&o.mtuCount, "mtu-count", 1, "MTU probe echoes per target per cycle")
 	fs.IntVar(&o.tcpPort, "tcp-port", 0, "TCP probe and responder port: the agent answers TCP handshakes on it and times its own to every peer's (protocol=\"tcp\", failures by reason); 0 leaves both off")
 	fs.IntVar(&o.tcpCount, "tcp-count", 1, "TCP handshakes per target per cycle")
+	fs.IntVar(&o.mtuEvery, "mtu-every", 1, "run the MTU probe every N cycles")
+	fs.IntVar(&o.tcpEvery, "tcp-every", 1, "run the TCP probe every N cycles")
+	fs.IntVar(&o.udpEvery, "udp-every", 1, "run the UDP probe every N cycles")
+	fs.IntVar(&o.dnsEvery, "dns-every", 1, "run the DNS probe every N cycles")
 	fs.IntVar(&o.udpPort, "udp-port", 0, "UDP probe and echo responder port: the agent echoes probes from listed nodes on it and sends its own to every peer's, from rotating source ports (protocol=\"udp\"); 0 leaves both off")
 	fs.IntVar(&o.udpCount, "udp-count", 5, "UDP probes per target per cycle")
 	fs.IntVar(&o.udpRate, "udp-responder-rate", 2000, "most UDP probes the responder answers per second; the rest are dropped and counted")
@@ -147,6 +155,11 @@ func (o *options) validate() error {
 	}
 	if o.udpPort < 0 || o.udpPort > 65535 || o.udpPort != 0 && (o.udpCount < 1 || o.udpRate < 1) {
 		return fmt.Errorf("--udp-port %d, --udp-count %d, --udp-responder-rate %d: want a port 0..65535 (0 is off), and a count and rate of at least 1", o.udpPort, o.udpCount, o.udpRate)
+	}
+	for name, v := range map[string]int{"--mtu-every": o.mtuEvery, "--tcp-every": o.tcpEvery, "--udp-every": o.udpEvery, "--dns-every": o.dnsEvery} {
+		if v < 1 {
+			return fmt.Errorf("%s %d: must be at least 1", name, v)
+		}
 	}
 	burst := time.Duration(o.icmp.Count) * o.icmp.Interval
 	if o.icmp.Timeout == 0 {
@@ -248,7 +261,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 				modes[fam] = string(m)
 			}
 		}
-		probes, counters = append(probes, agent.Probe{Protocol: "icmp", Pinger: e}), e.Counters
+		counters = e.Counters
+		if o.icmpOn {
+			probes = append(probes, agent.Probe{Protocol: "icmp", Pinger: e})
+		}
 		if o.mtu != 0 {
 			mtuEngine = e
 		}
@@ -258,7 +274,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 			log.Error("cannot set up pro-bing", "err", err)
 			return 1
 		}
-		probes = append(probes, agent.Probe{Protocol: "icmp", Pinger: p})
+		if o.icmpOn {
+			probes = append(probes, agent.Probe{Protocol: "icmp", Pinger: p})
+		}
 	}
 	if mtuEngine != nil {
 		p, err := mtuEngine.NewMTUProbe(o.mtu, o.mtuCount, o.extraSpread())
@@ -266,7 +284,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 			log.Error("cannot set up the MTU probe", "err", err)
 			return 1
 		}
-		probes = append(probes, agent.Probe{Protocol: "mtu", Pinger: p, NodesOnly: true})
+		probes = append(probes, agent.Probe{Protocol: "mtu", Pinger: p, NodesOnly: true, Every: o.mtuEvery})
 	}
 
 	var dnsProbe agent.DNSProber
@@ -298,7 +316,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 			log.Error("cannot set up the TCP probe", "err", err)
 			return 1
 		}
-		probes = append(probes, agent.Probe{Protocol: "tcp", Pinger: p, NodesOnly: true})
+		probes = append(probes, agent.Probe{Protocol: "tcp", Pinger: p, NodesOnly: true, Every: o.tcpEvery})
 		if !o.once { // a one-shot run answers nobody
 			r, err := responder.ListenTCP(fmt.Sprintf(":%d", o.tcpPort), log)
 			if err != nil {
@@ -316,7 +334,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 			return 1
 		}
 		defer p.Close()
-		probes = append(probes, agent.Probe{Protocol: "udp", Pinger: p, NodesOnly: true})
+		probes = append(probes, agent.Probe{Protocol: "udp", Pinger: p, NodesOnly: true, Every: o.udpEvery})
 		if !o.once {
 			r, err := responder.ListenUDP(fmt.Sprintf(":%d", o.udpPort), o.udpRate, log)
 			if err != nil {
@@ -347,6 +365,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		Compat:         o.compat,
 		OnList:         onList,
 		DNS:            dnsProbe,
+		DNSEvery:       o.dnsEvery,
 		Responders: func() []results.ResponderStats {
 			out := make([]results.ResponderStats, len(stats))
 			for i, f := range stats {

@@ -62,6 +62,7 @@ func TestFlags(t *testing.T) {
 		{"bad mtu", []string{"--node-name", "a", "--mtu", "40"}, nil, 2, "--mtu 40: must be 0 (off) or between 68 and 65000"},
 		{"bad tcp port", []string{"--node-name", "a", "--tcp-port", "70000"}, nil, 2, "--tcp-port 70000"},
 		{"bad udp count", []string{"--node-name", "a", "--udp-port", "9", "--udp-count", "0"}, nil, 2, "--udp-port 9, --udp-count 0"},
+		{"bad every", []string{"--node-name", "a", "--dns-every", "0"}, nil, 2, "--dns-every 0: must be at least 1"},
 		{"bad engine", []string{"--node-name", "a", "--icmp-engine", "fast"}, nil, 2, `--icmp-engine "fast": must be batch or pro-bing`},
 		{"bad log level", []string{"--node-name", "a", "--log-level", "loud", "--textfile-dir", dir}, nil, 2, `--log-level "loud"`},
 		{"missing textfile dir", []string{"--node-name", "a", "--textfile-dir", filepath.Join(dir, "missing")}, nil, 1, "no such file or directory"},

@@ -31,7 +31,11 @@ type Probe struct {
 	Pinger   Pinger
 	// NodesOnly leaves external targets out (the MTU of an outside path is not the cluster's).
 	NodesOnly bool
+	// Every runs the probe every Nth cycle only (0 or 1: every cycle); its series stay between runs.
+	Every int
 }
+
+func due(every int, cycle uint64) bool { return every <= 1 || cycle%uint64(every) == 0 }
 
 // Resolver looks up external targets' host names; *net.Resolver is one.
 type Resolver interface {
@@ -61,8 +65,9 @@ type Config struct {
 	OnList func(nodelist.List)
 	// Responders, when set, reports the agent's responders for its self-metrics.
 	Responders func() []results.ResponderStats
-	// DNS, when set, resolves its names every cycle.
-	DNS DNSProber
+	// DNS, when set, resolves its names every DNSEvery cycles (0 or 1: every cycle).
+	DNS      DNSProber
+	DNSEvery int
 }
 
 // DNSProber resolves names against resolvers; probe.DNS is one.
@@ -84,6 +89,7 @@ type Agent struct {
 	listOK     bool
 	listHash   [sha256.Size]byte
 	badHash    [sha256.Size]byte // of the last unusable content, so that it is logged once
+	cycles     uint64            // cycles run, for probes that run every Nth
 	listLoaded time.Time
 	skipped    map[string]int
 	// maintenance holds the listed nodes that are cordoned or not Ready.
@@ -279,6 +285,9 @@ func (a *Agent) cycle(ctx context.Context, start time.Time) error {
 	stats := make([][]probe.Stats, len(a.probes))
 	errs := make([]error, len(a.probes))
 	for i, p := range a.probes {
+		if !due(p.Every, a.cycles) {
+			continue
+		}
 		n := len(pts)
 		if p.NodesOnly {
 			n = nodeTargets
@@ -289,7 +298,7 @@ func (a *Agent) cycle(ctx context.Context, start time.Time) error {
 		}
 	}
 	var dnsResults []probe.DNSResult
-	if a.cfg.DNS != nil {
+	if a.cfg.DNS != nil && due(a.cfg.DNSEvery, a.cycles) {
 		dnsResults = a.cfg.DNS.Run(ctx)
 		if err := ctx.Err(); err != nil {
 			return err
@@ -297,7 +306,12 @@ func (a *Agent) cycle(ctx context.Context, start time.Time) error {
 	}
 	a.results.BeginCycle()
 	a.results.ObserveDNS(dnsResults)
+	a.cycles++
 	for i, p := range a.probes {
+		if stats[i] == nil && errs[i] == nil {
+			a.results.KeepProtocol(p.Protocol) // not due this cycle: its last results stay
+			continue
+		}
 		if errs[i] != nil {
 			// This probe's pairs drop out of the file this cycle; the others stay.
 			a.log.Error("probe failed", "protocol", p.Protocol, "err", errs[i])

@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -319,3 +321,45 @@ var (
 	_ Pinger = (*probe.ICMP)(nil)
 	_ Pinger = (*probe.ProBing)(nil)
 )
+
+// countingPinger counts the runs of a real pinger.
+type countingPinger struct {
+	Pinger
+	runs atomic.Int64
+}
+
+func (c *countingPinger) Run(ctx context.Context, t []netip.Addr) ([]probe.Stats, error) {
+	c.runs.Add(1)
+	return c.Pinger.Run(ctx, t)
+}
+
+// TestProbeEvery runs a second probe every third cycle: it runs a third as often, and its series
+// stay in the file in between.
+func TestProbeEvery(t *testing.T) {
+	requireRoot(t)
+	dir := t.TempDir()
+	nodes := filepath.Join(dir, "nodes.json")
+	os.WriteFile(nodes, []byte(`[{"name":"self","ipAddress":"127.0.0.1"},{"name":"peer","ipAddress":"127.0.0.2"}]`), 0o644)
+	tf := filepath.Join(dir, "nodeping.prom")
+	icmp := &countingPinger{Pinger: newEngine(t, fastICMP)}
+	slow := &countingPinger{Pinger: newEngine(t, fastICMP)}
+	a := New(Config{NodeName: "self", NodesFile: nodes, TextfilePath: tf, Interval: 30 * time.Millisecond}, testLogger(t),
+		[]Probe{{Protocol: "icmp", Pinger: icmp}, {Protocol: "slow", Pinger: slow, Every: 3}}, localResolver(), results.BuildInfo{}, nil, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	for icmp.runs.Load() < 12 {
+		if mfs := readMetrics(t, tf); mfs != nil {
+			if _, ok := value(mfs, "nodeping_packets_sent_total", map[string]string{"protocol": "slow"}); !ok {
+				t.Fatal("the every-3rd-cycle probe's series vanished between its runs")
+			}
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	i, s := icmp.runs.Load(), slow.runs.Load()
+	if s < i/3 || s > i/3+1 {
+		t.Errorf("icmp ran %d times, the every-3rd probe %d times; want about a third", i, s)
+	}
+}

@@ -182,6 +182,17 @@ func (r *Results) BeginCycle() {
 	}
 }
 
+// KeepProtocol keeps this cycle the pairs of a probe that did not run (it runs every Nth cycle).
+func (r *Results) KeepProtocol(protocol string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for k, p := range r.pairs {
+		if k.Protocol == protocol {
+			p.seen = true
+		}
+	}
+}
+
 // Observe adds one cycle's statistics for a pair.
 func (r *Results) Observe(p Pair, st probe.Stats) {
 	r.mu.Lock()
