@@ -17,6 +17,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/nodeping/nodeping/internal/dnstest"
 	"github.com/nodeping/nodeping/internal/netnstest"
 )
 
@@ -154,7 +155,7 @@ func TestNodeExporterServesTheFile(t *testing.T) {
 	tcpPort := freePort(t)
 	agent := exec.Command(agentBin, "--node-name", "self", "--nodes-file", nodes, "--textfile-dir", tf,
 		"--interval", "300ms", "--icmp-count", "2", "--icmp-interval", "20ms", "--tcp-port", fmt.Sprint(tcpPort), "--udp-port", fmt.Sprint(tcpPort),
-		"--dns-names", "ok.test.", "--dns-resolvers", startDNS(t))
+		"--dns-names", "ok.test.", "--dns-resolvers", dnstest.Start(t, func(string) (int, string) { return dns.RcodeSuccess, "198.18.0.1" }))
 	agent.Stderr = agentLog
 	if err := agent.Start(); err != nil {
 		t.Fatal(err)
@@ -207,28 +208,6 @@ func TestNodeExporterServesTheFile(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(tf, "nodeping.prom")); !os.IsNotExist(err) {
 		t.Errorf("agent left its file after SIGTERM: %v", err)
 	}
-}
-
-// startDNS runs a DNS server on loopback that answers every A query with 198.18.0.1.
-func startDNS(t *testing.T) string {
-	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
-		m := new(dns.Msg)
-		m.SetReply(r)
-		rr, _ := dns.NewRR(r.Question[0].Name + " 30 IN A 198.18.0.1")
-		m.Answer = append(m.Answer, rr)
-		w.WriteMsg(m)
-	})}
-	started := make(chan struct{})
-	srv.NotifyStartedFunc = func() { close(started) }
-	go srv.ActivateAndServe()
-	<-started
-	t.Cleanup(func() { srv.Shutdown() })
-	return pc.LocalAddr().String()
 }
 
 // answered counts the pairs of a protocol with a non-zero received counter in an exposition.

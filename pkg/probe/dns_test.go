@@ -10,38 +10,21 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/nodeping/nodeping/internal/dnstest"
 )
 
-// startDNS runs a real DNS server on loopback: ok.test. has an A record, anything else is
-// NXDOMAIN, and fail.test. gets SERVFAIL.
+// startDNS serves ok.test. with an A record, fail.test. with SERVFAIL, anything else NXDOMAIN.
 func startDNS(t *testing.T) string {
-	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux := dns.NewServeMux()
-	mux.HandleFunc(".", func(w dns.ResponseWriter, r *dns.Msg) {
-		m := new(dns.Msg)
-		m.SetReply(r)
-		switch r.Question[0].Name {
+	return dnstest.Start(t, func(name string) (int, string) {
+		switch name {
 		case "ok.test.":
-			rr, _ := dns.NewRR("ok.test. 30 IN A 198.18.0.1")
-			m.Answer = append(m.Answer, rr)
+			return dns.RcodeSuccess, "198.18.0.1"
 		case "fail.test.":
-			m.Rcode = dns.RcodeServerFailure
-		default:
-			m.Rcode = dns.RcodeNameError
+			return dns.RcodeServerFailure, ""
 		}
-		w.WriteMsg(m)
+		return dns.RcodeNameError, ""
 	})
-	srv := &dns.Server{PacketConn: pc, Handler: mux}
-	started := make(chan struct{})
-	srv.NotifyStartedFunc = func() { close(started) }
-	go srv.ActivateAndServe()
-	<-started
-	t.Cleanup(func() { srv.Shutdown() })
-	return pc.LocalAddr().String()
 }
 
 func TestDNSProbe(t *testing.T) {
