@@ -74,7 +74,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.DurationVar(&o.icmp.Interval, "icmp-interval", time.Second, "time between two echoes to the same target; sends to different targets are spread over it")
 	fs.DurationVar(&o.icmp.Timeout, "icmp-timeout", 0, "how long an echo may take before it counts as lost (default: what the cycle leaves after the bursts, at most 2s)")
 	fs.IntVar(&o.icmp.Size, "icmp-size", 56, "ICMP echo payload in bytes")
-	fs.BoolVar(&o.icmp.DontFragment, "icmp-dont-fragment", false, "set the DF bit on ICMP echoes")
+	fs.BoolVar(&o.icmp.DontFragment, "icmp-dont-fragment", false, "set the DF bit on ICMP echoes (always set when --mtu is on: the MTU probe shares the sockets)")
 	fs.IntVar(&o.mtu, "mtu", 0, "packet size in bytes of the MTU probe: echoes that fill the path MTU (1500 on most networks), with DF set, after each ICMP burst, reported with protocol=\"mtu\"; 0 leaves it off (batch engine only)")
 	fs.IntVar(&o.mtuCount, "mtu-count", 1, "MTU probe echoes per target per cycle")
 	fs.IntVar(&o.tcpPort, "tcp-port", 0, "TCP probe and responder port: the agent answers TCP handshakes on it and times its own to every peer's (protocol=\"tcp\", failures by reason); 0 leaves both off")

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -46,7 +45,6 @@ type Controller struct {
 	factory informers.SharedInformerFactory
 	cmInf   informers.SharedInformerFactory
 	trigger chan struct{}
-	ready   atomic.Bool
 }
 
 // Metrics are the controller's own.
@@ -115,9 +113,6 @@ func (c *Controller) kick() {
 	}
 }
 
-// Ready reports whether the informers have synced (for /healthz).
-func (c *Controller) Ready() bool { return c.ready.Load() }
-
 // Run starts the informers and keeps the ConfigMap in step with the Nodes until ctx ends.
 func (c *Controller) Run(ctx context.Context) error {
 	c.factory.Start(ctx.Done())
@@ -125,7 +120,6 @@ func (c *Controller) Run(ctx context.Context) error {
 	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
 		return errors.New("node and configmap informers did not sync")
 	}
-	c.ready.Store(true)
 	c.log.Info("informers synced; keeping the nodes list in step", "configmap", c.cfg.Namespace+"/"+c.cfg.Name)
 	backoff := time.Duration(0)
 	c.kick()
