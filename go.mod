@@ -1,6 +1,6 @@
 module github.com/nodeping/nodeping
 
-go 1.26.8
+go 1.27.3
 
 require (
 	github.com/miekg/dns v1.1.73
