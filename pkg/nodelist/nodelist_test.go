@@ -53,7 +53,7 @@ func TestDecodeInvalid(t *testing.T) {
 		"invalid-truncated": "decode flant nodes list: unexpected end of JSON input",
 		"invalid-no-nodes":  `decode nodes list: object has neither "nodes" nor "cluster_targets"`,
 		"invalid-string":    `decode nodes list: invalid JSON: starts with '"', want '[' or '{'`,
-		"invalid-type":      "decode flant nodes list: json: cannot unmarshal number into Go struct field wireNode.name of type string",
+		"invalid-type":      "decode flant nodes list: json: cannot unmarshal number into Go struct field .0.name of type string",
 		"invalid-trailing":  "decode flant nodes list: invalid character 't' after top-level value",
 	}
 	for name, want := range cases {
