@@ -85,16 +85,15 @@ func main() {
 	flag.IntVar(&zones, "zones", 3, "zones, of equal size")
 	flag.StringVar(&listen, "listen", "127.0.0.1:0", "address to serve on; the chosen one is printed on stdout")
 	flag.StringVar(&blackhole, "blackhole", "", "a node that loses every probe to and from it")
+	table := flag.Bool("table", false, "print docs/scale.md's series table for 10, 100, 1,000 and 5,000 nodes in --zones zones, and exit")
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-
-	l := nodelist.List{}
-	for i := range nodes {
-		l.Nodes = append(l.Nodes, nodelist.Node{
-			Name: fmt.Sprintf("node-%05d", i), Zone: fmt.Sprintf("zone-%c", 'a'+i%zones), Ready: true, Schedulable: true,
-			IPv4: netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}),
-		})
+	if *table {
+		printTable(zones)
+		return
 	}
+
+	l := syntheticList(nodes, zones)
 	plan := targets.Build(l, targets.DefaultOptions())
 	byName := map[string]nodelist.Node{}
 	for _, n := range l.Nodes {
@@ -149,6 +148,62 @@ func main() {
 	if err := http.Serve(ln, nil); err != nil {
 		log.Error("serve", "err", err)
 		os.Exit(1)
+	}
+}
+
+// syntheticList is n single-stack nodes named node-00000.. in zones zone-a.. taken in turn.
+func syntheticList(n, zones int) nodelist.List {
+	l := nodelist.List{}
+	for i := range n {
+		l.Nodes = append(l.Nodes, nodelist.Node{
+			Name: fmt.Sprintf("node-%05d", i), Zone: fmt.Sprintf("zone-%c", 'a'+i%zones), Ready: true, Schedulable: true,
+			IPv4: netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}),
+		})
+	}
+	return l
+}
+
+// printTable prints the series per agent and per cluster, from the plan's real peers of every
+// node: "today" is what main wrote before the decision (min/max/stddev gauges and a histogram
+// for every protocol), "shipped" what the DaemonSet keeps (counters for every protocol, the
+// histogram for icmp only). selfSeries is the self-metrics, DNS probe and responders.
+func printTable(zones int) {
+	const selfSeries = 50
+	p := len(protocols)
+	fmt.Println("| Nodes | Mode | Peers per agent (mean / max) | Series per agent, today (mean / max) | Series per agent, shipped (mean / max) | Series per cluster, today | Series per cluster, shipped |")
+	fmt.Println("|---:|---|---|---|---|---:|---:|")
+	for _, n := range []int{10, 100, 1000, 5000} {
+		l := syntheticList(n, zones)
+		for _, o := range []targets.Options{{FullMeshMax: 1 << 30, SubsetPeers: 8, ZonePairMin: 3}, targets.DefaultOptions()} {
+			plan := targets.Build(l, o)
+			if o.FullMeshMax == targets.DefaultFullMeshMax && n <= o.FullMeshMax {
+				continue // the default is the full mesh row
+			}
+			zoneOf := map[string]string{}
+			for _, nd := range l.Nodes {
+				zoneOf[nd.Name] = nd.Zone
+			}
+			var peers, maxPeers, today, maxToday, shipped, maxShipped int
+			for _, nd := range l.Nodes {
+				ps := plan.Peers(nd.Name)
+				dz := map[string]bool{}
+				for _, d := range ps {
+					dz[zoneOf[d]] = true
+				}
+				t := 6*p*len(ps) + 18*len(dz)*p + selfSeries
+				s := 3*p*len(ps) + 18*len(dz) + selfSeries
+				peers += len(ps)
+				today += t
+				shipped += s
+				maxPeers, maxToday, maxShipped = max(maxPeers, len(ps)), max(maxToday, t), max(maxShipped, s)
+			}
+			mode := plan.Mode()
+			if plan.Mode() == targets.ModeFullMesh && n > targets.DefaultFullMeshMax {
+				mode += " (forced)"
+			}
+			fmt.Printf("| %d | %s | %.1f / %d | %.0f / %d | %.0f / %d | %d | %d |\n", n, mode,
+				float64(peers)/float64(n), maxPeers, float64(today)/float64(n), maxToday, float64(shipped)/float64(n), maxShipped, today, shipped)
+		}
 	}
 }
 
