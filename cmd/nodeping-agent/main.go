@@ -34,6 +34,9 @@ var version = "dev"
 const textfileName = "nodeping.prom"
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "plan" {
+		os.Exit(runPlan(os.Args[2:], os.Getenv, os.Stdout, os.Stderr))
+	}
 	os.Exit(run(context.Background(), os.Args[1:], os.Getenv, os.Stderr))
 }
 

@@ -1,0 +1,404 @@
+package targets
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"slices"
+	"sort"
+
+	"github.com/nodeping/nodeping/pkg/nodelist"
+)
+
+// Modes of a plan, as Plan.Mode returns them.
+const (
+	ModeFullMesh = "full-mesh"
+	ModeSubset   = "subset"
+)
+
+// Defaults of the probe-plan flags; docs/scale.md says how they were chosen.
+const (
+	// DefaultFullMeshMax keeps the full mesh up to 50 nodes: with the shipped DaemonSet's four
+	// protocols that is about 600 pair series per agent and 30,000 per cluster.
+	DefaultFullMeshMax = 50
+	// DefaultSubsetPeers is K: every node is observed by 8 ring sources, so the rules' majority
+	// ("more than half of a node's sources lose it") needs 5 of them and tolerates 3 bad sources.
+	DefaultSubsetPeers = 8
+	// DefaultZonePairMin is M: every ordered zone pair is probed by at least 3 pairs, so that a
+	// majority of its pairs means 2 of 3, and a zone link broken one way differs from one broken
+	// both ways in at least 3 pairs.
+	DefaultZonePairMin = 3
+)
+
+// Options choose the probe plan. Every agent must use the same options, or their plans disagree.
+type Options struct {
+	// FullMeshMax: every node probes every other node while the list has at most this many nodes.
+	FullMeshMax int
+	// SubsetPeers (K): above FullMeshMax, each node probes the next K nodes on the hash ring.
+	SubsetPeers int
+	// ZonePairMin (M): above FullMeshMax, every ordered pair of zones (a, b) is probed by at least
+	// min(M, |a|*|b|) node pairs.
+	ZonePairMin int
+}
+
+// DefaultOptions returns the shipped defaults.
+func DefaultOptions() Options {
+	return Options{FullMeshMax: DefaultFullMeshMax, SubsetPeers: DefaultSubsetPeers, ZonePairMin: DefaultZonePairMin}
+}
+
+// Validate reports options that cannot give a sound plan.
+func (o Options) Validate() error {
+	if o.FullMeshMax < 0 {
+		return fmt.Errorf("--full-mesh-max %d: must not be negative", o.FullMeshMax)
+	}
+	if o.SubsetPeers < 2 {
+		return fmt.Errorf("--subset-peers %d: must be at least 2 (with one, a node and its only source look alike)", o.SubsetPeers)
+	}
+	if o.ZonePairMin < 1 {
+		return fmt.Errorf("zone pair minimum %d: must be at least 1", o.ZonePairMin)
+	}
+	return nil
+}
+
+// Plan is the probe plan of one nodes list: which node probes which. Every agent builds the same
+// plan from the same list and options, with no coordination; the node name is the only per-node
+// input.
+//
+// Full mesh (at most FullMeshMax nodes): every node probes every other node.
+//
+// Subset (more nodes): nodes sit on a ring ordered by the first 8 bytes of sha256(name) (ties by
+// name). A node u of zone a (a zone-less node is in zone "") probes the union of:
+//
+//  1. ring: the next K nodes on the ring. Every node is observed by exactly K ring sources.
+//  2. zone ring: the next node of its own zone on the ring, when the zone has two nodes or more.
+//     Every node of such a zone is then observed from its own zone, and probes it.
+//  3. zone diversity: when the ring node after u is of another zone z, the nodes at positions
+//     K+1 .. K+C (C = 2K) of the run of zone-z nodes that starts there. Their K ring sources are
+//     all of their own zone z; u adds a second zone. Each node takes at most C such duties.
+//  4. zone pairs: for every ordered pair of distinct zones (a, b), min(M, |a|*|b|) distinct pairs
+//     between the first min(M, |a|) nodes of a and the first min(M, |b|) nodes of b on the ring,
+//     each counted from a point hashed from the two zone names.
+//
+// Guarantees (tested in plan_test.go over random clusters of 1..5,000 nodes in 1..10 zones):
+//   - no node probes itself, and every node is observed by exactly K ring sources (N > K);
+//   - out-degree <= K+1+2K+M(Z-1), in-degree <= K+2+M(Z-1): O(K + zones) series per agent;
+//   - every ordered zone pair is probed by at least min(M, |a|*|b|) pairs;
+//   - every node with a node of another zone among its 3K ring predecessors is observed from at
+//     least two zones; a node is never observed from, nor probes into, one single zone other than
+//     its own, unless it is alone in its zone and there are only two zones (then nothing can
+//     tell its fault from the zone link's);
+//   - single faults are identifiable: the set of lossy ordered pairs of each of the faults below
+//     is non-empty and differs from that of every other fault, wherever the full mesh tells the
+//     two apart. Faults: node v (every pair from and to v lossy), node v inbound (every pair to
+//     v), node v outbound (every pair from v), zone link a->b (every pair from a node of a to a
+//     node of b), zone link a<->b (both directions);
+//   - a node that joins or leaves changes at most c*K pairs (docs/scale.md gives c).
+type Plan struct {
+	opts   Options
+	nodes  []nodelist.Node
+	mode   string
+	byName map[string]int
+
+	// Subset mode only.
+	hash     []uint64 // by list index
+	ring     []int    // list indexes in ring order
+	pos      []int    // list index -> ring position
+	zone     []int    // list index -> zone id
+	zones    []string // zone id -> name, sorted
+	zoneRing [][]int  // zone id -> ring positions of its members, ascending
+	zoneIdx  []int    // list index -> index in its zone's zoneRing
+}
+
+// Build makes the plan of a list. It costs O(N log N); each Peers call then costs O(K + Z log N).
+// Options that do not validate are replaced by the defaults.
+func Build(l nodelist.List, o Options) *Plan {
+	if o.Validate() != nil {
+		o = DefaultOptions()
+	}
+	p := &Plan{opts: o, nodes: l.Nodes, byName: make(map[string]int, len(l.Nodes))}
+	for i, n := range l.Nodes {
+		p.byName[n.Name] = i
+	}
+	if len(l.Nodes) <= o.FullMeshMax {
+		p.mode = ModeFullMesh
+		return p
+	}
+	p.mode = ModeSubset
+	n := len(l.Nodes)
+	p.hash = make([]uint64, n)
+	p.ring = make([]int, n)
+	zoneIDs := map[string]int{}
+	for i, nd := range l.Nodes {
+		p.hash[i] = ringHash(nd.Name)
+		p.ring[i] = i
+		if _, ok := zoneIDs[nd.Zone]; !ok {
+			zoneIDs[nd.Zone] = 0
+			p.zones = append(p.zones, nd.Zone)
+		}
+	}
+	sort.Strings(p.zones)
+	for id, z := range p.zones {
+		zoneIDs[z] = id
+	}
+	sort.Slice(p.ring, func(a, b int) bool {
+		ha, hb := p.hash[p.ring[a]], p.hash[p.ring[b]]
+		if ha != hb {
+			return ha < hb
+		}
+		return l.Nodes[p.ring[a]].Name < l.Nodes[p.ring[b]].Name
+	})
+	p.pos = make([]int, n)
+	p.zone = make([]int, n)
+	p.zoneIdx = make([]int, n)
+	p.zoneRing = make([][]int, len(p.zones))
+	for r, i := range p.ring {
+		p.pos[i] = r
+		z := zoneIDs[l.Nodes[i].Zone]
+		p.zone[i] = z
+		p.zoneIdx[i] = len(p.zoneRing[z])
+		p.zoneRing[z] = append(p.zoneRing[z], r)
+	}
+	return p
+}
+
+// ringHash places a name on the ring: the first 8 bytes of its sha256, big-endian.
+func ringHash(s string) uint64 {
+	h := sha256.Sum256([]byte(s))
+	return binary.BigEndian.Uint64(h[:8])
+}
+
+// zonePoint is where the zone pair (a, b) starts counting its sources ("src") or targets ("dst").
+func zonePoint(a, b, role string) uint64 {
+	return ringHash("nodeping zone pair\x00" + a + "\x00" + b + "\x00" + role)
+}
+
+// Mode says whether the plan is a full mesh or a subset.
+func (p *Plan) Mode() string { return p.mode }
+
+// Options returns the options the plan was built with.
+func (p *Plan) Options() Options { return p.opts }
+
+// Nodes returns the list's nodes, in list order.
+func (p *Plan) Nodes() []nodelist.Node { return p.nodes }
+
+// Peers returns the names of the nodes that name probes, in list order. A name that is not in
+// the list probes every node in full-mesh mode, and its K ring successors in subset mode.
+func (p *Plan) Peers(name string) []string {
+	idx := p.peerIndexes(name)
+	out := make([]string, len(idx))
+	for k, i := range idx {
+		out[k] = p.nodes[i].Name
+	}
+	return out
+}
+
+// Targets returns every address of every node that self probes, in list order, IPv4 before IPv6
+// for each node. The second result is self's entry, if the list has it.
+func (p *Plan) Targets(self string) ([]Target, *nodelist.Node) {
+	var me *nodelist.Node
+	if i, ok := p.byName[self]; ok {
+		me = &p.nodes[i]
+	}
+	var out []Target
+	for _, i := range p.peerIndexes(self) {
+		n := p.nodes[i]
+		for _, a := range n.Addrs() {
+			out = append(out, Target{Node: n, Addr: a})
+		}
+	}
+	return out, me
+}
+
+// Pairs calls f for every ordered pair of the plan: sources in list order, and for each source
+// its destinations in list order.
+func (p *Plan) Pairs(f func(source, destination string)) {
+	for _, n := range p.nodes {
+		for _, j := range p.peerIndexes(n.Name) {
+			f(n.Name, p.nodes[j].Name)
+		}
+	}
+}
+
+// peerIndexes returns the list indexes of the nodes that name probes, ascending.
+func (p *Plan) peerIndexes(name string) []int {
+	self, listed := p.byName[name]
+	if p.mode == ModeFullMesh {
+		out := make([]int, 0, len(p.nodes))
+		for i := range p.nodes {
+			if !listed || i != self {
+				out = append(out, i)
+			}
+		}
+		return out
+	}
+	if !listed {
+		return p.unlistedPeers(name)
+	}
+	out := p.subsetPeers(self, nil)
+	slices.Sort(out)
+	return out
+}
+
+// unlistedPeers are the K ring successors of a name that is not on the ring.
+func (p *Plan) unlistedPeers(name string) []int {
+	h := ringHash(name)
+	r := sort.Search(len(p.ring), func(k int) bool {
+		i := p.ring[k]
+		return p.hash[i] > h || p.hash[i] == h && p.nodes[i].Name > name
+	})
+	var out []int
+	for s := 0; s < p.opts.SubsetPeers && s < len(p.ring); s++ {
+		out = append(out, p.ring[(r+s)%len(p.ring)])
+	}
+	slices.Sort(out)
+	return out
+}
+
+// subsetPeers appends the list indexes that the node at list index self probes, each once.
+func (p *Plan) subsetPeers(self int, out []int) []int {
+	n, k := len(p.ring), p.opts.SubsetPeers
+	add := func(j int) {
+		if j != self && !slices.Contains(out, j) {
+			out = append(out, j)
+		}
+	}
+	r, a := p.pos[self], p.zone[self]
+	// 1. ring
+	for s := 1; s <= k && s < n; s++ {
+		add(p.ring[(r+s)%n])
+	}
+	// 2. zone ring
+	if zr := p.zoneRing[a]; len(zr) >= 2 {
+		add(p.ring[zr[(p.zoneIdx[self]+1)%len(zr)]])
+	}
+	// 3. zone diversity
+	if n > 1 {
+		if z := p.zone[p.ring[(r+1)%n]]; z != a {
+			for t := 1; t <= k+diversityDuties(k) && t < n; t++ {
+				j := p.ring[(r+t)%n]
+				if p.zone[j] != z {
+					break
+				}
+				if t > k {
+					add(j)
+				}
+			}
+		}
+	}
+	// 4. zone pairs
+	for b := range p.zones {
+		if b == a {
+			continue
+		}
+		src := p.firstOfZone(a, zonePoint(p.zones[a], p.zones[b], "src"), p.opts.ZonePairMin)
+		ri := slices.Index(src, self)
+		if ri < 0 {
+			continue
+		}
+		dst := p.firstOfZone(b, zonePoint(p.zones[a], p.zones[b], "dst"), p.opts.ZonePairMin)
+		for i := ri; i < p.zonePairCount(a, b); i += len(src) {
+			add(dst[(i/len(src)+ri)%len(dst)])
+		}
+	}
+	return out
+}
+
+// diversityDuties is C, the most nodes a node observes for zone diversity (rule 3).
+func diversityDuties(k int) int { return 2 * k }
+
+// zonePairCount is how many pairs rule 4 gives the zone pair (a, b): min(M, |a|*|b|).
+func (p *Plan) zonePairCount(a, b int) int {
+	return min(p.opts.ZonePairMin, len(p.zoneRing[a])*len(p.zoneRing[b]))
+}
+
+// firstOfZone returns the list indexes of the first min(m, |z|) nodes of zone z on the ring,
+// clockwise from the point h.
+func (p *Plan) firstOfZone(z int, h uint64, m int) []int {
+	zr := p.zoneRing[z]
+	start := sort.Search(len(zr), func(k int) bool { return p.hash[p.ring[zr[k]]] >= h })
+	out := make([]int, 0, min(m, len(zr)))
+	for k := 0; k < m && k < len(zr); k++ {
+		out = append(out, p.ring[zr[(start+k)%len(zr)]])
+	}
+	return out
+}
+
+// Stats describe a plan, for the agent's self-metrics and its start-up log line.
+type Stats struct {
+	Mode  string
+	Nodes int
+	Zones int
+	// SubsetPeers and ZonePairMin are K and M (0 in full-mesh mode).
+	SubsetPeers, ZonePairMin int
+	// Pairs is the number of ordered pairs probed in the whole cluster.
+	Pairs int
+	// MaxPeers and MaxObservers are the largest out- and in-degree of any node.
+	MaxPeers, MaxObservers int
+	// ZonePairs is the number of ordered pairs of distinct zones, ZonePairsCovered how many of
+	// them at least one pair probes, MinZonePairPairs the fewest pairs that probe one of them.
+	ZonePairs, ZonePairsCovered, MinZonePairPairs int
+	// MinObservingZones is the fewest zones any node is observed from (its own counts).
+	MinObservingZones int
+}
+
+// Stats computes the plan's figures. It walks the whole plan: O(N*(K+Z log N)).
+func (p *Plan) Stats() Stats {
+	st := Stats{Mode: p.mode, Nodes: len(p.nodes)}
+	if p.mode == ModeSubset {
+		st.SubsetPeers, st.ZonePairMin = p.opts.SubsetPeers, p.opts.ZonePairMin
+	}
+	zoneID := map[string]int{}
+	for _, n := range p.nodes {
+		if _, ok := zoneID[n.Zone]; !ok {
+			zoneID[n.Zone] = len(zoneID)
+		}
+	}
+	z := len(zoneID)
+	st.Zones = z
+	st.ZonePairs = z * (z - 1)
+	zp := make([]int, z*z)
+	in := make([]int, len(p.nodes))
+	obsZones := make([]map[int]bool, len(p.nodes))
+	for _, n := range p.nodes {
+		peers := p.peerIndexes(n.Name)
+		st.Pairs += len(peers)
+		st.MaxPeers = max(st.MaxPeers, len(peers))
+		za := zoneID[n.Zone]
+		for _, j := range peers {
+			in[j]++
+			zp[za*z+zoneID[p.nodes[j].Zone]]++
+			if obsZones[j] == nil {
+				obsZones[j] = map[int]bool{}
+			}
+			obsZones[j][za] = true
+		}
+	}
+	st.MinZonePairPairs = -1
+	for a := range z {
+		for b := range z {
+			if a == b {
+				continue
+			}
+			if zp[a*z+b] > 0 {
+				st.ZonePairsCovered++
+			}
+			if st.MinZonePairPairs < 0 || zp[a*z+b] < st.MinZonePairPairs {
+				st.MinZonePairPairs = zp[a*z+b]
+			}
+		}
+	}
+	if st.MinZonePairPairs < 0 {
+		st.MinZonePairPairs = 0
+	}
+	st.MinObservingZones = -1
+	for j := range p.nodes {
+		st.MaxObservers = max(st.MaxObservers, in[j])
+		if st.MinObservingZones < 0 || len(obsZones[j]) < st.MinObservingZones {
+			st.MinObservingZones = len(obsZones[j])
+		}
+	}
+	if st.MinObservingZones < 0 {
+		st.MinObservingZones = 0
+	}
+	return st
+}
