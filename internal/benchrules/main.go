@@ -86,10 +86,15 @@ func main() {
 	flag.StringVar(&listen, "listen", "127.0.0.1:0", "address to serve on; the chosen one is printed on stdout")
 	flag.StringVar(&blackhole, "blackhole", "", "a node that loses every probe to and from it")
 	table := flag.Bool("table", false, "print docs/scale.md's series table for 10, 100, 1,000 and 5,000 nodes in --zones zones, and exit")
+	promtoolRules := flag.String("promtool-test", "", "print a promtool test file over this rules file, with 5m of the series the rules read (icmp and mtu pairs, node_textfile_mtime_seconds) as input, and exit")
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	if *table {
 		printTable(zones)
+		return
+	}
+	if *promtoolRules != "" {
+		printPromtoolTest(syntheticList(nodes, zones), *promtoolRules, blackhole)
 		return
 	}
 
@@ -149,6 +154,42 @@ func main() {
 		log.Error("serve", "err", err)
 		os.Exit(1)
 	}
+}
+
+// printPromtoolTest writes a promtool test whose input is 5 minutes of the series the rules read,
+// at 30s steps, so that `promtool test rules` evaluates every group 11 times over them.
+func printPromtoolTest(l nodelist.List, rules, blackhole string) {
+	w := bufio.NewWriterSize(os.Stdout, 1<<20)
+	defer w.Flush()
+	plan := targets.Build(l, targets.DefaultOptions())
+	byName := map[string]nodelist.Node{}
+	for _, n := range l.Nodes {
+		byName[n.Name] = n
+	}
+	fmt.Fprintf(w, "rule_files: [%q]\nevaluation_interval: 30s\ntests:\n  - interval: 30s\n    input_series:\n", rules)
+	for _, n := range l.Nodes {
+		inst := fmt.Sprintf(`instance="%s:9100",job="node-exporter"`, n.Name)
+		fmt.Fprintf(w, "      - series: 'node_textfile_mtime_seconds{file=\"/var/lib/node_exporter/textfile_collector/nodeping.prom\",%s}'\n        values: '0+30x10'\n", inst)
+		for _, d := range plan.Peers(n.Name) {
+			dn := byName[d]
+			lbl := fmt.Sprintf(`source_node="%s",source_zone="%s",destination_node="%s",destination_zone="%s",destination_ip="%s",ip_family="ipv4",%s`,
+				n.Name, n.Zone, dn.Name, dn.Zone, dn.IPv4, inst)
+			lost := n.Name == blackhole || d == blackhole
+			for _, pr := range []struct {
+				name string
+				per  int
+			}{{"icmp", 20}, {"mtu", 2}} {
+				recv := pr.per
+				if lost {
+					recv = 0
+				}
+				fmt.Fprintf(w, "      - series: 'nodeping_packets_sent_total{%s,protocol=\"%s\"}'\n        values: '0+%dx10'\n", lbl, pr.name, pr.per)
+				fmt.Fprintf(w, "      - series: 'nodeping_packets_received_total{%s,protocol=\"%s\"}'\n        values: '0+%dx10'\n", lbl, pr.name, recv)
+				fmt.Fprintf(w, "      - series: 'nodeping_rtt_seconds_total{%s,protocol=\"%s\"}'\n        values: '0+%gx10'\n", lbl, pr.name, float64(recv)*0.0004)
+			}
+		}
+	}
+	fmt.Fprint(w, "    promql_expr_test:\n      - expr: vector(1)\n        eval_time: 5m\n        exp_samples: [{labels: '{}', value: 1}]\n")
 }
 
 // syntheticList is n single-stack nodes named node-00000.. in zones zone-a.. taken in turn.

@@ -84,7 +84,7 @@ func (o Options) Validate() error {
 //   - out-degree <= K+1+2K+M(Z-1), in-degree <= K+2+M(Z-1): O(K + zones) series per agent;
 //   - every ordered zone pair is probed by at least min(M, |a|*|b|) pairs;
 //   - every node with a node of another zone among its 3K ring predecessors is observed from at
-//     least two zones; a node is never observed from, nor probes into, one single zone other than
+//     least two zones (unless it is alone in its zone and there are only two); a node is never observed from, nor probes into, one single zone other than
 //     its own, unless it is alone in its zone and there are only two zones (then nothing can
 //     tell its fault from the zone link's);
 //   - single faults are identifiable: the set of lossy ordered pairs of each of the faults below
