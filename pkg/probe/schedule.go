@@ -1,0 +1,54 @@
+package probe
+
+import (
+	mrand "math/rand/v2"
+	"time"
+)
+
+// spread is the one send schedule every engine uses: count probes to each of n targets, the
+// targets taking turns in a random order. The target at position p of the order sends its k-th
+// probe at
+//
+//	k*interval + p*interval/n + jitter[p],   0 <= jitter[p] < interval/n
+//
+// so sends are spread evenly over each interval, each target's probes are exactly interval apart,
+// and no two runs (or agents) line up (synchronized bursts inflate latency: goldpinger #69).
+// Offsets are from the run's start and never decrease with i.
+type spread struct {
+	n, count int
+	interval int64
+	slot     int64
+	order    []int32
+	jitter   []int64
+}
+
+// newSpread returns the schedule of one run; rnd supplies the order and the jitter.
+func newSpread(n, count int, interval time.Duration, rnd *mrand.Rand) *spread {
+	s := &spread{n: n, count: count, interval: int64(interval), order: make([]int32, n), jitter: make([]int64, n)}
+	if n == 0 {
+		return s
+	}
+	s.slot = int64(interval) / int64(n)
+	for i, p := range rnd.Perm(n) {
+		s.order[i] = int32(p)
+	}
+	if s.slot > 0 {
+		for i := range s.jitter {
+			s.jitter[i] = rnd.Int64N(s.slot)
+		}
+	}
+	return s
+}
+
+// total is the number of sends in the run.
+func (s *spread) total() int { return s.n * s.count }
+
+// at returns the i-th send of the run in time order: its offset from the run's start in
+// nanoseconds, its target's index, and which of the target's probes it is (0..count-1).
+func (s *spread) at(i int) (offset int64, target int, k int) {
+	k, p := i/s.n, i%s.n
+	return int64(k)*s.interval + int64(p)*s.slot + s.jitter[p], int(s.order[p]), k
+}
+
+// newRand returns a randomly seeded source for one run's schedule.
+func newRand() *mrand.Rand { return mrand.New(mrand.NewPCG(mrand.Uint64(), mrand.Uint64())) }
