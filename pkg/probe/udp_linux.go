@@ -33,6 +33,10 @@ func openUDPSock() (*udpSock, error) {
 	var serr error
 	if err := rc.Control(func(fd uintptr) {
 		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1)
+		// Room for a burst of echoes while the receivers wait for a CPU (capped at rmem_max).
+		if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 1<<20) != nil {
+			_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, 1<<20)
+		}
 	}); err != nil || serr != nil {
 		c.Close()
 		return nil, fmt.Errorf("enable kernel receive timestamps: %w", errors.Join(err, serr))
