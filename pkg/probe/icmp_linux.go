@@ -210,8 +210,13 @@ func (e *ICMP) runEchoes(ctx context.Context, targets []netip.Addr, count int, i
 	sb := newSendBatches(tmpl)
 	start := e.now()
 	total := sp.total()
+	lag := maxLag(interval)
 	for next := 0; next < total; {
 		now := e.now()
+		if next < total {
+			at, _, _ := sp.at(next)
+			start = rebase(start, at, now, lag)
+		}
 		for ; next < total; next++ {
 			at, t, _ := sp.at(next)
 			if start+at > now+int64(tick)/2 {

@@ -52,3 +52,16 @@ func (s *spread) at(i int) (offset int64, target int, k int) {
 
 // newRand returns a randomly seeded source for one run's schedule.
 func newRand() *mrand.Rand { return mrand.New(mrand.NewPCG(mrand.Uint64(), mrand.Uint64())) }
+
+// rebase returns the run's start, moved later when the send due at start+at is more than maxLag
+// behind now: after a stall (a CPU-starved or stopped process) the rest of the run keeps its
+// spacing, rather than going out at once in one burst that no peer's responder expects.
+func rebase(start, at, now, maxLag int64) int64 {
+	if lag := now - (start + at); lag > maxLag {
+		return start + lag
+	}
+	return start
+}
+
+// maxLag is how far behind its schedule a run may fall before rebase moves it.
+func maxLag(interval time.Duration) int64 { return int64(max(interval/4, 50*time.Millisecond)) }

@@ -100,3 +100,16 @@ func TestTCPWorstCase(t *testing.T) {
 		})
 	}
 }
+
+func TestRebase(t *testing.T) {
+	for _, tc := range []struct{ start, at, now, maxLag, want int64 }{
+		{0, 100, 50, 10, 0},      // early: unchanged
+		{0, 100, 105, 10, 0},     // a little late: sent at once, no shift
+		{0, 100, 3100, 10, 3000}, // stalled 3 s: the rest shifts by the stall
+		{1000, 0, 1011, 10, 1011},
+	} {
+		if got := rebase(tc.start, tc.at, tc.now, tc.maxLag); got != tc.want {
+			t.Errorf("rebase(%d, %d, %d, %d) = %d, want %d", tc.start, tc.at, tc.now, tc.maxLag, got, tc.want)
+		}
+	}
+}

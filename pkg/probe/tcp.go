@@ -113,6 +113,9 @@ func (p *TCP) Run(ctx context.Context, targets []netip.Addr) ([]Stats, error) {
 	for j := range sp.total() {
 		at, i, _ := sp.at(j)
 		t := targets[i]
+		if lag := time.Since(start.Add(time.Duration(at))); lag > time.Duration(maxLag(p.cfg.Interval)) {
+			start = start.Add(lag) // after a stall, keep the spacing (see rebase)
+		}
 		if d := time.Until(start.Add(time.Duration(at))); d > 0 {
 			if err := sleep(ctx, timer, d, nil); err != nil {
 				wg.Wait()

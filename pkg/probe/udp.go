@@ -139,9 +139,10 @@ func (u *UDP) Run(ctx context.Context, targets []netip.Addr) ([]Stats, error) {
 	sp := newSpread(n, u.cfg.Count, u.cfg.Interval, newRand())
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
-	start := u.now()
+	start, lag := u.now(), maxLag(u.cfg.Interval)
 	for i := range sp.total() {
 		at, t, k := sp.at(i)
+		start = rebase(start, at, u.now(), lag)
 		if d := time.Duration(start + at - u.now()); d > 2*time.Millisecond {
 			if err := sleep(ctx, timer, d, nil); err != nil {
 				return nil, err
