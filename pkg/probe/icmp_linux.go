@@ -7,9 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	mrand "math/rand/v2"
 	"net/netip"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,55 +20,6 @@ import (
 
 // minBatch is how many echoes the scheduler aims to send per wake-up.
 const minBatch = 16
-
-// ICMPConfig sets the echoes the engine sends to each target in one run.
-type ICMPConfig struct {
-	// Count is the number of echoes per target per run.
-	Count int
-	// Interval is the time between two echoes to the same target.
-	Interval time.Duration
-	// Timeout is how long an echo may take to come back before it counts as lost.
-	Timeout time.Duration
-	// Size is the echo payload in bytes (after the 8-byte ICMP header); at least 8.
-	Size int
-	// MTUSize, when set, makes room for an MTU probe (see MTUProbe) with this IPv4 payload.
-	MTUSize int
-	// DontFragment sets the DF bit (IPv4) or IPV6_DONTFRAG.
-	DontFragment bool
-}
-
-// Validate reports the first setting that cannot work.
-func (c ICMPConfig) Validate() error {
-	switch {
-	case c.Count < 1:
-		return fmt.Errorf("icmp count %d: must be at least 1", c.Count)
-	case c.Interval <= 0:
-		return fmt.Errorf("icmp interval %s: must be positive", c.Interval)
-	case c.Timeout <= 0:
-		return fmt.Errorf("icmp timeout %s: must be positive", c.Timeout)
-	case c.Size < cookieLen || c.Size > 65000:
-		return fmt.Errorf("icmp payload size %d: must be between %d and 65000 bytes", c.Size, cookieLen)
-	case c.MTUSize != 0 && (c.MTUSize < cookieLen+20 || c.MTUSize > 65000):
-		return fmt.Errorf("mtu probe payload size %d: must be between %d and 65000 bytes", c.MTUSize, cookieLen+20)
-	}
-	return nil
-}
-
-// Span is how long a run takes at most: the last echo's send time plus its timeout.
-func (c ICMPConfig) Span() time.Duration {
-	return time.Duration(c.Count)*c.Interval + c.Timeout
-}
-
-// ICMPCounters are the engine's running totals across runs.
-type ICMPCounters struct {
-	// Late counts replies that matched no echo in flight: after their deadline, duplicates, or from
-	// an address other than the one the echo went to.
-	Late uint64
-	// RecvErrors counts errors reading the sockets (asynchronous ICMP errors, for example).
-	RecvErrors uint64
-	// TableFull counts echoes not sent because 65536 were already in flight.
-	TableFull uint64
-}
 
 // ICMP is an echo engine in the manner of fping: one socket per address family for all targets,
 // a kernel BPF filter on the engine's ICMP ID, a sequence-indexed table of echoes in flight, one
@@ -87,20 +38,11 @@ type ICMP struct {
 
 	drainBuf *mmsgBatch // used by Run's goroutine only
 
-	mu     sync.Mutex
-	run    *runState // the run in progress, nil between runs
-	seq    uint16    // next sequence number
-	slots  []slot    // indexed by sequence number
-	oldest uint16    // oldest sequence number that may still be in flight
+	mu  sync.Mutex
+	run *runState // the run in progress, nil between runs
+	tab *inflight // echoes in flight; slot index = ICMP sequence number
 
 	late, recvErrors, tableFull atomic.Uint64
-}
-
-type slot struct {
-	target   int32
-	active   bool
-	sentWall int64 // wall-clock nanoseconds, compared with kernel receive timestamps
-	sentMono int64 // nanoseconds since base
 }
 
 type runState struct {
@@ -117,7 +59,7 @@ func NewICMP(cfg ICMPConfig, log *slog.Logger) (*ICMP, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	e := &ICMP{cfg: cfg, log: log, base: time.Now(), slots: make([]slot, 1<<16)}
+	e := &ICMP{cfg: cfg, log: log, base: time.Now()}
 	var idb [2]byte
 	if _, err := rand.Read(idb[:]); err != nil {
 		return nil, fmt.Errorf("icmp id: %w", err)
@@ -125,8 +67,7 @@ func NewICMP(cfg ICMPConfig, log *slog.Logger) (*ICMP, error) {
 	if _, err := rand.Read(e.cookie[:]); err != nil {
 		return nil, fmt.Errorf("icmp cookie: %w", err)
 	}
-	e.seq = uint16(mrand.Uint32())
-	e.oldest = e.seq
+	e.tab = newInflight(InflightCapacity, mrand.Uint32())
 	id := binary.BigEndian.Uint16(idb[:])
 	var errs []error
 	for i, v6 := range []bool{false, true} {
@@ -253,23 +194,12 @@ func (e *ICMP) runEchoes(ctx context.Context, targets []netip.Addr, count int, i
 		// Forget whatever is still in flight (only when ctx ended early), so that a late reply can
 		// never be matched to the next run's targets.
 		e.mu.Lock()
-		for ; e.oldest != e.seq; e.oldest++ {
-			e.slots[e.oldest].active = false
-		}
+		e.tab.clear()
 		e.run = nil
 		e.mu.Unlock()
 	}()
 
-	// Targets take turns in a random order; target at position p of the order sends its k-th echo
-	// at k*Interval + p*Interval/n (+ up to one slot of jitter), so sends are spread evenly.
-	order := mrand.Perm(n)
-	slotLen := int64(interval) / int64(n)
-	jitter := make([]int64, n)
-	for i := range jitter {
-		if slotLen > 0 {
-			jitter[i] = mrand.Int64N(slotLen)
-		}
-	}
+	sp := newSpread(n, count, interval, newRand())
 	// The scheduler wakes once per tick and sends every echo that is due. A tick long enough for
 	// about minBatch echoes (at least 5ms) amortizes each wake-up over a sendmmsg batch; at most a
 	// quarter of the interval, so that sends stay spread.
@@ -279,26 +209,28 @@ func (e *ICMP) runEchoes(ctx context.Context, targets []netip.Addr, count int, i
 	defer timer.Stop()
 	sb := newSendBatches(tmpl)
 	start := e.now()
-	total := n * count
+	total := sp.total()
+	lag := maxLag(interval)
 	for next := 0; next < total; {
 		now := e.now()
-		for next < total {
-			k, p := next/n, next%n
-			at := start + int64(k)*int64(interval) + int64(p)*slotLen + jitter[p]
-			if at > now+int64(tick)/2 {
+		if next < total {
+			at, _, _ := sp.at(next)
+			start = rebase(start, at, now, lag)
+		}
+		for ; next < total; next++ {
+			at, t, _ := sp.at(next)
+			if start+at > now+int64(tick)/2 {
 				break
 			}
-			if sb.add(e, rs, order[p]) {
+			if sb.add(e, rs, t) {
 				e.flush(sb, rs)
 			}
-			next++
 		}
 		e.flush(sb, rs)
-		e.expire(rs, e.now())
+		e.expire(rs)
 		if next < total {
-			k, p := next/n, next%n
-			at := start + int64(k)*int64(interval) + int64(p)*slotLen + jitter[p]
-			if err := e.wait(ctx, timer, max(time.Duration(at-e.now()), tick), nil); err != nil {
+			at, _, _ := sp.at(next)
+			if err := sleep(ctx, timer, max(time.Duration(start+at-e.now()), tick), nil); err != nil {
 				return nil, err
 			}
 		}
@@ -308,63 +240,53 @@ func (e *ICMP) runEchoes(ctx context.Context, targets []netip.Addr, count int, i
 		e.mu.Lock()
 		pending := rs.pending
 		var deadline int64
-		if pending > 0 {
-			deadline = e.slots[e.oldest].sentMono + int64(e.cfg.Timeout)
+		if f := e.tab.oldestActive(); f != nil {
+			deadline = f.sentMono + int64(e.cfg.Timeout)
 		}
 		e.mu.Unlock()
 		if pending == 0 {
 			return rs.stats, nil
 		}
-		if err := e.wait(ctx, timer, time.Duration(deadline-e.now())+time.Millisecond, rs.done); err != nil {
+		if err := sleep(ctx, timer, time.Duration(deadline-e.now())+time.Millisecond, rs.done); err != nil {
 			return nil, err
 		}
-		e.expire(rs, e.now())
+		e.expire(rs)
 	}
 }
 
-// wait sleeps for d, or until done is closed or ctx ends.
-func (e *ICMP) wait(ctx context.Context, t *time.Timer, d time.Duration, done <-chan struct{}) error {
-	t.Reset(max(d, 0))
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-done:
-	case <-t.C:
-	}
-	return nil
-}
-
-// expire resolves, oldest first, every echo whose deadline has passed. Sequence numbers are handed
-// out in send order and every echo has the same timeout, so the table's oldest entries are always
-// the first to expire: a queue, with no timer per echo. Before judging, it drains the sockets, so
-// that replies the kernel received in time count even when the receivers were slow to run.
-func (e *ICMP) expire(rs *runState, now int64) {
+// expire resolves as lost, oldest first, every echo whose deadline has passed. An echo is judged
+// by when the kernel received its reply, not by when this process got to read it: before judging,
+// expire notes the time, drains the sockets itself and waits for the receivers to finish the
+// batches they hold, so every reply the kernel queued before that time has been matched (and
+// timed by its kernel timestamp). Only echoes whose deadline is before that time are then
+// expired. A CPU-starved agent therefore counts late only what really came late.
+func (e *ICMP) expire(rs *runState) {
 	e.mu.Lock()
-	due := false
-	for q := e.oldest; q != e.seq; q++ {
-		if s := &e.slots[q]; s.active {
-			due = s.sentMono+int64(e.cfg.Timeout) <= now
-			break
-		}
-	}
+	f := e.tab.oldestActive()
+	cutoff := e.now()
+	due := f != nil && f.sentMono+int64(e.cfg.Timeout) <= cutoff
 	e.mu.Unlock()
 	if !due {
 		return
 	}
 	e.drain()
+	e.awaitReceivers()
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	for e.oldest != e.seq {
-		s := &e.slots[e.oldest]
-		if s.active {
-			if s.sentMono+int64(e.cfg.Timeout) > now {
-				break
-			}
-			s.active = false
-			rs.stats[s.target].Sent++
-			e.resolved(rs)
+	e.tab.expire(cutoff-int64(e.cfg.Timeout), func(f *flight) {
+		rs.stats[f.target].Sent++
+		e.resolved(rs)
+	})
+}
+
+// awaitReceivers waits (at most a second) until no receiver goroutine holds packets it has read
+// from a socket but not yet matched.
+func (e *ICMP) awaitReceivers() {
+	deadline := time.Now().Add(time.Second)
+	for _, s := range e.socks {
+		for s != nil && s.inHand.Load() > 0 && time.Now().Before(deadline) {
+			runtime.Gosched()
 		}
-		e.oldest++
 	}
 }
 
@@ -383,7 +305,7 @@ type sendBatches struct {
 		hdrs    [batchSize]unix.Mmsghdr
 		iovs    [batchSize]unix.Iovec
 		pkts    [batchSize][]byte
-		seqs    [batchSize]uint16
+		serials [batchSize]uint32
 		targets [batchSize]int32
 	}
 }
@@ -444,31 +366,27 @@ func (e *ICMP) flush(sb *sendBatches, rs *runState) {
 		e.mu.Lock()
 		wall, mono := time.Now().UnixNano(), e.now()
 		for i := 0; i < n; i++ {
-			seq := e.seq
-			sl := &e.slots[seq]
-			if sl.active || seq+1 == e.oldest {
-				// 65536 echoes in flight: resolve this one as not sent.
+			serial, ok := e.tab.add(b.targets[i], wall, mono)
+			if !ok {
+				// The table is full: resolve this echo as not sent, and count it.
 				e.tableFull.Add(1)
 				rs.stats[b.targets[i]].Sent++
 				rs.stats[b.targets[i]].SendErrors++
 				e.resolved(rs)
-				b.seqs[i] = 0
 				b.targets[i] = -1
 				continue
 			}
-			e.seq++
-			*sl = slot{target: b.targets[i], active: true, sentWall: wall, sentMono: mono}
-			b.seqs[i] = seq
-			putEcho(b.pkts[i], s.id, seq, !s.v6 && s.mode == ModeRaw)
+			b.serials[i] = serial
+			putEcho(b.pkts[i], s.id, serial, !s.v6 && s.mode == ModeRaw)
 		}
 		e.mu.Unlock()
-		e.sendAll(s, b.hdrs[:n], b.seqs[:n], b.targets[:n], rs)
+		e.sendAll(s, b.hdrs[:n], b.serials[:n], b.targets[:n], rs)
 	}
 }
 
 // sendAll sends a batch, skipping past each message the kernel refuses and resolving it as a
 // send error.
-func (e *ICMP) sendAll(s *icmpSocket, hdrs []unix.Mmsghdr, seqs []uint16, targets []int32, rs *runState) {
+func (e *ICMP) sendAll(s *icmpSocket, hdrs []unix.Mmsghdr, serials []uint32, targets []int32, rs *runState) {
 	for i := 0; i < len(hdrs); {
 		if targets[i] < 0 {
 			i++
@@ -488,9 +406,8 @@ func (e *ICMP) sendAll(s *icmpSocket, hdrs []unix.Mmsghdr, seqs []uint16, target
 		}
 		// The message at i failed: resolve it as lost, with a send error.
 		e.mu.Lock()
-		sl := &e.slots[seqs[i]]
-		if sl.active {
-			sl.active = false
+		if f := e.tab.get(serials[i]); f != nil {
+			e.tab.resolve(f)
 			rs.stats[targets[i]].Sent++
 			rs.stats[targets[i]].SendErrors++
 			e.resolved(rs)
@@ -516,6 +433,7 @@ func (e *ICMP) receive(s *icmpSocket) {
 			continue
 		}
 		e.handle(s, b, n, e.now())
+		s.inHand.Add(-1)
 	}
 }
 
@@ -552,15 +470,15 @@ func (e *ICMP) handle(s *icmpSocket, b *mmsgBatch, n int, now int64) {
 		if err != nil || r.ID != s.id || len(r.Data) < cookieLen || string(r.Data[:cookieLen]) != string(e.cookie[:]) {
 			continue // not ours
 		}
-		sl := &e.slots[r.Seq]
+		f := e.tab.at(uint32(r.Seq))
 		rs := e.run
-		if !sl.active || rs == nil || rs.targets[sl.target] != addrFrom(&b.names[i]) {
+		if f == nil || rs == nil || !echoSerialMatches(r.Data, f.serial) || rs.targets[f.target] != addrFrom(&b.names[i]) {
 			e.late.Add(1)
 			continue
 		}
-		rtt := time.Duration(now - sl.sentMono)
+		rtt := time.Duration(now - f.sentMono)
 		if ts := kernelTimestamp(b.oobs[i][:h.Hdr.Controllen]); ts != 0 {
-			if k := time.Duration(ts - sl.sentWall); k >= 0 && k <= rtt {
+			if k := time.Duration(ts - f.sentWall); k >= 0 && k <= rtt {
 				rtt = k // the kernel's receive time, unaffected by how late this goroutine ran
 			}
 		}
@@ -569,27 +487,11 @@ func (e *ICMP) handle(s *icmpSocket, b *mmsgBatch, n int, now int64) {
 			e.late.Add(1)
 			continue
 		}
-		sl.active = false
-		st := &rs.stats[sl.target]
+		e.tab.resolve(f)
+		st := &rs.stats[f.target]
 		st.Sent++
 		st.Received++
 		st.RTTs = append(st.RTTs, rtt)
 		e.resolved(rs)
 	}
-}
-
-// RTTSummary returns the mean, minimum, maximum and population standard deviation of rtts.
-func RTTSummary(rtts []time.Duration) (sum, minRTT, maxRTT, stddev time.Duration) {
-	if len(rtts) == 0 {
-		return 0, 0, 0, 0
-	}
-	minRTT, maxRTT = rtts[0], rtts[0]
-	var s, sq float64
-	for _, r := range rtts {
-		minRTT, maxRTT = min(minRTT, r), max(maxRTT, r)
-		s += float64(r)
-		sq += float64(r) * float64(r)
-	}
-	mean := s / float64(len(rtts))
-	return time.Duration(s), minRTT, maxRTT, time.Duration(math.Sqrt(max(sq/float64(len(rtts))-mean*mean, 0)))
 }

@@ -177,7 +177,7 @@ func TestICMPCancelCountsNothingInFlight(t *testing.T) {
 	waitFor(t, 5*time.Second, func() bool {
 		e.mu.Lock()
 		defer e.mu.Unlock()
-		return e.run != nil && e.seq-e.oldest == 3 // all three sent, none resolved
+		return e.run != nil && e.tab.len() == 3 // all three sent, none resolved
 	})
 	cancel()
 	if err := <-done; err != context.Canceled {

@@ -91,15 +91,27 @@ func echoTemplate(v6 bool, size int, cookie [cookieLen]byte) []byte {
 	return b
 }
 
-// putEcho sets ID and sequence number in an echo request built by echoTemplate and, when
-// withChecksum, its checksum (IPv4 raw sockets; the kernel fills it for ICMPv6 and ping sockets).
-func putEcho(b []byte, id, seq uint16, withChecksum bool) {
+// putEcho sets ID and sequence number (the serial's low 16 bits) in an echo request built by
+// echoTemplate, the full 32-bit serial right after the cookie when the payload has room, and,
+// when withChecksum, its checksum (IPv4 raw sockets; the kernel fills it for ICMPv6 and ping
+// sockets). The serial in the payload tells a reply to this echo from a late one to an echo
+// 65,536 before it with the same sequence number.
+func putEcho(b []byte, id uint16, serial uint32, withChecksum bool) {
 	binary.BigEndian.PutUint16(b[4:6], id)
-	binary.BigEndian.PutUint16(b[6:8], seq)
+	binary.BigEndian.PutUint16(b[6:8], uint16(serial))
+	if len(b) >= icmpHeaderLen+cookieLen+4 {
+		binary.BigEndian.PutUint32(b[icmpHeaderLen+cookieLen:], serial)
+	}
 	b[2], b[3] = 0, 0
 	if withChecksum {
 		binary.BigEndian.PutUint16(b[2:4], checksum(b))
 	}
+}
+
+// echoSerialMatches reports whether an echo reply's data (from the cookie on) carries serial, or
+// is too short to carry one.
+func echoSerialMatches(data []byte, serial uint32) bool {
+	return len(data) < cookieLen+4 || binary.BigEndian.Uint32(data[cookieLen:]) == serial
 }
 
 // checksum is the Internet checksum of RFC 1071.

@@ -1,27 +1,16 @@
 package probe
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/netip"
 	"os"
+	"sync/atomic"
 	"syscall"
 	"unsafe"
 
 	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
-)
-
-// SocketMode says how an ICMP socket was opened.
-type SocketMode string
-
-const (
-	// ModeRaw is a raw socket (needs CAP_NET_RAW) with a kernel BPF filter on the engine's ICMP ID.
-	ModeRaw SocketMode = "raw"
-	// ModeDgram is an unprivileged ping socket (allowed by net.ipv4.ping_group_range); the kernel
-	// picks the ICMP ID and delivers only the replies to it.
-	ModeDgram SocketMode = "dgram"
 )
 
 // errSocketClosed is returned once the engine has closed the socket. RawConn's Read and Write
@@ -38,6 +27,9 @@ type icmpSocket struct {
 	id   uint16 // the ICMP ID replies carry
 	file *os.File
 	rc   syscall.RawConn
+	// inHand counts receivers that may hold packets read from the socket but not yet matched;
+	// expire waits for it to fall to zero (see ICMP.expire).
+	inHand atomic.Int32
 }
 
 // openICMPSocket opens a raw ICMP socket, or an unprivileged ping socket when raw sockets are not
@@ -244,8 +236,16 @@ func mmsg(trap uintptr, fd uintptr, hdrs []unix.Mmsghdr, flags int) (int, unix.E
 }
 
 // recv reads up to batchSize packets into b. It returns 0 and no error when nothing is queued
-// and wait is false; when wait is true it blocks in the runtime poller until something arrives.
+// and wait is false; when wait is true it blocks in the runtime poller until something arrives,
+// and when it returns n > 0 the caller must call s.inHand.Add(-1) once it has matched them.
 func (s *icmpSocket) recv(b *mmsgBatch, wait bool) (int, error) {
+	return recvBatch(s.rc, b, wait, &s.inHand)
+}
+
+// recvBatch reads up to batchSize datagrams from rc into b; see icmpSocket.recv. inHand is
+// raised before each waiting read (so that a packet is never out of the socket without it) and
+// left raised when packets are returned.
+func recvBatch(rc syscall.RawConn, b *mmsgBatch, wait bool, inHand *atomic.Int32) (int, error) {
 	var (
 		n     int
 		errno unix.Errno
@@ -253,14 +253,18 @@ func (s *icmpSocket) recv(b *mmsgBatch, wait bool) (int, error) {
 	b.resetRecv(batchSize)
 	var err error
 	if wait {
-		err = s.rc.Read(func(fd uintptr) bool {
+		err = rc.Read(func(fd uintptr) bool {
+			inHand.Add(1)
 			n, errno = mmsg(unix.SYS_RECVMMSG, fd, b.hdrs[:], unix.MSG_DONTWAIT)
+			if errno != 0 || n <= 0 {
+				inHand.Add(-1)
+			}
 			return errno != unix.EAGAIN
 		})
 	} else {
 		// Control, not Read: Read holds the descriptor's read lock while it waits in the poller,
 		// and the receiver goroutine is always waiting there.
-		err = s.rc.Control(func(fd uintptr) {
+		err = rc.Control(func(fd uintptr) {
 			n, errno = mmsg(unix.SYS_RECVMMSG, fd, b.hdrs[:], unix.MSG_DONTWAIT)
 		})
 	}
@@ -296,21 +300,14 @@ func (s *icmpSocket) send(hdrs []unix.Mmsghdr) (int, error) {
 	return n, nil
 }
 
-// kernelTimestamp finds SCM_TIMESTAMPNS in a control message buffer; 0 when absent.
-func kernelTimestamp(oob []byte) int64 {
-	for len(oob) >= unix.SizeofCmsghdr {
-		h := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
-		l := int(h.Len)
-		if l < unix.SizeofCmsghdr || l > len(oob) {
-			return 0
-		}
-		if h.Level == unix.SOL_SOCKET && h.Type == unix.SCM_TIMESTAMPNS && l >= unix.CmsgLen(16) {
-			data := oob[unix.CmsgLen(0):]
-			sec := int64(binary.NativeEndian.Uint64(data[0:8]))
-			nsec := int64(binary.NativeEndian.Uint64(data[8:16]))
-			return sec*1e9 + nsec
-		}
-		oob = oob[unix.CmsgSpace(l-unix.SizeofCmsghdr):]
-	}
-	return 0
+// nativeCmsg is this platform's control message layout.
+var nativeCmsg = cmsgLayout{
+	hdrLen: unix.SizeofCmsghdr,
+	align:  int(unsafe.Sizeof(uintptr(0))),
+	level:  unix.SOL_SOCKET,
+	types:  [2]int32{unix.SO_TIMESTAMPNS_OLD, unix.SO_TIMESTAMPNS_NEW},
 }
+
+// kernelTimestamp finds the SO_TIMESTAMPNS receive time in a control message buffer, in Unix
+// nanoseconds; 0 when absent.
+func kernelTimestamp(oob []byte) int64 { return nativeCmsg.parseTimestamp(oob) }

@@ -28,8 +28,54 @@ type TCPConfig struct {
 	Interval time.Duration
 	// Timeout bounds each connect.
 	Timeout time.Duration
-	// Parallel caps the connects in progress at once.
+	// Parallel caps the connects in progress at once; default DefaultTCPParallel. A connect that
+	// finds every slot taken waits for one, so against dark peers (every connect timing out) a
+	// run can take longer than Count*Interval: see WorstCase.
 	Parallel int
+}
+
+// DefaultTCPParallel is TCPConfig.Parallel's default.
+const DefaultTCPParallel = 64
+
+// parallel is Parallel with its default applied.
+func (c TCPConfig) parallel() int {
+	if c.Parallel < 1 {
+		return DefaultTCPParallel
+	}
+	return c.Parallel
+}
+
+// Span is how long a run to n targets takes when every peer answers at once: the last connect's
+// scheduled start plus its timeout.
+func (c TCPConfig) Span() time.Duration {
+	return time.Duration(c.Count)*c.Interval + c.Timeout
+}
+
+// WorstCase is the longest a run to n targets can take: every connect times out, so at most
+// Parallel are in progress in any Timeout. Each connect starts at its time on the shared send
+// schedule (spread) or, when all Parallel slots are taken, as soon as one frees. An agent budgets
+// its cycle with this (and can raise Parallel or lower Timeout until it fits); it is at least
+// Span. It costs O(n*Count) time and O(Parallel) memory.
+func (c TCPConfig) WorstCase(n int) time.Duration {
+	if n <= 0 || c.Count <= 0 {
+		return 0
+	}
+	p := c.parallel()
+	total := n * c.Count
+	slot := int64(c.Interval) / int64(n)
+	// start[j] = max(latest scheduled start of j, start[j-p] + Timeout): a ring of the last p starts.
+	starts := make([]int64, min(p, total))
+	var last int64
+	for j := range total {
+		k, q := j/n, j%n
+		at := int64(k)*int64(c.Interval) + int64(q+1)*slot // jitter < slot
+		if j >= p {
+			at = max(at, starts[j%p]+int64(c.Timeout))
+		}
+		starts[j%p] = at
+		last = max(last, at)
+	}
+	return max(time.Duration(last)+c.Timeout, c.Span())
 }
 
 // TCP measures handshake time: each echo is a connect to the target's responder port, closed at
@@ -47,9 +93,7 @@ func NewTCP(cfg TCPConfig) (*TCP, error) {
 	case cfg.Count < 1 || cfg.Timeout <= 0 || cfg.Interval <= 0:
 		return nil, errors.New("tcp probe: count, interval and timeout must be positive")
 	}
-	if cfg.Parallel < 1 {
-		cfg.Parallel = 64
-	}
+	cfg.Parallel = cfg.parallel()
 	return &TCP{cfg: cfg}, nil
 }
 
@@ -62,40 +106,42 @@ func (p *TCP) Run(ctx context.Context, targets []netip.Addr) ([]Stats, error) {
 		mu sync.Mutex
 	)
 	port := strconv.Itoa(p.cfg.Port)
+	sp := newSpread(len(targets), p.cfg.Count, p.cfg.Interval, newRand())
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
 	start := time.Now()
-	n := len(targets)
-	for k := 0; k < p.cfg.Count; k++ {
-		for i, t := range targets {
-			at := start.Add(time.Duration(k)*p.cfg.Interval + time.Duration(int64(p.cfg.Interval)*int64(i)/int64(max(n, 1))))
-			if d := time.Until(at); d > 0 {
-				select {
-				case <-ctx.Done():
-					wg.Wait()
-					return nil, ctx.Err()
-				case <-time.After(d):
-				}
-			}
-			sem <- struct{}{}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer func() { <-sem }()
-				rtt, reason := p.connect(ctx, net.JoinHostPort(t.String(), port))
-				mu.Lock()
-				defer mu.Unlock()
-				st := &out[i]
-				st.Sent++
-				if reason == "" {
-					st.Received++
-					st.RTTs = append(st.RTTs, rtt)
-					return
-				}
-				if st.Failures == nil {
-					st.Failures = map[string]int{}
-				}
-				st.Failures[reason]++
-			}()
+	for j := range sp.total() {
+		at, i, _ := sp.at(j)
+		t := targets[i]
+		if lag := time.Since(start.Add(time.Duration(at))); lag > time.Duration(maxLag(p.cfg.Interval)) {
+			start = start.Add(lag) // after a stall, keep the spacing (see rebase)
 		}
+		if d := time.Until(start.Add(time.Duration(at))); d > 0 {
+			if err := sleep(ctx, timer, d, nil); err != nil {
+				wg.Wait()
+				return nil, err
+			}
+		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			rtt, reason := p.connect(ctx, net.JoinHostPort(t.String(), port))
+			mu.Lock()
+			defer mu.Unlock()
+			st := &out[i]
+			st.Sent++
+			if reason == "" {
+				st.Received++
+				st.RTTs = append(st.RTTs, rtt)
+				return
+			}
+			if st.Failures == nil {
+				st.Failures = map[string]int{}
+			}
+			st.Failures[reason]++
+		}()
 	}
 	wg.Wait()
 	if err := ctx.Err(); err != nil {

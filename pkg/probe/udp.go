@@ -6,13 +6,14 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"net"
+	mrand "math/rand/v2"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
-// udpPacketLen is a UDP probe: an 8-byte per-process cookie and a 4-byte sequence number, padded.
+// udpPacketLen is a UDP probe: an 8-byte per-process cookie and a 4-byte serial number, padded.
 const udpPacketLen = 16
 
 // UDPConfig sets the UDP probe.
@@ -28,26 +29,37 @@ type UDPConfig struct {
 	Sockets int
 }
 
+// Span is how long a run takes at most: the last probe's send time plus its timeout.
+func (c UDPConfig) Span() time.Duration {
+	return time.Duration(c.Count)*c.Interval + c.Timeout
+}
+
+// UDPCounters are the UDP probe's running totals across runs.
+type UDPCounters struct {
+	// Late counts echoes that matched no probe in flight: after their deadline, or duplicates.
+	Late uint64
+	// TableFull counts probes not sent because the in-flight table was full (InflightCapacity
+	// probes sent within one timeout of the oldest unanswered one); each is also in its target's
+	// Sent and SendErrors.
+	TableFull uint64
+}
+
 // UDP sends probes to peers' echo responders and times the echoes: per-packet RTT and loss, like
-// the ICMP engine, over a few shared sockets (no goroutine per target), with the sequence number
-// indexing a table of probes in flight.
+// the ICMP engine, over a few shared sockets (no goroutine per target), with the same in-flight
+// table and send schedule. On Linux, RTTs come from kernel receive timestamps and the sockets are
+// drained before any probe is judged lost, so a CPU-starved agent does not invent loss.
 type UDP struct {
 	cfg    UDPConfig
 	cookie [8]byte
-	socks  []*net.UDPConn
+	socks  []*udpSock
+	base   time.Time
 	wg     sync.WaitGroup
 
-	mu    sync.Mutex
-	seq   uint32
-	slots []udpSlot
-	run   *udpRun
-}
+	mu  sync.Mutex
+	tab *inflight
+	run *udpRun
 
-type udpSlot struct {
-	seq    uint32
-	target int32
-	active bool
-	sent   time.Time
+	late, tableFull atomic.Uint64
 }
 
 type udpRun struct {
@@ -68,31 +80,38 @@ func NewUDP(cfg UDPConfig) (*UDP, error) {
 	if cfg.Sockets < 1 {
 		cfg.Sockets = 4
 	}
-	u := &UDP{cfg: cfg, slots: make([]udpSlot, 1<<16)}
+	u := &UDP{cfg: cfg, base: time.Now(), tab: newInflight(InflightCapacity, mrand.Uint32())}
 	if _, err := rand.Read(u.cookie[:]); err != nil {
 		return nil, err
 	}
 	for range cfg.Sockets {
-		c, err := net.ListenUDP("udp", &net.UDPAddr{})
+		s, err := openUDPSock()
 		if err != nil {
 			u.Close()
 			return nil, fmt.Errorf("udp probe: %w", err)
 		}
-		u.socks = append(u.socks, c)
+		u.socks = append(u.socks, s)
 		u.wg.Add(1)
-		go u.receive(c)
+		go u.receive(s)
 	}
 	return u, nil
 }
 
 // Close closes the sockets.
 func (u *UDP) Close() error {
-	for _, c := range u.socks {
-		c.Close()
+	for _, s := range u.socks {
+		s.conn.Close()
 	}
 	u.wg.Wait()
 	return nil
 }
+
+// Counters returns the probe's running totals.
+func (u *UDP) Counters() UDPCounters {
+	return UDPCounters{Late: u.late.Load(), TableFull: u.tableFull.Load()}
+}
+
+func (u *UDP) now() int64 { return int64(time.Since(u.base)) }
 
 // Run sends Count probes to every target, spread over the interval, and returns when each is
 // answered or past its timeout. Stats are indexed like targets.
@@ -111,63 +130,86 @@ func (u *UDP) Run(ctx context.Context, targets []netip.Addr) ([]Stats, error) {
 	u.mu.Unlock()
 	defer func() {
 		u.mu.Lock()
-		for i := range u.slots {
-			u.slots[i].active = false
-		}
+		u.tab.clear()
 		u.run = nil
 		u.mu.Unlock()
 	}()
 	pkt := make([]byte, udpPacketLen)
 	copy(pkt, u.cookie[:])
-	start := time.Now()
-	var last time.Time
-	for k := 0; k < u.cfg.Count; k++ {
-		for i, t := range targets {
-			at := start.Add(time.Duration(k)*u.cfg.Interval + time.Duration(int64(u.cfg.Interval)*int64(i)/int64(n)))
-			if d := time.Until(at); d > 2*time.Millisecond {
-				select {
-				case <-ctx.Done():
-					return nil, ctx.Err()
-				case <-time.After(d):
-				}
+	sp := newSpread(n, u.cfg.Count, u.cfg.Interval, newRand())
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	start, lag := u.now(), maxLag(u.cfg.Interval)
+	for i := range sp.total() {
+		at, t, k := sp.at(i)
+		start = rebase(start, at, u.now(), lag)
+		if d := time.Duration(start + at - u.now()); d > 2*time.Millisecond {
+			if err := sleep(ctx, timer, d, nil); err != nil {
+				return nil, err
 			}
-			u.mu.Lock()
-			u.seq++
-			seq := u.seq
-			sl := &u.slots[uint16(seq)]
-			*sl = udpSlot{seq: seq, target: int32(i), active: true, sent: time.Now()}
-			last = sl.sent
+			u.expire(rs)
+		}
+		u.mu.Lock()
+		serial, ok := u.tab.add(int32(t), time.Now().UnixNano(), u.now())
+		if !ok {
+			u.tableFull.Add(1)
+			rs.stats[t].Sent++
+			rs.stats[t].SendErrors++
+			u.resolved(rs)
 			u.mu.Unlock()
-			binary.BigEndian.PutUint32(pkt[8:12], seq)
-			sock := u.socks[(k+i)%len(u.socks)] // each probe of a burst from another source port
-			if _, err := sock.WriteToUDPAddrPort(pkt, netip.AddrPortFrom(t, uint16(u.cfg.Port))); err != nil {
-				u.mu.Lock()
-				if sl.active && sl.seq == seq {
-					sl.active = false
-					rs.stats[i].Sent++
-					rs.stats[i].SendErrors++
-					u.resolved(rs)
-				}
-				u.mu.Unlock()
+			continue
+		}
+		u.mu.Unlock()
+		binary.BigEndian.PutUint32(pkt[8:12], serial)
+		sock := u.socks[(k+t)%len(u.socks)] // each probe of a burst from another source port
+		if _, err := sock.conn.WriteToUDPAddrPort(pkt, netip.AddrPortFrom(targets[t], uint16(u.cfg.Port))); err != nil {
+			u.mu.Lock()
+			if f := u.tab.get(serial); f != nil {
+				u.tab.resolve(f)
+				rs.stats[t].Sent++
+				rs.stats[t].SendErrors++
+				u.resolved(rs)
 			}
+			u.mu.Unlock()
 		}
 	}
-	select {
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	case <-rs.done:
-	case <-time.After(time.Until(last.Add(u.cfg.Timeout))):
+	// Everything is sent: wait for the echoes or the deadlines, whichever comes first.
+	for {
+		u.mu.Lock()
+		pending := rs.pending
+		var deadline int64
+		if f := u.tab.oldestActive(); f != nil {
+			deadline = f.sentMono + int64(u.cfg.Timeout)
+		}
+		u.mu.Unlock()
+		if pending == 0 {
+			return rs.stats, nil
+		}
+		if err := sleep(ctx, timer, time.Duration(deadline-u.now())+time.Millisecond, rs.done); err != nil {
+			return nil, err
+		}
+		u.expire(rs)
 	}
-	// Whatever is still in flight has passed its timeout: lost.
+}
+
+// expire resolves as lost every probe whose deadline has passed, judged as ICMP.expire does: by
+// when the kernel received the echo, after draining the sockets.
+func (u *UDP) expire(rs *udpRun) {
 	u.mu.Lock()
-	for i := range u.slots {
-		if sl := &u.slots[i]; sl.active {
-			sl.active = false
-			rs.stats[sl.target].Sent++
-		}
-	}
+	f := u.tab.oldestActive()
+	cutoff := u.now()
+	due := f != nil && f.sentMono+int64(u.cfg.Timeout) <= cutoff
 	u.mu.Unlock()
-	return rs.stats, nil
+	if !due {
+		return
+	}
+	u.drain()
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.tab.expire(cutoff-int64(u.cfg.Timeout), func(f *flight) {
+		rs.stats[f.target].Sent++
+		u.resolved(rs)
+	})
 }
 
 func (u *UDP) resolved(rs *udpRun) {
@@ -177,45 +219,57 @@ func (u *UDP) resolved(rs *udpRun) {
 	}
 }
 
-func (u *UDP) receive(c *net.UDPConn) {
-	defer u.wg.Done()
-	buf := make([]byte, 64)
-	for {
-		n, _, err := c.ReadFromUDPAddrPort(buf)
-		if errors.Is(err, net.ErrClosed) {
-			return
-		}
-		if err != nil {
-			continue // ICMP port unreachable and the like: the probe times out
-		}
-		now := time.Now()
-		seq, ok := parseUDPEcho(buf[:n], u.cookie)
-		if !ok {
-			continue
-		}
-		u.mu.Lock()
-		sl := &u.slots[uint16(seq)]
-		rs := u.run
-		// The cookie and the sequence number identify the probe; the echo's source address is not
-		// checked, since a responder on a node with several addresses may answer from another one.
-		if rs != nil && sl.active && sl.seq == seq {
-			if rtt := now.Sub(sl.sent); rtt <= u.cfg.Timeout {
-				sl.active = false
-				st := &rs.stats[sl.target]
-				st.Sent++
-				st.Received++
-				st.RTTs = append(st.RTTs, rtt)
-				u.resolved(rs)
-			}
-		}
-		u.mu.Unlock()
+// handle matches one received datagram, read at now (engine-monotonic) and received by the
+// kernel at kernelTS (Unix nanoseconds; 0 when unknown), to its probe.
+func (u *UDP) handle(b []byte, kernelTS, now int64) {
+	serial, ok := parseUDPEcho(b, u.cookie)
+	if !ok {
+		return
 	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	// The cookie and the serial number identify the probe; the echo's source address is not
+	// checked, since a responder on a node with several addresses may answer from another one.
+	f := u.tab.get(serial)
+	rs := u.run
+	if f == nil || rs == nil {
+		u.late.Add(1)
+		return
+	}
+	rtt := time.Duration(now - f.sentMono)
+	if kernelTS != 0 {
+		if k := time.Duration(kernelTS - f.sentWall); k >= 0 && k <= rtt {
+			rtt = k
+		}
+	}
+	if rtt > u.cfg.Timeout {
+		u.late.Add(1)
+		return
+	}
+	u.tab.resolve(f)
+	st := &rs.stats[f.target]
+	st.Sent++
+	st.Received++
+	st.RTTs = append(st.RTTs, rtt)
+	u.resolved(rs)
 }
 
-// parseUDPEcho checks an echoed probe and returns its sequence number.
+// parseUDPEcho checks an echoed probe and returns its serial number.
 func parseUDPEcho(b []byte, cookie [8]byte) (uint32, bool) {
 	if len(b) != udpPacketLen || string(b[:8]) != string(cookie[:]) {
 		return 0, false
 	}
 	return binary.BigEndian.Uint32(b[8:12]), true
+}
+
+// sleep waits for d, or until done is closed or ctx ends.
+func sleep(ctx context.Context, t *time.Timer, d time.Duration, done <-chan struct{}) error {
+	t.Reset(max(d, 0))
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-done:
+	case <-t.C:
+	}
+	return nil
 }

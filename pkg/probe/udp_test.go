@@ -15,7 +15,12 @@ import (
 
 func startUDPResponder(t *testing.T, allow []netip.Addr, rate int) *responder.UDP {
 	t.Helper()
-	r, err := responder.ListenUDP("127.0.0.1:0", rate, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	return startUDPResponderOn(t, "127.0.0.1:0", allow, rate)
+}
+
+func startUDPResponderOn(t *testing.T, addr string, allow []netip.Addr, rate int) *responder.UDP {
+	t.Helper()
+	r, err := responder.ListenUDP(addr, rate, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
