@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -26,8 +28,15 @@ type Config struct {
 	Namespace, Name string
 	// Key is the ConfigMap's data key; agents read it as a file of that name.
 	Key string
-	// Debounce gathers a burst of Node events (a rolling upgrade, say) into one write.
+	// Debounce is the quiet period: a sync waits until no relevant event came for this long, so a
+	// burst of Node events (a rolling upgrade, nodes joining) becomes one write.
 	Debounce time.Duration
+	// MaxWait bounds that wait, counted from the first event of a burst, so a steady stream of
+	// events still gets written. Zero means 5 times Debounce.
+	MaxWait time.Duration
+	// MinWriteInterval caps the write rate: no two ConfigMap writes closer than this. Every kubelet
+	// re-reads the whole ConfigMap after each write.
+	MinWriteInterval time.Duration
 	// MaxBackoff caps the wait between retries after API errors.
 	MaxBackoff time.Duration
 }
@@ -45,6 +54,9 @@ type Controller struct {
 	factory informers.SharedInformerFactory
 	cmInf   informers.SharedInformerFactory
 	trigger chan struct{}
+
+	extMu    sync.Mutex
+	external []nodelist.External
 }
 
 // Metrics are the controller's own.
@@ -55,6 +67,9 @@ type Metrics struct {
 	LastSync prometheus.Gauge
 	Bytes    prometheus.Gauge
 	Leader   prometheus.Gauge
+	Events   *prometheus.CounterVec
+	// ExternalErrors counts reads of the external targets file that were rejected.
+	ExternalErrors prometheus.Counter
 }
 
 // NewMetrics registers the controller's metrics with reg.
@@ -72,8 +87,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Size of the rendered nodes list; a ConfigMap holds at most 1 MiB."}),
 		Leader: prometheus.NewGauge(prometheus.GaugeOpts{Name: "nodeping_controller_leader",
 			Help: "1 while this replica holds the leader lease and writes the ConfigMap."}),
+		Events: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "nodeping_controller_node_events_total",
+			Help: "Node events from the watch, by whether they change the nodes list (relevant: true, false); heartbeats are false and cost no render."}, []string{"relevant"}),
+		ExternalErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "nodeping_controller_external_targets_errors_total",
+			Help: "Reads of --external-targets-file that were rejected (the last good targets stay)."}),
 	}
-	reg.MustRegister(m.Writes, m.Renders, m.Nodes, m.LastSync, m.Bytes, m.Leader)
+	reg.MustRegister(m.Writes, m.Renders, m.Nodes, m.LastSync, m.Bytes, m.Leader, m.Events, m.ExternalErrors)
 	return m
 }
 
@@ -88,8 +107,13 @@ func New(cfg Config, client kubernetes.Interface, log *slog.Logger, m *Metrics) 
 	if cfg.MaxBackoff == 0 {
 		cfg.MaxBackoff = time.Minute
 	}
+	if cfg.MaxWait == 0 {
+		cfg.MaxWait = 5 * cfg.Debounce
+	}
 	c := &Controller{cfg: cfg, client: client, log: log, metrics: m, trigger: make(chan struct{}, 1)}
-	c.factory = informers.NewSharedInformerFactory(client, 0)
+	// The cache holds only what the nodes list needs (SlimNode): a real Node is 10-25 KB, mostly
+	// images and managedFields, which at 5,000 nodes is most of the controller's memory.
+	c.factory = informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithTransform(SlimNode))
 	c.cmInf = informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithNamespace(cfg.Namespace),
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.FieldSelector = "metadata.name=" + cfg.Name }))
 	nodeInf := c.factory.Core().V1().Nodes()
@@ -99,7 +123,19 @@ func New(cfg Config, client kubernetes.Interface, log *slog.Logger, m *Metrics) 
 		UpdateFunc: func(any, any) { c.kick() },
 		DeleteFunc: func(any) { c.kick() },
 	}
-	nodeInf.Informer().AddEventHandler(handler)
+	nodeInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: func(any) { c.metrics.Events.WithLabelValues("true").Inc(); c.kick() },
+		UpdateFunc: func(old, cur any) {
+			// Heartbeats and status churn that the list does not show cost no render and no write.
+			if !listChanges(old, cur) {
+				c.metrics.Events.WithLabelValues("false").Inc()
+				return
+			}
+			c.metrics.Events.WithLabelValues("true").Inc()
+			c.kick()
+		},
+		DeleteFunc: func(any) { c.metrics.Events.WithLabelValues("true").Inc(); c.kick() },
+	})
 	cmInf.Informer().AddEventHandler(handler) // a ConfigMap edited or deleted by hand is repaired
 	c.nodes, c.cms = nodeInf.Lister(), cmInf.Lister()
 	c.synced = []cache.InformerSynced{nodeInf.Informer().HasSynced, cmInf.Informer().HasSynced}
@@ -121,7 +157,10 @@ func (c *Controller) Run(ctx context.Context) error {
 		return errors.New("node and configmap informers did not sync")
 	}
 	c.log.Info("informers synced; keeping the nodes list in step", "configmap", c.cfg.Namespace+"/"+c.cfg.Name)
-	backoff := time.Duration(0)
+	var (
+		backoff   time.Duration
+		lastWrite time.Time
+	)
 	c.kick()
 	for {
 		select {
@@ -129,21 +168,29 @@ func (c *Controller) Run(ctx context.Context) error {
 			return nil
 		case <-c.trigger:
 		}
-		// Gather the rest of a burst of events into this one sync.
-		if c.cfg.Debounce > 0 {
-			select {
-			case <-ctx.Done():
+		// Gather the rest of a burst: wait for a quiet period, but no longer than MaxWait.
+		if c.cfg.Debounce > 0 && !c.settle(ctx, time.Now().Add(c.cfg.MaxWait)) {
+			return nil
+		}
+		// Cap the write rate; events that come meanwhile are part of this sync.
+		if wait := lastWrite.Add(c.cfg.MinWriteInterval).Sub(time.Now()); !lastWrite.IsZero() && wait > 0 {
+			if !c.sleep(ctx, wait) {
 				return nil
-			case <-time.After(c.cfg.Debounce):
 			}
 		}
-		if err := c.Sync(ctx); err != nil {
+		select { // this sync reads the cache after every event so far
+		case <-c.trigger:
+		default:
+		}
+		wrote, err := c.sync(ctx)
+		if wrote {
+			lastWrite = time.Now()
+		}
+		if err != nil {
 			backoff = min(max(2*backoff, time.Second), c.cfg.MaxBackoff)
 			c.log.Error("sync failed; retrying", "err", err, "in", backoff)
-			select {
-			case <-ctx.Done():
+			if !c.sleep(ctx, backoff) {
 				return nil
-			case <-time.After(backoff):
 			}
 			c.kick()
 			continue
@@ -152,16 +199,68 @@ func (c *Controller) Run(ctx context.Context) error {
 	}
 }
 
+// settle waits until no event came for the quiet period, or until deadline. False when ctx ended.
+func (c *Controller) settle(ctx context.Context, deadline time.Time) bool {
+	for {
+		wait := min(c.cfg.Debounce, deadline.Sub(time.Now()))
+		if wait <= 0 {
+			return true
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return false
+		case <-c.trigger:
+			t.Stop() // another event: the quiet period starts again
+		case <-t.C:
+			return true
+		}
+	}
+}
+
+func (c *Controller) sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// SetExternal sets the external targets written with the nodes, and syncs if they changed.
+func (c *Controller) SetExternal(ext []nodelist.External) {
+	c.extMu.Lock()
+	changed := !slices.Equal(c.external, ext)
+	c.external = slices.Clone(ext)
+	c.extMu.Unlock()
+	if changed {
+		c.kick()
+	}
+}
+
 // Sync renders the nodes list and writes the ConfigMap if its content differs.
 func (c *Controller) Sync(ctx context.Context) error {
+	_, err := c.sync(ctx)
+	return err
+}
+
+// sync renders the nodes list and writes the ConfigMap if its content differs. wrote says whether
+// a write reached the API server.
+func (c *Controller) sync(ctx context.Context) (wrote bool, err error) {
 	nodes, err := c.nodes.List(labels.Everything())
 	if err != nil {
-		return fmt.Errorf("list nodes from cache: %w", err)
+		return false, fmt.Errorf("list nodes from cache: %w", err)
 	}
 	l, skipped := Render(nodes)
+	c.extMu.Lock()
+	l.External = slices.Clone(c.external)
+	c.extMu.Unlock()
 	data, err := nodelist.Encode(l)
 	if err != nil {
-		return err
+		return false, err
 	}
 	c.metrics.Renders.Inc()
 	c.metrics.Bytes.Set(float64(len(data)))
@@ -183,7 +282,7 @@ func (c *Controller) Sync(ctx context.Context) error {
 		c.log.Warn("nodes without a usable address left out of the list", "nodes", skipped)
 	}
 	if len(data) > maxConfigMapBytes {
-		return fmt.Errorf("nodes list is %d bytes, over a ConfigMap's 1 MiB", len(data))
+		return false, fmt.Errorf("nodes list is %d bytes, over a ConfigMap's 1 MiB", len(data))
 	}
 	cm, err := c.cms.ConfigMaps(c.cfg.Namespace).Get(c.cfg.Name)
 	switch {
@@ -195,18 +294,18 @@ func (c *Controller) Sync(ctx context.Context) error {
 		}
 		_, err = c.client.CoreV1().ConfigMaps(c.cfg.Namespace).Create(ctx, cm, metav1.CreateOptions{})
 		if !apierrors.IsAlreadyExists(err) {
-			return c.wrote("create", err, len(l.Nodes))
+			return err == nil, c.wrote("create", err, len(l.Nodes))
 		}
 		// Created since the cache last heard: read it from the API server and compare.
 		if cm, err = c.client.CoreV1().ConfigMaps(c.cfg.Namespace).Get(ctx, c.cfg.Name, metav1.GetOptions{}); err != nil {
-			return fmt.Errorf("get configmap: %w", err)
+			return false, fmt.Errorf("get configmap: %w", err)
 		}
 	case err != nil:
-		return fmt.Errorf("get configmap from cache: %w", err)
+		return false, fmt.Errorf("get configmap from cache: %w", err)
 	}
 	if bytes.Equal([]byte(cm.Data[c.cfg.Key]), data) {
 		c.metrics.LastSync.SetToCurrentTime()
-		return nil // heartbeats and other changes that do not touch the list: no write
+		return false, nil // changes that do not touch the list: no write
 	}
 	cm = cm.DeepCopy()
 	if cm.Data == nil {
@@ -214,7 +313,7 @@ func (c *Controller) Sync(ctx context.Context) error {
 	}
 	cm.Data[c.cfg.Key] = string(data)
 	_, err = c.client.CoreV1().ConfigMaps(c.cfg.Namespace).Update(ctx, cm, metav1.UpdateOptions{})
-	return c.wrote("update", err, len(l.Nodes))
+	return err == nil, c.wrote("update", err, len(l.Nodes))
 }
 
 func (c *Controller) wrote(op string, err error, nodes int) error {

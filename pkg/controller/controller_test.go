@@ -256,3 +256,80 @@ func TestLeaderElectionHandsOver(t *testing.T) {
 	<-doneA
 	waitFor(t, "b takes over after a releases the lease", leader("b"))
 }
+
+// TestBurstIsQuietPeriodWithMaxWaitAndRateCap: a steady stream of Node changes (one every 10ms
+// for 800ms) is written during the stream (the maximum wait), never twice within the minimum
+// write interval, and the end state is written once the stream stops.
+func TestBurstIsQuietPeriodWithMaxWaitAndRateCap(t *testing.T) {
+	client := fake.NewClientset()
+	const interval = 150 * time.Millisecond
+	c := New(Config{Namespace: ns, Name: cmName, Debounce: 50 * time.Millisecond, MaxWait: 100 * time.Millisecond, MinWriteInterval: interval},
+		client, slog.New(slog.NewTextHandler(io.Discard, nil)), NewMetrics(prometheus.NewRegistry()))
+	var (
+		mu    sync.Mutex
+		times []time.Time
+	)
+	client.PrependReactor("*", "configmaps", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		if a.GetVerb() == "create" || a.GetVerb() == "update" {
+			mu.Lock()
+			times = append(times, time.Now())
+			mu.Unlock()
+		}
+		return false, nil, nil
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	h := &harness{client: client}
+
+	start := time.Now()
+	n := 0
+	for time.Since(start) < 800*time.Millisecond {
+		n++
+		if _, err := client.CoreV1().Nodes().Create(ctx, node(fmt.Sprintf("n%03d", n), "", true, fmt.Sprintf("InternalIP=10.0.%d.%d", n/256, n%256)), metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	streamEnd := time.Now()
+	waitFor(t, "every node written", func() bool { return len(h.list(t)) == n })
+	mu.Lock()
+	defer mu.Unlock()
+	during := 0
+	for i, w := range times {
+		if w.Before(streamEnd) {
+			during++
+		}
+		if i > 0 && w.Sub(times[i-1]) < interval {
+			t.Errorf("writes %d and %d only %s apart, want at least %s", i-1, i, w.Sub(times[i-1]), interval)
+		}
+	}
+	if during < 2 {
+		t.Errorf("%d writes during an 800ms stream of events, want at least 2 (the maximum wait must cut in)", during)
+	}
+	t.Logf("%d nodes added in a stream: %d writes, %d during the stream", n, len(times), during)
+}
+
+// TestHeartbeatCostsNoRender: an update that the list does not show is not even rendered.
+func TestHeartbeatCostsNoRender(t *testing.T) {
+	a := node("a", "z1", true, "InternalIP=10.0.0.1")
+	b := a.DeepCopy()
+	b.Status.Conditions[0].LastHeartbeatTime = metav1.NewTime(time.Now().Add(time.Minute))
+	b.Status.Images = []v1.ContainerImage{{Names: []string{"registry/image:1"}, SizeBytes: 1}}
+	b.ResourceVersion = "9"
+	sa, _ := SlimNode(a)
+	sb, _ := SlimNode(b)
+	if listChanges(sa, sb) {
+		t.Error("a heartbeat counts as a change of the list")
+	}
+	c := b.DeepCopy()
+	c.Spec.Unschedulable = true
+	sc, _ := SlimNode(c)
+	if !listChanges(sb, sc) {
+		t.Error("a cordon does not count as a change of the list")
+	}
+	if n := sb.(*v1.Node); len(n.Status.Images) != 0 || n.Status.Conditions[0].LastHeartbeatTime != (metav1.Time{}) {
+		t.Errorf("SlimNode kept images or heartbeat times: %+v", n.Status)
+	}
+}
