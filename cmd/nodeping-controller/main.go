@@ -32,7 +32,8 @@ func main() {
 
 type options struct {
 	kubeconfig, namespace, configMap, key, lease, identity, listen, logLevel string
-	debounce                                                                 time.Duration
+	externalFile                                                             string
+	debounce, debounceMax, minWriteInterval                                  time.Duration
 	leaderElect                                                              bool
 }
 
@@ -42,14 +43,17 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.SetOutput(stderr)
 	host, _ := os.Hostname()
 	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster configuration)")
-	fs.StringVar(&o.namespace, "namespace", "nodeping", "namespace of the ConfigMap and the Lease (default $POD_NAMESPACE when set)")
+	fs.StringVar(&o.namespace, "namespace", "nodeping", "namespace of the ConfigMap and the Lease; $POD_NAMESPACE, when set, replaces the default")
 	fs.StringVar(&o.configMap, "configmap", "nodeping-nodes", "ConfigMap that holds the nodes list")
 	fs.StringVar(&o.key, "key", "nodes.json", "data key of the nodes list in the ConfigMap (the file name agents read)")
 	fs.StringVar(&o.lease, "lease", "nodeping-controller", "Lease that replicas compete for")
-	fs.StringVar(&o.identity, "identity", host, "this replica's identity in the Lease (default: the host name, the pod's name in Kubernetes)")
+	fs.StringVar(&o.identity, "identity", host, "this replica's identity in the Lease: the host name, which in Kubernetes is the pod's name")
 	fs.BoolVar(&o.leaderElect, "leader-elect", true, "take the Lease before writing (run 2 replicas for fail-over)")
-	fs.DurationVar(&o.debounce, "debounce", 2*time.Second, "gather Node events for this long before one write")
-	fs.StringVar(&o.listen, "listen-address", ":8080", "address of /healthz and /metrics")
+	fs.DurationVar(&o.debounce, "debounce", 2*time.Second, "quiet period: write once Node events have stopped for this long")
+	fs.DurationVar(&o.debounceMax, "debounce-max", 10*time.Second, "longest wait for a quiet period, from the first event of a burst")
+	fs.DurationVar(&o.minWriteInterval, "min-write-interval", 10*time.Second, "least time between two ConfigMap writes (every kubelet re-reads the ConfigMap after each)")
+	fs.StringVar(&o.externalFile, "external-targets-file", "", `JSON file of targets outside the cluster, {"external_targets":[{"name":"...","host":"..."}]}, usually mounted from a ConfigMap; re-read every 10s and written into the nodes list`)
+	fs.StringVar(&o.listen, "listen-address", "127.0.0.1:8080", "address of /healthz and /metrics (the manifests set :8080 so that Prometheus and the kubelet reach it)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	if ns := getenv("POD_NAMESPACE"); ns != "" {
 		o.namespace = ns
@@ -63,8 +67,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	if o.namespace == "" || o.configMap == "" || o.key == "" || o.lease == "" || o.identity == "" {
 		return o, errors.New("--namespace, --configmap, --key, --lease and --identity must not be empty")
 	}
-	if o.debounce < 0 {
-		return o, fmt.Errorf("--debounce %s: must not be negative", o.debounce)
+	if o.debounce < 0 || o.debounceMax < 0 || o.minWriteInterval < 0 {
+		return o, errors.New("--debounce, --debounce-max and --min-write-interval must not be negative")
 	}
 	return o, nil
 }
@@ -105,7 +109,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m := controller.NewMetrics(reg)
-	c := controller.New(controller.Config{Namespace: o.namespace, Name: o.configMap, Key: o.key, Debounce: o.debounce}, client, log, m)
+	c := controller.New(controller.Config{Namespace: o.namespace, Name: o.configMap, Key: o.key,
+		Debounce: o.debounce, MaxWait: max(o.debounceMax, o.debounce), MinWriteInterval: o.minWriteInterval}, client, log, m)
+	if o.externalFile != "" {
+		go controller.WatchExternal(ctx, o.externalFile, 10*time.Second, log, m, c.SetExternal)
+	}
 
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))

@@ -15,7 +15,8 @@ func TestFlags(t *testing.T) {
 	}{
 		{[]string{"--help"}, 0, "-configmap"},
 		{[]string{"--no-such-flag"}, 2, "flag provided but not defined"},
-		{[]string{"--debounce", "-1s"}, 2, "--debounce -1s: must not be negative"},
+		{[]string{"--debounce", "-1s"}, 2, "must not be negative"},
+		{[]string{"--min-write-interval", "-1s"}, 2, "must not be negative"},
 		{[]string{"--configmap", ""}, 2, "must not be empty"},
 		{[]string{"--log-level", "loud"}, 2, `--log-level "loud"`},
 		{[]string{"--kubeconfig", "/nonexistent/kubeconfig"}, 1, "cannot configure the Kubernetes client"},
@@ -38,5 +39,30 @@ func TestNamespaceFromEnvironment(t *testing.T) {
 	}, &bytes.Buffer{})
 	if err != nil || o.namespace != "monitoring" {
 		t.Errorf("namespace %q (%v), want monitoring from $POD_NAMESPACE", o.namespace, err)
+	}
+}
+
+// TestHelpNamesEachDefaultOnce: the flag package appends "(default ...)" itself, so no usage text
+// may say its default again.
+func TestHelpNamesEachDefaultOnce(t *testing.T) {
+	var stderr bytes.Buffer
+	if code := run(context.Background(), []string{"--help"}, func(string) string { return "" }, &stderr); code != 0 {
+		t.Fatalf("--help exited %d", code)
+	}
+	flags := strings.Split(stderr.String(), "\n  -")
+	if len(flags) < 10 {
+		t.Fatalf("--help lists %d flags:\n%s", len(flags)-1, stderr.String())
+	}
+	for _, f := range flags[1:] {
+		if n := strings.Count(f, "(default"); n > 1 {
+			t.Errorf("flag -%s names its default %d times", f, n)
+		}
+	}
+}
+
+func TestListenAddressDefaultsToLoopback(t *testing.T) {
+	o, err := parseFlags(nil, func(string) string { return "" }, &bytes.Buffer{})
+	if err != nil || o.listen != "127.0.0.1:8080" {
+		t.Errorf("--listen-address default %q (%v), want 127.0.0.1:8080: outside a cluster it must not bind every interface", o.listen, err)
 	}
 }
