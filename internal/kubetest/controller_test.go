@@ -2,7 +2,7 @@ package kubetest_test
 
 import (
 	"context"
-		"fmt"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"

@@ -39,7 +39,7 @@ func realisticNode(i int) *v1.Node {
 		"eks.amazonaws.com/nodegroup": "general-purpose-20260101", "eks.amazonaws.com/capacityType": "ON_DEMAND",
 	}, Annotations: map[string]string{
 		"node.alpha.kubernetes.io/ttl": "0", "volumes.kubernetes.io/controller-managed-attach-detach": "true",
-		"csi.volume.kubernetes.io/nodeid": fmt.Sprintf(`{"ebs.csi.aws.com":"i-0%015x","efs.csi.aws.com":"i-0%015x"}`, i, i),
+		"csi.volume.kubernetes.io/nodeid":      fmt.Sprintf(`{"ebs.csi.aws.com":"i-0%015x","efs.csi.aws.com":"i-0%015x"}`, i, i),
 		"alpha.kubernetes.io/provided-node-ip": fmt.Sprintf("10.%d.%d.%d", i/65536, i/256%256, i%256),
 	}}}
 	n.Spec.PodCIDR = fmt.Sprintf("100.%d.%d.0/24", 64+i/256%64, i%256)
