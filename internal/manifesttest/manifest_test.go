@@ -1,6 +1,10 @@
-// Package manifesttest builds every kustomize overlay with kubectl and checks the rendered
-// objects (parsed, not grepped): the agent's and the controller's security properties, RBAC,
-// images and ports. It also keeps the generated overlay files in step with their sources.
+// Package manifesttest builds every kustomize overlay with kubectl and the Helm chart with helm
+// (built from the module proxy by scripts/tool-helm), and checks the rendered objects (parsed,
+// not grepped): the agent's and the controller's security properties, RBAC, images and ports,
+// the Flant drop-in; that the chart and the overlays render the same objects for the same
+// choices; and, with scripts/kube-up, that a real API server accepts every rendering. It keeps
+// the generated overlay and chart files in step with their sources, and runs Deckhouse's own
+// NodePingPacketLoss rule over the agent's --compat=flant output in promtool.
 package manifesttest
 
 import (
@@ -57,6 +61,13 @@ func TestGeneratedFilesInStep(t *testing.T) {
 		t.Fatal(err)
 	}
 	golden.Check(t, filepath.Join(overlay, "nodeping-dashboard.json"), string(dash), *update)
+	// The chart's copies: Helm reads only files inside the chart.
+	rules, err := os.ReadFile(filepath.Join(root, "manifests/rules/nodeping.rules.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden.Check(t, filepath.Join(root, chart, "files/nodeping.rules.yml"), string(rules), *update)
+	golden.Check(t, filepath.Join(root, chart, "files/nodeping-dashboard.json"), string(dash), *update)
 }
 
 // object is one rendered manifest: its kind and name, and its JSON for typed decoding.
