@@ -369,3 +369,53 @@ func TestChartExternalTargets(t *testing.T) {
 		t.Error("external targets ConfigMap rendered without targets")
 	}
 }
+
+// TestChartRunbookURL: prometheusRule.runbookBaseURL points every alert's runbook_url at the
+// given page, keeping its anchor, and every anchor is a heading of docs/alerts.md.
+func TestChartRunbookURL(t *testing.T) {
+	const base = "https://wiki.example.org/nodeping/alerts"
+	objs := helmTemplate(t, nil, "prometheusRule.enabled=true", "prometheusRule.runbookBaseURL="+base)
+	var pr struct {
+		Spec struct {
+			Groups []struct {
+				Rules []struct {
+					Alert       string
+					Annotations map[string]string
+				}
+			}
+		}
+	}
+	raw := find[json.RawMessage](t, objs, "PrometheusRule", "nodeping")
+	if err := json.Unmarshal(*raw, &pr); err != nil {
+		t.Fatal(err)
+	}
+	doc, err := os.ReadFile(filepath.Join(root, "docs/alerts.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	anchors := map[string]bool{}
+	for _, line := range strings.Split(string(doc), "\n") {
+		if h, ok := strings.CutPrefix(line, "### "); ok {
+			anchors[strings.ToLower(strings.TrimSpace(h))] = true
+		}
+	}
+	alerts := 0
+	for _, g := range pr.Spec.Groups {
+		for _, r := range g.Rules {
+			if r.Alert == "" {
+				continue
+			}
+			alerts++
+			anchor, ok := strings.CutPrefix(r.Annotations["runbook_url"], base+"#")
+			if !ok {
+				t.Errorf("%s: runbook_url %q does not start with %s#", r.Alert, r.Annotations["runbook_url"], base)
+			}
+			if !anchors[anchor] {
+				t.Errorf("%s: runbook anchor #%s is not a heading of docs/alerts.md", r.Alert, anchor)
+			}
+		}
+	}
+	if alerts == 0 {
+		t.Error("no alerts in the PrometheusRule")
+	}
+}
