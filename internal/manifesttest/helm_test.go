@@ -419,3 +419,32 @@ func TestChartRunbookURL(t *testing.T) {
 		t.Error("no alerts in the PrometheusRule")
 	}
 }
+
+// TestChartRefusesBadValues: values.schema.json refuses typos and impossible values with a
+// message that names the value, rather than rendering a DaemonSet that crash-loops.
+func TestChartRefusesBadValues(t *testing.T) {
+	for _, tc := range []struct{ set, want string }{
+		{"agent.icmp.cout=5", "at '/agent/icmp': additional properties 'cout' not allowed"},
+		{"agent.compat=flnt", "at '/agent/compat': value must be one of"},
+		{"agent.interval=15", "at '/agent/interval': got number, want null or string"},
+		{"agent.interval=15x", "at '/agent/interval'"},
+		{"agent.tcp.port=70000", "at '/agent/tcp/port'"},
+		{"agent.icmp.count=0", "at '/agent/icmp/count'"},
+		{"agent.textfile.name=a/b.prom", "at '/agent/textfile/name'"},
+		{"agent.dns.resolvers={10.0.0.10}", "at '/agent/dns/resolvers/0'"},
+		{"controller.externalTargets.targets[0].name=gw", "at '/controller/externalTargets/targets/0': missing property 'host'"},
+		{"prometheusRule.runbookBaseURL=wiki", "at '/prometheusRule/runbookBaseURL'"},
+		{"controller.service.enabled=false,controller.serviceMonitor.enabled=true", "controller.serviceMonitor.enabled needs controller.service.enabled"},
+	} {
+		t.Run(tc.set, func(t *testing.T) {
+			cmd := exec.Command(helmBinary(t), "template", "nodeping", filepath.Join(root, chart), "--set", tc.set)
+			out, err := cmd.CombinedOutput()
+			if err == nil {
+				t.Fatalf("--set %s rendered; want an error", tc.set)
+			}
+			if !strings.Contains(string(out), tc.want) {
+				t.Errorf("--set %s: got %s\nwant it to say %q", tc.set, out, tc.want)
+			}
+		})
+	}
+}
