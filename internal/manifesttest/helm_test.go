@@ -350,8 +350,11 @@ func agentFlags(t *testing.T) map[string]bool {
 func TestChartExternalTargets(t *testing.T) {
 	objs := helmTemplate(t, nil, "controller.externalTargets.targets[0].name=gateway", "controller.externalTargets.targets[0].host=gw.example.org")
 	cm := find[v1.ConfigMap](t, objs, "ConfigMap", "nodeping-external-targets")
-	var targets []struct{ Name, Host string }
-	if err := json.Unmarshal([]byte(cm.Data["external-targets.json"]), &targets); err != nil || len(targets) != 1 || targets[0].Name != "gateway" || targets[0].Host != "gw.example.org" {
+	var ext struct {
+		ExternalTargets []struct{ Name, Host string } `json:"external_targets"`
+	}
+	err := json.Unmarshal([]byte(cm.Data["external-targets.json"]), &ext)
+	if targets := ext.ExternalTargets; err != nil || len(targets) != 1 || targets[0].Name != "gateway" || targets[0].Host != "gw.example.org" {
 		t.Errorf("external-targets.json = %q (%v)", cm.Data["external-targets.json"], err)
 	}
 	d := find[appsv1.Deployment](t, objs, "Deployment", "nodeping-controller")

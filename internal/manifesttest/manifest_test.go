@@ -406,8 +406,11 @@ func checkFlantDropIn(t *testing.T, objs []object) {
 		t.Errorf("flant-compat namespace labels %v: want privileged for Pod Security and for Deckhouse", ns.Labels)
 	}
 	cm := find[v1.ConfigMap](t, objs, "ConfigMap", "nodeping-external-targets")
-	if !json.Valid([]byte(cm.Data["external-targets.json"])) {
-		t.Errorf("external-targets.json is not JSON: %q", cm.Data["external-targets.json"])
+	var ext struct {
+		ExternalTargets *[]struct{ Name, Host string } `json:"external_targets"`
+	}
+	if err := json.Unmarshal([]byte(cm.Data["external-targets.json"]), &ext); err != nil || ext.ExternalTargets == nil {
+		t.Errorf("external-targets.json is not {\"external_targets\": [...]}: %q (%v)", cm.Data["external-targets.json"], err)
 	}
 	d := find[appsv1.Deployment](t, objs, "Deployment", "nodeping-controller")
 	cc := d.Spec.Template.Spec.Containers[0]
