@@ -1,6 +1,10 @@
-// Package manifesttest builds every kustomize overlay with kubectl and checks the rendered
-// objects (parsed, not grepped): the agent's and the controller's security properties, RBAC,
-// images and ports. It also keeps the generated overlay files in step with their sources.
+// Package manifesttest builds every kustomize overlay with kubectl and the Helm chart with helm
+// (built from the module proxy by scripts/tool-helm), and checks the rendered objects (parsed,
+// not grepped): the agent's and the controller's security properties, RBAC, images and ports,
+// the Flant drop-in; that the chart and the overlays render the same objects for the same
+// choices; and, with scripts/kube-up, that a real API server accepts every rendering. It keeps
+// the generated overlay and chart files in step with their sources, and runs Deckhouse's own
+// NodePingPacketLoss rule over the agent's --compat=flant output in promtool.
 package manifesttest
 
 import (
@@ -57,6 +61,13 @@ func TestGeneratedFilesInStep(t *testing.T) {
 		t.Fatal(err)
 	}
 	golden.Check(t, filepath.Join(overlay, "nodeping-dashboard.json"), string(dash), *update)
+	// The chart's copies: Helm reads only files inside the chart.
+	rules, err := os.ReadFile(filepath.Join(root, "manifests/rules/nodeping.rules.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden.Check(t, filepath.Join(root, chart, "files/nodeping.rules.yml"), string(rules), *update)
+	golden.Check(t, filepath.Join(root, chart, "files/nodeping-dashboard.json"), string(dash), *update)
 }
 
 // object is one rendered manifest: its kind and name, and its JSON for typed decoding.
@@ -79,6 +90,12 @@ func build(t *testing.T, dir string) []object {
 		}
 		t.Fatal(err)
 	}
+	return parse(t, dir, out)
+}
+
+// parse splits a multi-document YAML stream into objects; empty documents are dropped.
+func parse(t *testing.T, what string, out []byte) []object {
+	t.Helper()
 	dec := yaml.NewYAMLOrJSONDecoder(bytes.NewReader(out), 4096)
 	var objs []object
 	for {
@@ -86,7 +103,10 @@ func build(t *testing.T, dir string) []object {
 		if err := dec.Decode(&raw); errors.Is(err, io.EOF) {
 			break
 		} else if err != nil {
-			t.Fatalf("%s: parse: %v", dir, err)
+			t.Fatalf("%s: parse: %v", what, err)
+		}
+		if len(raw) == 0 || string(raw) == "null" {
+			continue
 		}
 		var meta struct {
 			Kind     string                           `json:"kind"`
@@ -122,13 +142,17 @@ func TestOverlays(t *testing.T) {
 			checkAgent(t, objs, dir)
 			checkController(t, objs)
 			checkRBAC(t, objs)
+			checkControllerService(t, objs)
 			for _, o := range objs {
 				if o.Namespace != "" && o.Namespace != "nodeping" {
 					t.Errorf("%s %s in namespace %q, want nodeping", o.Kind, o.Name, o.Namespace)
 				}
 			}
 			switch filepath.Base(dir) {
+			case "flant-compat":
+				checkFlantDropIn(t, objs)
 			case "kube-prometheus-stack":
+				checkServiceMonitor(t, objs, "kube-prometheus-stack")
 				pr := find[map[string]any](t, objs, "PrometheusRule", "nodeping")
 				if promtool, err := exec.LookPath("promtool"); err == nil {
 					spec, _ := json.Marshal((*pr)["spec"]) // JSON is YAML: a rule file promtool reads
@@ -308,5 +332,93 @@ func checkRBAC(t *testing.T, objs []object) {
 				t.Errorf("controller Role grants %s", verb)
 			}
 		}
+	}
+}
+
+// checkControllerService: the Service selects the controller's pods and serves their metrics
+// port.
+func checkControllerService(t *testing.T, objs []object) {
+	t.Helper()
+	svc := find[v1.Service](t, objs, "Service", "nodeping-controller")
+	d := find[appsv1.Deployment](t, objs, "Deployment", "nodeping-controller")
+	for k, v := range svc.Spec.Selector {
+		if d.Spec.Template.Labels[k] != v {
+			t.Errorf("Service nodeping-controller selects %s=%s, the controller's pods are labelled %v", k, v, d.Spec.Template.Labels)
+		}
+	}
+	if len(svc.Spec.Selector) == 0 || len(svc.Spec.Ports) != 1 || svc.Spec.Ports[0].Name != "metrics" || svc.Spec.Ports[0].TargetPort.StrVal != "metrics" {
+		t.Errorf("Service nodeping-controller: want a selector and one port named metrics to the pods' metrics port, got %+v", svc.Spec)
+	}
+}
+
+// checkServiceMonitor: the ServiceMonitor carries the operator's release label and selects the
+// controller's Service by its labels and port name.
+func checkServiceMonitor(t *testing.T, objs []object, release string) {
+	t.Helper()
+	var sm struct {
+		Metadata struct{ Labels map[string]string }
+		Spec     struct {
+			Selector  struct{ MatchLabels map[string]string }
+			Endpoints []struct{ Port, Path string }
+		}
+	}
+	raw := find[json.RawMessage](t, objs, "ServiceMonitor", "nodeping-controller")
+	if err := json.Unmarshal(*raw, &sm); err != nil {
+		t.Fatal(err)
+	}
+	svc := find[v1.Service](t, objs, "Service", "nodeping-controller")
+	if sm.Metadata.Labels["release"] != release {
+		t.Errorf("ServiceMonitor: release label %q, want %q", sm.Metadata.Labels["release"], release)
+	}
+	for k, v := range sm.Spec.Selector.MatchLabels {
+		if svc.Labels[k] != v {
+			t.Errorf("ServiceMonitor selects %s=%s, the Service is labelled %v", k, v, svc.Labels)
+		}
+	}
+	if len(sm.Spec.Selector.MatchLabels) == 0 || len(sm.Spec.Endpoints) != 1 || sm.Spec.Endpoints[0].Port != "metrics" || sm.Spec.Endpoints[0].Path != "/metrics" {
+		t.Errorf("ServiceMonitor: want a selector and the metrics port's /metrics, got %+v", sm.Spec)
+	}
+}
+
+// checkFlantDropIn: the agent writes where Flant's node-ping did, under Flant's file name, with
+// the node's name in MY_NODE_NAME; the namespace admits it under Deckhouse; the controller
+// reads external targets from a mounted ConfigMap.
+func checkFlantDropIn(t *testing.T, objs []object) {
+	t.Helper()
+	const dir = "/var/run/node-exporter-textfile"
+	ds := find[appsv1.DaemonSet](t, objs, "DaemonSet", "nodeping-agent")
+	c := ds.Spec.Template.Spec.Containers[0]
+	for _, want := range []string{"--node-name=$(MY_NODE_NAME)", "--textfile-dir=" + dir, "--textfile-name=node-ping_$(MY_NODE_NAME).prom", "--compat=flant"} {
+		if !slices.Contains(c.Args, want) {
+			t.Errorf("flant-compat agent: no %s in %q", want, c.Args)
+		}
+	}
+	if len(c.Env) == 0 || c.Env[0].Name != "MY_NODE_NAME" || c.Env[0].ValueFrom == nil || c.Env[0].ValueFrom.FieldRef.FieldPath != "spec.nodeName" {
+		t.Errorf("flant-compat agent: want MY_NODE_NAME from spec.nodeName first in env, got %+v", c.Env)
+	}
+	for _, v := range ds.Spec.Template.Spec.Volumes {
+		if v.Name == "textfile" && (v.HostPath == nil || v.HostPath.Path != dir) {
+			t.Errorf("flant-compat agent: textfile volume %+v, want host path %s", v, dir)
+		}
+	}
+	ns := find[v1.Namespace](t, objs, "Namespace", "nodeping")
+	if ns.Labels["security.deckhouse.io/pod-policy"] != "privileged" || ns.Labels["pod-security.kubernetes.io/enforce"] != "privileged" {
+		t.Errorf("flant-compat namespace labels %v: want privileged for Pod Security and for Deckhouse", ns.Labels)
+	}
+	cm := find[v1.ConfigMap](t, objs, "ConfigMap", "nodeping-external-targets")
+	var ext struct {
+		ExternalTargets *[]struct{ Name, Host string } `json:"external_targets"`
+	}
+	if err := json.Unmarshal([]byte(cm.Data["external-targets.json"]), &ext); err != nil || ext.ExternalTargets == nil {
+		t.Errorf("external-targets.json is not {\"external_targets\": [...]}: %q (%v)", cm.Data["external-targets.json"], err)
+	}
+	d := find[appsv1.Deployment](t, objs, "Deployment", "nodeping-controller")
+	cc := d.Spec.Template.Spec.Containers[0]
+	if !slices.Contains(cc.Args, "--external-targets-file=/etc/nodeping-external/external-targets.json") ||
+		!slices.ContainsFunc(cc.VolumeMounts, func(m v1.VolumeMount) bool { return m.MountPath == "/etc/nodeping-external" && m.SubPath == "" }) ||
+		!slices.ContainsFunc(d.Spec.Template.Spec.Volumes, func(v v1.Volume) bool {
+			return v.ConfigMap != nil && v.ConfigMap.Name == "nodeping-external-targets"
+		}) {
+		t.Errorf("flant-compat controller: external targets not mounted and passed: %q %+v", cc.Args, cc.VolumeMounts)
 	}
 }
