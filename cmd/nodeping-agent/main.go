@@ -238,6 +238,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		log.Error("cannot write textfiles", "err", err)
 		return 1
 	}
+	lock, err := textfile.AcquireLock(o.textfileDir)
+	if err != nil {
+		log.Error("cannot lock the textfile directory", "err", err)
+		return 1
+	}
+	defer lock.Release()
+	if removed, err := textfile.RemoveLeftovers(filepath.Join(o.textfileDir, textfileName)); err != nil {
+		log.Warn("cannot remove leftover temporary files", "err", err)
+	} else if len(removed) > 0 {
+		log.Info("removed leftover temporary files", "files", removed)
+	}
 
 	var (
 		probes   []agent.Probe
