@@ -55,7 +55,7 @@ func TestDecodeInvalid(t *testing.T) {
 		"invalid-string":    `decode nodes list: invalid JSON: starts with '"', want '[' or '{'`,
 		"invalid-type":      "decode flant nodes list: line 1, column 11: json: cannot unmarshal number into Go struct field .0.name of type string",
 		"invalid-trailing":  "decode flant nodes list: line 1, column 39: invalid character 't' after top-level value",
-		"invalid-line":      "decode nodes list object: line 4, column 35: invalid character '}' looking for beginning of object key string",
+		"invalid-line":      "decode nodes list object: line 4, column 43: invalid character '}' looking for beginning of object key string",
 	}
 	for name, want := range cases {
 		t.Run(name, func(t *testing.T) {
