@@ -88,7 +88,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.IntVar(&o.dnsEvery, "dns-every", 1, "run the DNS probe every N cycles")
 	fs.IntVar(&o.udpPort, "udp-port", 0, "UDP probe and echo responder port: the agent echoes probes from listed nodes on it and sends its own to every peer's, from rotating source ports (protocol=\"udp\"); 0 leaves both off")
 	fs.IntVar(&o.udpCount, "udp-count", 5, "UDP probes per target per cycle")
-	fs.IntVar(&o.udpRate, "udp-responder-rate", 2000, "most UDP probes the responder answers per second; the rest are dropped and counted")
+	fs.IntVar(&o.udpRate, "udp-responder-rate", 0, "most UDP probes the responder answers per second from each source address (burst: as many); the rest are dropped and counted (default 0: derived from --udp-count and --interval, see responder.DefaultPerSourceLimit)")
 	fs.StringVar(&o.dnsNames, "dns-names", "", "comma-separated names the DNS probe resolves every cycle (the DaemonSet sets kubernetes.default.svc.cluster.local.); empty leaves it off")
 	fs.StringVar(&o.dnsResolvers, "dns-resolvers", "", "comma-separated host:port resolvers for the DNS probe (default: the nameservers of /etc/resolv.conf)")
 	fs.DurationVar(&o.dnsTimeout, "dns-timeout", 2*time.Second, "how long the DNS probe waits for an answer")
@@ -156,8 +156,8 @@ func (o *options) validate() error {
 	if o.tcpPort < 0 || o.tcpPort > 65535 || o.tcpPort != 0 && o.tcpCount < 1 {
 		return fmt.Errorf("--tcp-port %d, --tcp-count %d: want a port 0..65535 (0 is off) and a count of at least 1", o.tcpPort, o.tcpCount)
 	}
-	if o.udpPort < 0 || o.udpPort > 65535 || o.udpPort != 0 && (o.udpCount < 1 || o.udpRate < 1) {
-		return fmt.Errorf("--udp-port %d, --udp-count %d, --udp-responder-rate %d: want a port 0..65535 (0 is off), and a count and rate of at least 1", o.udpPort, o.udpCount, o.udpRate)
+	if o.udpPort < 0 || o.udpPort > 65535 || o.udpPort != 0 && (o.udpCount < 1 || o.udpRate < 0) {
+		return fmt.Errorf("--udp-port %d, --udp-count %d, --udp-responder-rate %d: want a port 0..65535 (0 is off), a count of at least 1 and a rate of 0 (derived) or more", o.udpPort, o.udpCount, o.udpRate)
 	}
 	for name, v := range map[string]int{"--mtu-every": o.mtuEvery, "--tcp-every": o.tcpEvery, "--udp-every": o.udpEvery, "--dns-every": o.dnsEvery} {
 		if v < 1 {
@@ -238,6 +238,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		log.Error("cannot write textfiles", "err", err)
 		return 1
 	}
+	lock, err := textfile.AcquireLock(o.textfileDir)
+	if err != nil {
+		log.Error("cannot lock the textfile directory", "err", err)
+		return 1
+	}
+	defer lock.Release()
+	if removed, err := textfile.RemoveLeftovers(filepath.Join(o.textfileDir, textfileName)); err != nil {
+		log.Warn("cannot remove leftover temporary files", "err", err)
+	} else if len(removed) > 0 {
+		log.Info("removed leftover temporary files", "files", removed)
+	}
 
 	var (
 		probes   []agent.Probe
@@ -312,6 +323,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	var (
 		stats  []func() results.ResponderStats
 		onList func(nodelist.List)
+		allow  []func([]netip.Addr) // the responders' SetAllowed, called on every list reload
 	)
 	if o.tcpPort != 0 {
 		p, err := probe.NewTCP(probe.TCPConfig{Port: o.tcpPort, Count: o.tcpCount, Interval: o.extraSpread(), Timeout: o.icmp.Timeout})
@@ -327,7 +339,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 				return 1
 			}
 			go r.Serve(ctx)
-			stats = append(stats, func() results.ResponderStats { return results.ResponderStats{Protocol: "tcp", Answered: r.Accepted()} })
+			allow = append(allow, r.SetAllowed)
+			stats = append(stats, func() results.ResponderStats {
+				return results.ResponderStats{Protocol: "tcp", Answered: r.Accepted(), Dropped: r.Dropped()}
+			})
 		}
 	}
 	if o.udpPort != 0 {
@@ -339,22 +354,31 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		defer p.Close()
 		probes = append(probes, agent.Probe{Protocol: "udp", Pinger: p, NodesOnly: true, Every: o.udpEvery})
 		if !o.once {
-			r, err := responder.ListenUDP(fmt.Sprintf(":%d", o.udpPort), o.udpRate, log)
+			lim := responder.DefaultPerSourceLimit(o.udpCount, o.interval)
+			if o.udpRate > 0 {
+				lim = responder.Limit{Rate: float64(o.udpRate), Burst: o.udpRate}
+			}
+			r, err := responder.ListenUDPLimit(fmt.Sprintf(":%d", o.udpPort), lim, log)
 			if err != nil {
 				log.Error("cannot start the UDP responder", "err", err)
 				return 1
 			}
 			go r.Serve(ctx)
-			onList = func(l nodelist.List) {
-				var addrs []netip.Addr
-				for _, n := range l.Nodes {
-					addrs = append(addrs, n.Addrs()...)
-				}
-				r.Allow(addrs)
-			}
+			allow = append(allow, r.SetAllowed)
 			stats = append(stats, func() results.ResponderStats {
 				return results.ResponderStats{Protocol: "udp", Answered: r.Answered(), Dropped: r.Dropped()}
 			})
+		}
+	}
+	if len(allow) > 0 {
+		onList = func(l nodelist.List) {
+			var addrs []netip.Addr
+			for _, n := range l.Nodes {
+				addrs = append(addrs, n.Addrs()...)
+			}
+			for _, set := range allow {
+				set(addrs)
+			}
 		}
 	}
 	a := agent.New(agent.Config{

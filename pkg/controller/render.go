@@ -41,7 +41,7 @@ func Render(nodes []*v1.Node) (nodelist.List, []string) {
 					continue
 				}
 				ip, err := netip.ParseAddr(a.Address)
-				if err != nil || ip.Zone() != "" || ip.IsUnspecified() {
+				if err != nil || ip.Zone() != "" || ip.IsUnspecified() || ip.Unmap().IsLoopback() || ip.IsMulticast() || ip.IsLinkLocalUnicast() {
 					continue
 				}
 				ip = ip.Unmap()

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"sort"
 	"strings"
+	"unicode"
 )
 
 // Format names the layout a nodes list was decoded from.
@@ -77,6 +78,10 @@ const (
 	ReasonDuplicateName = "duplicate_name"
 	ReasonExtraAddress  = "extra_address"
 	ReasonNoHost        = "no_host"
+	// ReasonRefusedAddress: a loopback, multicast or link-local address, which no peer can
+	// probe as this node's (loopback is kept in a list whose every address is loopback: a test or
+	// a demo on one host).
+	ReasonRefusedAddress = "refused_address"
 )
 
 // ErrEmpty is returned for an input that holds nothing but white space.
@@ -106,6 +111,8 @@ type wireObject struct {
 // be probed (no name, no or a bad address, a duplicate name) are left out and returned as skips; the
 // error is for input that is not a nodes list at all.
 func Decode(data []byte) (List, []Skip, error) {
+	lead := len(data) - len(bytes.TrimLeftFunc(data, unicode.IsSpace))
+	orig := data
 	data = bytes.TrimSpace(data)
 	if len(data) == 0 {
 		return List{}, nil, ErrEmpty
@@ -119,12 +126,12 @@ func Decode(data []byte) (List, []Skip, error) {
 	case '[':
 		list.Format = FormatFlant
 		if err := json.Unmarshal(data, &nodes); err != nil {
-			return List{}, nil, fmt.Errorf("decode flant nodes list: %w", err)
+			return List{}, nil, fmt.Errorf("decode flant nodes list: %w", at(orig, lead, err))
 		}
 	case '{':
 		var obj wireObject
 		if err := json.Unmarshal(data, &obj); err != nil {
-			return List{}, nil, fmt.Errorf("decode nodes list object: %w", err)
+			return List{}, nil, fmt.Errorf("decode nodes list object: %w", at(orig, lead, err))
 		}
 		switch {
 		case obj.Nodes != nil:
@@ -144,8 +151,9 @@ func Decode(data []byte) (List, []Skip, error) {
 
 	var skips []Skip
 	seen := make(map[string]bool, len(nodes))
+	loopbackOK := allLoopback(nodes)
 	for _, w := range nodes {
-		n, sk := fromWire(w)
+		n, sk := fromWire(w, loopbackOK)
 		skips = append(skips, sk...)
 		if !n.IPv4.IsValid() && !n.IPv6.IsValid() {
 			continue
@@ -176,9 +184,72 @@ func Decode(data []byte) (List, []Skip, error) {
 	return list, skips, nil
 }
 
+// posError is a JSON error with the line and column where it was found.
+type posError struct {
+	line, col int
+	err       error
+}
+
+func (e *posError) Error() string { return fmt.Sprintf("line %d, column %d: %v", e.line, e.col, e.err) }
+func (e *posError) Unwrap() error { return e.err }
+
+// at adds the line and column (both from 1, the column in bytes) to a JSON syntax or type error
+// found in the input orig after lead bytes of leading white space were trimmed.
+func at(orig []byte, lead int, err error) error {
+	var off int64
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syn):
+		off = syn.Offset
+	case errors.As(err, &typ):
+		off = typ.Offset
+	default:
+		return err
+	}
+	// Offset counts the bytes read when the error was found: the culprit is the last of them.
+	i := min(max(int(off)-1, 0)+lead, len(orig))
+	line := 1 + bytes.Count(orig[:i], []byte("\n"))
+	col := i - bytes.LastIndexByte(orig[:i], '\n')
+	return &posError{line: line, col: col, err: err}
+}
+
+// allLoopback reports whether every address in the list that parses is a loopback address: a
+// list for a test or a demo on one host, where loopback is what there is to probe.
+func allLoopback(nodes []wireNode) bool {
+	any := false
+	for _, w := range nodes {
+		for _, s := range append([]string{w.IPAddress}, w.Addresses...) {
+			a, err := netip.ParseAddr(strings.TrimSpace(s))
+			if err != nil || a.IsUnspecified() || refused(a.Unmap(), true) != "" {
+				continue
+			}
+			if !a.Unmap().IsLoopback() {
+				return false
+			}
+			any = true
+		}
+	}
+	return any
+}
+
+// refused says why a node address must not be probed ("loopback", "multicast", "link-local"),
+// or "" when it may: such an address reaches the prober itself or no single peer.
+func refused(a netip.Addr, loopbackOK bool) string {
+	switch {
+	case a.IsLoopback() && !loopbackOK:
+		return "loopback"
+	case a.IsMulticast():
+		return "multicast"
+	case a.IsLinkLocalUnicast():
+		return "link-local"
+	}
+	return ""
+}
+
 // fromWire validates one entry. A node whose addresses are all unusable comes back with neither
 // address set, and the skips say why.
-func fromWire(w wireNode) (Node, []Skip) {
+func fromWire(w wireNode, loopbackOK bool) (Node, []Skip) {
 	n := Node{Name: strings.TrimSpace(w.Name), Zone: w.Zone, Ready: true, Schedulable: true}
 	if w.Ready != nil {
 		n.Ready = *w.Ready
@@ -201,6 +272,10 @@ func fromWire(w wireNode) (Node, []Skip) {
 			continue
 		}
 		a = a.Unmap()
+		if why := refused(a, loopbackOK); why != "" {
+			skips = append(skips, Skip{Name: n.Name, Reason: ReasonRefusedAddress, Detail: fmt.Sprintf("%s address %s refused", why, a)})
+			continue
+		}
 		slot := &n.IPv6
 		if a.Is4() {
 			slot = &n.IPv4

@@ -32,7 +32,7 @@ func render(l List, skips []Skip) string {
 }
 
 func TestDecodeGolden(t *testing.T) {
-	for _, name := range []string{"flant", "deckhouse", "nodeping", "skips", "extra-address", "empty-array"} {
+	for _, name := range []string{"flant", "deckhouse", "nodeping", "skips", "extra-address", "empty-array", "loopback-only"} {
 		t.Run(name, func(t *testing.T) {
 			in, err := os.ReadFile(filepath.Join("testdata", name+".json"))
 			if err != nil {
@@ -50,11 +50,12 @@ func TestDecodeGolden(t *testing.T) {
 func TestDecodeInvalid(t *testing.T) {
 	cases := map[string]string{
 		"invalid-empty":     "nodes list is empty",
-		"invalid-truncated": "decode flant nodes list: unexpected end of JSON input",
+		"invalid-truncated": "decode flant nodes list: line 1, column 27: unexpected end of JSON input",
 		"invalid-no-nodes":  `decode nodes list: object has neither "nodes" nor "cluster_targets"`,
 		"invalid-string":    `decode nodes list: invalid JSON: starts with '"', want '[' or '{'`,
-		"invalid-type":      "decode flant nodes list: json: cannot unmarshal number into Go struct field .0.name of type string",
-		"invalid-trailing":  "decode flant nodes list: invalid character 't' after top-level value",
+		"invalid-type":      "decode flant nodes list: line 1, column 11: json: cannot unmarshal number into Go struct field .0.name of type string",
+		"invalid-trailing":  "decode flant nodes list: line 1, column 39: invalid character 't' after top-level value",
+		"invalid-line":      "decode nodes list object: line 4, column 43: invalid character '}' looking for beginning of object key string",
 	}
 	for name, want := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -22,6 +22,7 @@ func startResponder(t *testing.T) int {
 	if err != nil {
 		t.Fatal(err)
 	}
+	r.SetAllowed([]netip.Addr{netip.MustParseAddr("127.0.0.1")})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- r.Serve(ctx) }()

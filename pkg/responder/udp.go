@@ -22,27 +22,161 @@ const (
 	DropRateLimited = "rate_limited"
 )
 
+// The per-source limit's defaults; see DefaultPerSourceLimit.
+const (
+	// Headroom multiplies what a healthy peer sends, so that retries, a cycle that starts early
+	// after an overrun and two cycles' probes meeting in one interval never reach the limit.
+	Headroom = 4
+	// MinBurst is the smallest bucket: a peer's whole burst of a few probes always passes.
+	MinBurst = 20
+	// MinRate is the smallest refill rate, in packets per second.
+	MinRate = 2.0
+	// MaxSources bounds the table of per-source buckets. Only listed addresses get a bucket, so
+	// it is reached only by a list of more than MaxSources addresses; then the idle are evicted
+	// first, and a source that finds no room is answered within a shared overflow bucket.
+	MaxSources = 65536
+	// SourceIdle is how long an untouched bucket lives: it would be full again by then anyway.
+	SourceIdle = time.Minute
+)
+
+// Limit is a token bucket: Rate packets per second sustained, Burst at once.
+type Limit struct {
+	Rate  float64
+	Burst int
+}
+
+// DefaultPerSourceLimit is the per-source limit for peers that each send probesPerInterval UDP
+// probes to one of this node's addresses every interval (the agent's --udp-count, divided by
+// --udp-every):
+//
+//	Burst = max(MinBurst, Headroom × probesPerInterval)
+//	Rate  = max(MinRate, Burst / interval)
+//
+// A peer may thus send Headroom times its whole cycle's probes at once and again every interval,
+// far above what a healthy peer sends, while one noisy or broken peer can take no more than that,
+// and never another peer's answers: every source has its own bucket. With the shipped flags (5
+// probes per 15 s) that is a burst of 20 and 2 packets per second per source.
+func DefaultPerSourceLimit(probesPerInterval int, interval time.Duration) Limit {
+	burst := max(MinBurst, Headroom*probesPerInterval)
+	rate := MinRate
+	if interval > 0 {
+		rate = max(MinRate, float64(burst)/interval.Seconds())
+	}
+	return Limit{Rate: rate, Burst: burst}
+}
+
+// DefaultPerSourceRate is DefaultPerSourceLimit's rate, in packets per second.
+func DefaultPerSourceRate(probesPerInterval int, interval time.Duration) float64 {
+	return DefaultPerSourceLimit(probesPerInterval, interval).Rate
+}
+
+// bucket is one token bucket.
+type bucket struct {
+	tokens float64
+	last   time.Time
+}
+
+// take refills b up to lim and takes one token if there is one.
+func (b *bucket) take(now time.Time, lim Limit) bool {
+	b.tokens = min(float64(lim.Burst), b.tokens+now.Sub(b.last).Seconds()*lim.Rate)
+	b.last = now
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
+}
+
+// limiter holds one bucket per source address, bounded in size; idle buckets expire.
+type limiter struct {
+	mu        sync.Mutex
+	lim       Limit
+	max       int
+	sources   map[netip.Addr]*bucket
+	overflow  bucket
+	lastSweep time.Time
+}
+
+func newLimiter(lim Limit, maxSources int) *limiter {
+	return &limiter{lim: lim, max: maxSources, sources: map[netip.Addr]*bucket{}}
+}
+
+// take reports whether src may be answered now.
+func (l *limiter) take(src netip.Addr, now time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if now.Sub(l.lastSweep) >= SourceIdle {
+		l.sweep(now)
+	}
+	b, ok := l.sources[src]
+	if !ok {
+		if len(l.sources) >= l.max {
+			l.sweep(now)
+		}
+		if len(l.sources) >= l.max {
+			return l.overflow.take(now, l.lim)
+		}
+		b = &bucket{tokens: float64(l.lim.Burst), last: now}
+		l.sources[src] = b
+	}
+	return b.take(now, l.lim)
+}
+
+// sweep drops the buckets untouched for SourceIdle.
+func (l *limiter) sweep(now time.Time) {
+	l.lastSweep = now
+	for a, b := range l.sources {
+		if now.Sub(b.last) >= SourceIdle {
+			delete(l.sources, a)
+		}
+	}
+}
+
+// keepOnly drops the buckets of addresses that left the list.
+func (l *limiter) keepOnly(allowed *allowList) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for a := range l.sources {
+		if !allowed.has(a) {
+			delete(l.sources, a)
+		}
+	}
+}
+
+func (l *limiter) len() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.sources)
+}
+
 // UDP echoes probes back to their sender. On a host-network pod it must not be a reflection or
 // amplification vector: it answers only addresses in the current nodes list, never with more bytes
-// than it received (the same bytes), at most MaxUDPPayload of them, and at most rate packets per
-// second; everything else is dropped and counted.
+// than it received (the same bytes), at most MaxUDPPayload of them, and at most its Limit per source
+// address; everything else is dropped and counted. A source over its limit costs no other source
+// an answer.
 type UDP struct {
 	conn    *net.UDPConn
 	log     *slog.Logger
-	allowed atomic.Pointer[map[netip.Addr]struct{}]
-
-	mu     sync.Mutex
-	tokens float64
-	last   time.Time
-	rate   float64
+	allowed allowList
+	lim     *limiter
+	now     func() time.Time
 
 	answered atomic.Uint64
-	dropped  sync.Map // reason -> *atomic.Uint64
+	dropped  drops
 }
 
-// ListenUDP listens on addr and answers at most rate packets per second (with a burst of one
-// second's worth).
+// ListenUDP listens on addr and answers each listed source at most rate packets per second, with a
+// burst of as many.
 func ListenUDP(addr string, rate int, log *slog.Logger) (*UDP, error) {
+	return ListenUDPLimit(addr, Limit{Rate: float64(rate), Burst: rate}, log)
+}
+
+// ListenUDPLimit listens on addr and answers each listed source at most lim. It answers nobody
+// until SetAllowed.
+func ListenUDPLimit(addr string, lim Limit, log *slog.Logger) (*UDP, error) {
+	if lim.Rate <= 0 || lim.Burst < 1 {
+		return nil, fmt.Errorf("udp responder: limit %+v: want a positive rate and a burst of at least 1", lim)
+	}
 	ua, err := net.ResolveUDPAddr("udp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("udp responder: %w", err)
@@ -51,54 +185,32 @@ func ListenUDP(addr string, rate int, log *slog.Logger) (*UDP, error) {
 	if err != nil {
 		return nil, fmt.Errorf("udp responder: %w", err)
 	}
-	u := &UDP{conn: c, log: log, rate: float64(rate), tokens: float64(rate), last: time.Now()}
-	empty := map[netip.Addr]struct{}{}
-	u.allowed.Store(&empty)
+	u := &UDP{conn: c, log: log, lim: newLimiter(lim, MaxSources), now: time.Now}
+	u.allowed.set(nil)
 	return u, nil
 }
 
 // Addr is the listening address.
 func (u *UDP) Addr() net.Addr { return u.conn.LocalAddr() }
 
-// Allow replaces the set of addresses answered (the nodes list's).
-func (u *UDP) Allow(addrs []netip.Addr) {
-	m := make(map[netip.Addr]struct{}, len(addrs))
-	for _, a := range addrs {
-		m[a.Unmap()] = struct{}{}
-	}
-	u.allowed.Store(&m)
+// SetAllowed replaces the set of addresses answered (the nodes list's), and forgets the rate of
+// the addresses that left it.
+func (u *UDP) SetAllowed(addrs []netip.Addr) {
+	u.allowed.set(addrs)
+	u.lim.keepOnly(&u.allowed)
 }
+
+// Allow is SetAllowed, under its first name.
+func (u *UDP) Allow(addrs []netip.Addr) { u.SetAllowed(addrs) }
 
 // Answered counts the probes echoed.
 func (u *UDP) Answered() uint64 { return u.answered.Load() }
 
 // Dropped returns the packets dropped, by reason.
-func (u *UDP) Dropped() map[string]uint64 {
-	out := map[string]uint64{}
-	u.dropped.Range(func(k, v any) bool {
-		out[k.(string)] = v.(*atomic.Uint64).Load()
-		return true
-	})
-	return out
-}
+func (u *UDP) Dropped() map[string]uint64 { return u.dropped.snapshot() }
 
-func (u *UDP) drop(reason string) {
-	v, _ := u.dropped.LoadOrStore(reason, new(atomic.Uint64))
-	v.(*atomic.Uint64).Add(1)
-}
-
-// take reports whether the rate limit admits one more packet now.
-func (u *UDP) take(now time.Time) bool {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	u.tokens = min(u.rate, u.tokens+now.Sub(u.last).Seconds()*u.rate)
-	u.last = now
-	if u.tokens < 1 {
-		return false
-	}
-	u.tokens--
-	return true
-}
+// Sources is the number of per-source buckets held.
+func (u *UDP) Sources() int { return u.lim.len() }
 
 // Serve answers until ctx ends.
 func (u *UDP) Serve(ctx context.Context) error {
@@ -116,13 +228,14 @@ func (u *UDP) Serve(ctx context.Context) error {
 			u.log.Debug("udp responder: read failed", "err", err)
 			continue
 		}
-		switch _, ok := (*u.allowed.Load())[from.Addr().Unmap()]; {
-		case !ok:
-			u.drop(DropNotANode)
+		src := from.Addr().Unmap()
+		switch {
+		case !u.allowed.has(src):
+			u.dropped.add(DropNotANode)
 		case n > MaxUDPPayload:
-			u.drop(DropOversized)
-		case !u.take(time.Now()):
-			u.drop(DropRateLimited)
+			u.dropped.add(DropOversized)
+		case !u.lim.take(src, u.now()):
+			u.dropped.add(DropRateLimited)
 		default:
 			if _, err := u.conn.WriteToUDPAddrPort(buf[:n], from); err == nil {
 				u.answered.Add(1)

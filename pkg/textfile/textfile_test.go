@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // body renders a file whose every line says which version it belongs to, and whose last line
@@ -166,4 +168,97 @@ func TestRemove(t *testing.T) {
 	if _, err := os.Stat(path); !os.IsNotExist(err) {
 		t.Errorf("file still there: %v", err)
 	}
+}
+
+// TestRemoveLeftovers: our temporary files go, everything else in the directory stays.
+func TestRemoveLeftovers(t *testing.T) {
+	dir := t.TempDir()
+	ours := []string{".nodeping.tmp-123", ".nodeping.tmp-", ".nodeping-check-9"}
+	theirs := []string{"nodeping.prom", "other.prom", ".other.tmp-1", "nodeping.tmp-1", ".nodeping.lock", "x.nodeping.tmp-1", ".nodeping-checkX"}
+	for _, n := range append(append([]string{}, ours...), theirs...) {
+		if err := os.WriteFile(filepath.Join(dir, n), []byte("x 1\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A directory with our pattern is not ours to remove.
+	os.Mkdir(filepath.Join(dir, ".nodeping.tmp-dir"), 0o755)
+	removed, err := RemoveLeftovers(filepath.Join(dir, "nodeping.prom"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(removed) != len(ours) {
+		t.Errorf("removed %q, want %q", removed, ours)
+	}
+	for _, n := range ours {
+		if _, err := os.Stat(filepath.Join(dir, n)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s left: %v", n, err)
+		}
+	}
+	for _, n := range append(theirs, ".nodeping.tmp-dir") {
+		if _, err := os.Stat(filepath.Join(dir, n)); err != nil {
+			t.Errorf("%s removed: %v", n, err)
+		}
+	}
+}
+
+// TestLock: a second holder is refused with an error naming the first; after Release (or the
+// holder's death) the lock is free again.
+func TestLock(t *testing.T) {
+	dir := t.TempDir()
+	l1, err := AcquireLock(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = AcquireLock(dir)
+	want := fmt.Sprintf("textfile directory is in use by another nodeping agent: pid %d on host ", os.Getpid())
+	if !errors.Is(err, ErrLocked) || !strings.HasPrefix(fmt.Sprint(err), want) || !strings.HasSuffix(fmt.Sprint(err), " holds "+filepath.Join(dir, LockName)) {
+		t.Fatalf("second lock: %v\nwant %q...", err, want)
+	}
+	if err := l1.Release(); err != nil {
+		t.Fatal(err)
+	}
+	l2, err := AcquireLock(dir)
+	if err != nil {
+		t.Fatalf("lock after release: %v", err)
+	}
+	l2.Release()
+}
+
+// TestLockAcrossProcesses: a real second process (flock(1) from util-linux) holds the lock;
+// AcquireLock fails, and succeeds once that process is killed.
+func TestLockAcrossProcesses(t *testing.T) {
+	flock, err := exec.LookPath("flock")
+	if err != nil {
+		t.Skip("skipping: flock(1) not installed (util-linux)")
+	}
+	dir := t.TempDir()
+	lockPath := filepath.Join(dir, LockName)
+	cmd := exec.Command(flock, "--exclusive", "--no-fork", lockPath, "sh", "-c", `echo "pid 4242 on host other" > "$0"; exec sleep 60`, lockPath)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var l *Lock
+		l, err = AcquireLock(dir)
+		if err == nil {
+			l.Release()
+		}
+		b, _ := os.ReadFile(lockPath)
+		if err != nil && strings.Contains(string(b), "4242") || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond) // flock(1) has not taken it yet
+	}
+	if !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), "pid 4242 on host other holds") {
+		t.Fatalf("lock held by another process: %v", err)
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	l, err := AcquireLock(dir)
+	if err != nil {
+		t.Fatalf("lock after the holder was killed: %v", err)
+	}
+	l.Release()
 }

@@ -1,0 +1,98 @@
+package textfile
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+)
+
+// LockName is the lock file the agent holds in its textfile directory. It does not end in .prom,
+// so node-exporter never reads it.
+const LockName = ".nodeping.lock"
+
+// Lock is an exclusive flock on LockName in a textfile directory: one agent per directory, so
+// that two never overwrite (or, on exit, remove) each other's file.
+type Lock struct{ f *os.File }
+
+// ErrLocked is wrapped by AcquireLock's error when another process holds the lock.
+var ErrLocked = errors.New("textfile directory is in use by another nodeping agent")
+
+// AcquireLock takes the lock on dir or fails at once, naming the holder (the PID and host it wrote
+// into the lock file) when it can. The lock lasts until Release or the process's end, whatever
+// way it ends: the kernel drops a flock with the last descriptor, so a SIGKILLed agent leaves no
+// stale lock behind. The lock file itself stays; it is reused.
+func AcquireLock(dir string) (*Lock, error) {
+	path := filepath.Join(dir, LockName)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("open lock file: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		holder := "unknown holder"
+		if b, rerr := os.ReadFile(path); rerr == nil && len(strings.TrimSpace(string(b))) > 0 {
+			holder = strings.TrimSpace(string(b))
+		}
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("%w: %s holds %s", ErrLocked, holder, path)
+		}
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	host, _ := os.Hostname()
+	if err := f.Truncate(0); err == nil {
+		fmt.Fprintf(f, "pid %d on host %s\n", os.Getpid(), host)
+	}
+	return &Lock{f: f}, nil
+}
+
+// Release drops the lock.
+func (l *Lock) Release() error {
+	if l == nil || l.f == nil {
+		return nil
+	}
+	err := l.f.Close()
+	l.f = nil
+	return err
+}
+
+// leftoverPatterns are the names of the temporary files this package creates for a file name
+// (see Write and CheckDir): a process killed between create and rename leaves one behind.
+func leftoverPatterns(name string) []string {
+	return []string{"." + strings.TrimSuffix(name, ".prom") + ".tmp-*", ".nodeping-check-*"}
+}
+
+// RemoveLeftovers deletes the temporary files that an earlier writer of path, killed mid-write,
+// left in its directory: only regular files whose names match this package's own temporary
+// names, never anything else. Call it with the lock held. It returns the names it removed.
+func RemoveLeftovers(path string) ([]string, error) {
+	dir, name := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	var removed []string
+	var errs []error
+	for _, pat := range leftoverPatterns(name) {
+		matches, err := filepath.Glob(filepath.Join(dir, pat))
+		if err != nil {
+			return nil, fmt.Errorf("remove leftovers: %w", err)
+		}
+		for _, m := range matches {
+			st, err := os.Lstat(m)
+			if err != nil || !st.Mode().IsRegular() {
+				continue
+			}
+			if err := os.Remove(m); err != nil && !errors.Is(err, os.ErrNotExist) {
+				errs = append(errs, err)
+				continue
+			}
+			removed = append(removed, filepath.Base(m))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return removed, fmt.Errorf("remove leftovers: %w", err)
+	}
+	return removed, nil
+}
