@@ -492,3 +492,127 @@ func TestDashboardQueries(t *testing.T) {
 		}
 	}
 }
+
+// rttFrom runs the agent once inside a node's namespace and returns the mean RTT to each
+// destination node per address family, keyed "node/ipv4".
+func rttFrom(t *testing.T, c *Cluster, node string) map[string]time.Duration {
+	t.Helper()
+	nd, err := c.Node(node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tf := t.TempDir()
+	cmd := exec.Command("ip", "netns", "exec", nd.NS, agentBin, "--once", "--node-name", node,
+		"--nodes-file", c.NodesFile, "--textfile-dir", tf, "--icmp-count", "5", "--icmp-interval", "20ms", "--icmp-timeout", "1s")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("agent --once in %s: %v\n%s", node, err, out)
+	}
+	data, err := os.ReadFile(filepath.Join(tf, "nodeping.prom"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sums, counts := map[string]float64{}, map[string]float64{}
+	for _, line := range strings.Split(string(data), "\n") {
+		var into map[string]float64
+		switch {
+		case strings.HasPrefix(line, "nodeping_rtt_seconds_total{"):
+			into = sums
+		case strings.HasPrefix(line, "nodeping_packets_received_total{"):
+			into = counts
+		default:
+			continue
+		}
+		if !strings.Contains(line, `protocol="icmp"`) {
+			continue
+		}
+		_, rest, _ := strings.Cut(line, `destination_node="`)
+		dst, _, _ := strings.Cut(rest, `"`)
+		_, rest, _ = strings.Cut(line, `ip_family="`)
+		fam, _, _ := strings.Cut(rest, `"`)
+		var v float64
+		fmt.Sscan(line[strings.LastIndexByte(line, ' ')+1:], &v)
+		into[dst+"/"+fam] += v
+	}
+	out := map[string]time.Duration{}
+	for k, n := range counts {
+		if n == 0 {
+			t.Fatalf("from %s: nothing received from %s", node, k)
+		}
+		out[k] = time.Duration(sums[k] / n * float64(time.Second))
+	}
+	return out
+}
+
+// TestDelayLinks: latency on a node raises the RTT of every pair touching it, both families, by
+// the configured amount, and no other pair's; latency on a zone link raises the pairs across it
+// only; both switch on and off while the agents run, and scrapes keep working through the relay.
+func TestDelayLinks(t *testing.T) {
+	requireCluster(t)
+	c := start(t, Config{Nodes: 4, Zones: 2, Interval: time.Minute}) // agents idle; we probe with --once
+	// node-1 and node-3 in zone-a, node-2 and node-4 in zone-b.
+	const rtt = 40 * time.Millisecond
+	// check: the listed pairs from node-1 take rtt more (within -1ms..+15ms on a busy machine),
+	// the others less than 5ms.
+	check := func(what string, slow ...string) {
+		t.Helper()
+		got := rttFrom(t, c, "node-1")
+		if len(got) != 6 {
+			t.Fatalf("%s: RTTs to %d node/family pairs, want 6: %v", what, len(got), got)
+		}
+		for _, k := range sortedKeys(durMap(got)) {
+			isSlow := false
+			for _, s := range slow {
+				isSlow = isSlow || strings.HasPrefix(k, s+"/")
+			}
+			switch v := got[k]; {
+			case isSlow && (v < rtt-time.Millisecond || v > rtt+15*time.Millisecond):
+				t.Errorf("%s: RTT node-1 -> %s %v, want about %v", what, k, v, rtt)
+			case !isSlow && v > 5*time.Millisecond:
+				t.Errorf("%s: RTT node-1 -> %s %v, want under 5ms", what, k, v)
+			}
+		}
+		t.Logf("%s: RTT from node-1 %v", what, got)
+	}
+	check("healthy")
+
+	f, err := c.Latency("node-2", rtt, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("latency on node-2", "node-2")
+	// Prometheus scrapes node-2 through the relay (TCP, offloaded frames).
+	waitQuery(t, 30*time.Second, "a fresh scrape of node-2 through the delay link", func() bool {
+		s, err := c.Query(context.Background(), fmt.Sprintf(`up{instance="%s:9100"} == 1 and scrape_duration_seconds{instance="%s:9100"} > 0.015`, c.Nodes[1].IPv4, c.Nodes[1].IPv4))
+		return err == nil && len(s) == 1
+	})
+	if err := f.Clear(); err != nil {
+		t.Fatal(err)
+	}
+	check("node-2 latency cleared")
+
+	f, err = c.ZoneLatency("zone-a", "zone-b", rtt, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("latency zone-a <-> zone-b", "node-2", "node-4")
+	if err := f.Clear(); err != nil {
+		t.Fatal(err)
+	}
+	check("zone latency cleared")
+
+	// Jitter: the mean stays near the base.
+	f, err = c.Latency("node-3", rtt, 20*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("latency ±20ms jitter on node-3", "node-3")
+	f.Clear()
+}
+
+func durMap(m map[string]time.Duration) map[string]float64 {
+	out := map[string]float64{}
+	for k, v := range m {
+		out[k] = float64(v)
+	}
+	return out
+}
