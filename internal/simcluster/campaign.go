@@ -10,9 +10,11 @@ import (
 	"time"
 )
 
-// CampaignClasses are the fault classes a campaign draws from, in the order it reports them.
-var CampaignClasses = []string{"blackhole", "gray-loss", "loss", "isolate", "link", "zone-link", "partition",
-	"mtu", "two-nodes", "latency", "zone-latency", "stop-agent", "cordoned-blackhole", "healthy"}
+// CampaignClasses are the fault classes a campaign draws from, in the order it reports them
+// (the synthetic campaign's names, internal/rulecampaign).
+var CampaignClasses = []string{"healthy", "cordoned-blackhole", "node-blackhole", "node-gray-1-3pct", "node-lossy-5-30pct",
+	"node-own-echoes-dropped", "zone-link-down", "zone-link-lossy", "zone-partition", "pair-lossy-one-way",
+	"pair-lossy-both-ways", "mtu-blackhole", "two-node-faults", "node-latency", "zone-link-latency", "agent-missing"}
 
 // CampaignConfig says how to run a campaign on a running cluster.
 type CampaignConfig struct {
@@ -55,29 +57,41 @@ func DrawSpec(rnd *rand.Rand, class string, nodes, zones []string) (Spec, error)
 	}
 	var text string
 	switch class {
-	case "blackhole", "isolate", "stop-agent", "cordoned-blackhole":
-		text = class + ":" + node()
-	case "gray-loss":
-		text = fmt.Sprintf("loss:%s:%d", node(), 1+rnd.IntN(2))
-	case "loss":
+	case "node-blackhole":
+		text = "blackhole:" + node()
+	case "node-own-echoes-dropped":
+		text = "isolate:" + node()
+	case "agent-missing":
+		text = "stop-agent:" + node()
+	case "cordoned-blackhole":
+		text = "cordoned-blackhole:" + node()
+	case "node-gray-1-3pct":
+		text = fmt.Sprintf("loss:%s:%d", node(), 1+rnd.IntN(3))
+	case "node-lossy-5-30pct":
 		text = fmt.Sprintf("loss:%s:%d", node(), 5+rnd.IntN(26))
-	case "link":
+	case "pair-lossy-one-way":
 		a, b := twoNodes()
-		text = "link:" + a + ":" + b
-	case "zone-link":
+		text = fmt.Sprintf("pair-loss:%s:%s:%d", a, b, 20+10*rnd.IntN(9))
+	case "pair-lossy-both-ways":
+		a, b := twoNodes()
+		text = fmt.Sprintf("link:%s:%s:%d", a, b, 20+10*rnd.IntN(9))
+	case "zone-link-down":
 		a, b := twoZones()
 		text = "zone-link:" + a + ":" + b
-	case "partition":
+	case "zone-link-lossy":
+		a, b := twoZones()
+		text = fmt.Sprintf("zone-link:%s:%s:%d", a, b, 10+10*rnd.IntN(5))
+	case "zone-partition":
 		text = "partition:" + zone()
-	case "mtu":
+	case "mtu-blackhole":
 		text = fmt.Sprintf("mtu:%s:%d", node(), 1000+100*rnd.IntN(4))
-	case "two-nodes":
+	case "two-node-faults":
 		a, b := twoNodes()
 		kinds := []string{"blackhole:%s", "isolate:%s", "loss:%s:20"}
 		text = fmt.Sprintf(kinds[rnd.IntN(3)], a) + "+" + fmt.Sprintf(kinds[rnd.IntN(3)], b)
-	case "latency":
+	case "node-latency":
 		text = fmt.Sprintf("latency:%s:%dms:%dms", node(), 20+10*rnd.IntN(7), rnd.IntN(5))
-	case "zone-latency":
+	case "zone-link-latency":
 		a, b := twoZones()
 		text = fmt.Sprintf("zone-latency:%s:%s:%dms:%dms", a, b, 20+10*rnd.IntN(7), rnd.IntN(5))
 	case "healthy":
@@ -85,7 +99,7 @@ func DrawSpec(rnd *rand.Rand, class string, nodes, zones []string) (Spec, error)
 	default:
 		return Spec{}, fmt.Errorf("campaign: unknown class %q; want one of %s", class, strings.Join(CampaignClasses, ", "))
 	}
-	if len(zones) < 2 && (class == "zone-link" || class == "zone-latency" || class == "partition") {
+	if len(zones) < 2 && (strings.HasPrefix(class, "zone-")) {
 		return Spec{}, fmt.Errorf("campaign: class %s needs two zones or more", class)
 	}
 	return ParseSpec(text)
@@ -247,7 +261,7 @@ func (c *Cluster) runCase(ctx context.Context, spec Spec, cfg CampaignConfig) (C
 type ClassRow struct {
 	Class              string
 	Cases              int
-	Precision, Recall  float64 // -1: undefined (no alert fired; no alert expected)
+	Precision, Recall  float64 // 1 when no alert fired; 1 for silence classes
 	Median, Worst      time.Duration
 	AlertsPerFault     float64
 	rightFired, fired  int
@@ -255,8 +269,9 @@ type ClassRow struct {
 	took               []time.Duration
 }
 
-// Summarize computes, per class: precision (the share of the alerts fired that were expected),
-// recall (the share of faults whose expected alerts all fired), the median and worst time until
+// Summarize computes, per class: precision (the share of the alerts fired that were expected; 1
+// when none fired), recall (the share of faults whose expected alerts all fired; 1 for classes
+// that must stay silent, whose false alerts count against precision), the median and worst time until
 // they had, and the mean number of distinct alerts per fault. The last row, "all", pools every
 // case.
 func Summarize(results []CaseResult) []ClassRow {
@@ -287,7 +302,7 @@ func Summarize(results []CaseResult) []ClassRow {
 	}
 	var out []ClassRow
 	finish := func(x *ClassRow) ClassRow {
-		x.Precision, x.Recall = -1, -1
+		x.Precision, x.Recall = 1, 1 // as the synthetic campaign: no alert is no wrong one; silence is recalled
 		if x.fired > 0 {
 			x.Precision = float64(x.rightFired) / float64(x.fired)
 		}
@@ -317,15 +332,10 @@ func Summarize(results []CaseResult) []ClassRow {
 }
 
 // WriteRows prints the figures, one line per class, in the columns scripts/campaign's modes
-// share: class cases precision recall median_s worst_s alerts_per_fault ("-" where undefined).
+// share: class cases precision recall median_s worst_s alerts_per_fault ("-": no time, nothing was detected).
 func WriteRows(w io.Writer, rows []ClassRow) {
 	fmt.Fprintf(w, "%-18s %5s %9s %6s %8s %7s %16s\n", "class", "cases", "precision", "recall", "median_s", "worst_s", "alerts_per_fault")
-	ratio := func(v float64) string {
-		if v < 0 {
-			return "-"
-		}
-		return fmt.Sprintf("%.2f", v)
-	}
+	ratio := func(v float64) string { return fmt.Sprintf("%.2f", v) }
 	secs := func(x ClassRow, d time.Duration) string {
 		if len(x.took) == 0 {
 			return "-"

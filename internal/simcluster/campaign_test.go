@@ -24,8 +24,8 @@ func TestSummarize(t *testing.T) {
 	var out bytes.Buffer
 	WriteRows(&out, Summarize(results))
 	want := `class              cases precision recall median_s worst_s alerts_per_fault
-blackhole              3      0.67   0.67       50      60             1.00
-healthy                1         -      -        -       -             0.00
+healthy                1      1.00   1.00        -       -             0.00
+node-blackhole         3      0.67   0.67       50      60             1.00
 all                    4      0.67   0.67       50      60             0.75
 `
 	if out.String() != want {

@@ -170,7 +170,10 @@ func (c *Cluster) Blackhole(node string) (*Fault, error) {
 	if err != nil {
 		return nil, err
 	}
-	return c.inject(nd.NS, "blackholed "+node, `	chain input {
+	return c.inject(nd.NS, "blackholed "+node, blackholeChains)
+}
+
+const blackholeChains = `	chain input {
 		type filter hook input priority 0; policy drop;
 		iif lo accept
 	}
@@ -178,8 +181,7 @@ func (c *Cluster) Blackhole(node string) (*Fault, error) {
 		type filter hook output priority 0; policy drop;
 		oif lo accept
 	}
-`)
-}
+`
 
 // Isolate drops the echo requests a node sends, before they leave: it loses every peer, while
 // they still reach it (and Prometheus still scrapes it).
@@ -197,7 +199,18 @@ func (c *Cluster) Isolate(node string) (*Fault, error) {
 }
 
 // BreakLink drops all traffic between two nodes, both ways; each still reaches everyone else.
-func (c *Cluster) BreakLink(a, b string) (*Fault, error) {
+func (c *Cluster) BreakLink(a, b string) (*Fault, error) { return c.LossyLink(a, b, 100) }
+
+// dropShare is an nftables statement dropping percent% of what matched (all of it at 100).
+func dropShare(percent int) string {
+	if percent >= 100 {
+		return "drop"
+	}
+	return fmt.Sprintf("numgen random mod 100 < %d drop", percent)
+}
+
+// LossyLink drops percent% of all traffic between two nodes, both ways (everything at 100).
+func (c *Cluster) LossyLink(a, b string, percent int) (*Fault, error) {
 	na, err := c.Node(a)
 	if err != nil {
 		return nil, err
@@ -206,12 +219,40 @@ func (c *Cluster) BreakLink(a, b string) (*Fault, error) {
 	if err != nil {
 		return nil, err
 	}
-	return c.inject(na.NS, fmt.Sprintf("broken link %s <-> %s", a, b), fmt.Sprintf(`	chain input {
-		type filter hook input priority 0;
-		ip saddr %s drop
-		ip6 saddr %s drop
+	desc := fmt.Sprintf("broken link %s <-> %s", a, b)
+	if percent < 100 {
+		desc = fmt.Sprintf("%d%% loss between %s and %s", percent, a, b)
 	}
-`, nb.IPv4, nb.IPv6))
+	return c.inject(na.NS, desc, fmt.Sprintf(`	chain input {
+		type filter hook input priority 0;
+		ip saddr %[1]s %[3]s
+		ip6 saddr %[2]s %[3]s
+	}
+	chain output {
+		type filter hook output priority 0;
+		ip daddr %[1]s %[3]s
+		ip6 daddr %[2]s %[3]s
+	}
+`, nb.IPv4, nb.IPv6, dropShare(percent)))
+}
+
+// PairLoss drops percent% of the echo requests src sends to dst, at dst: only the pair
+// src->dst loses (dst's own probes of src, and their replies, pass).
+func (c *Cluster) PairLoss(src, dst string, percent int) (*Fault, error) {
+	ns, err := c.Node(src)
+	if err != nil {
+		return nil, err
+	}
+	nd, err := c.Node(dst)
+	if err != nil {
+		return nil, err
+	}
+	return c.inject(nd.NS, fmt.Sprintf("%d%% loss from %s to %s, one way", percent, src, dst), fmt.Sprintf(`	chain input {
+		type filter hook input priority 0;
+		ip saddr %[1]s icmp type echo-request %[3]s
+		ip6 saddr %[2]s icmpv6 type echo-request %[3]s
+	}
+`, ns.IPv4, ns.IPv6, dropShare(percent)))
 }
 
 func (c *Cluster) zoneIndex(z string) int {
@@ -232,19 +273,26 @@ func (c *Cluster) zonePair(za, zb string) (int, int, error) {
 }
 
 // BreakZoneLink drops all traffic between two zones, both ways, at the router.
-func (c *Cluster) BreakZoneLink(za, zb string) (*Fault, error) {
+func (c *Cluster) BreakZoneLink(za, zb string) (*Fault, error) { return c.LossyZoneLink(za, zb, 100) }
+
+// LossyZoneLink drops percent% of the traffic between two zones, both ways, at the router.
+func (c *Cluster) LossyZoneLink(za, zb string, percent int) (*Fault, error) {
 	ia, ib, err := c.zonePair(za, zb)
 	if err != nil {
 		return nil, err
 	}
-	return c.inject(c.Router, fmt.Sprintf("broken zone link %s <-> %s", za, zb), fmt.Sprintf(`	chain forward {
-		type filter hook forward priority 0;
-		ip saddr 198.18.%[1]d.0/24 ip daddr 198.18.%[2]d.0/24 drop
-		ip saddr 198.18.%[2]d.0/24 ip daddr 198.18.%[1]d.0/24 drop
-		ip6 saddr fd00:0:0:%[1]x::/64 ip6 daddr fd00:0:0:%[2]x::/64 drop
-		ip6 saddr fd00:0:0:%[2]x::/64 ip6 daddr fd00:0:0:%[1]x::/64 drop
+	desc := fmt.Sprintf("broken zone link %s <-> %s", za, zb)
+	if percent < 100 {
+		desc = fmt.Sprintf("%d%% loss between %s and %s", percent, za, zb)
 	}
-`, ia, ib))
+	return c.inject(c.Router, desc, fmt.Sprintf(`	chain forward {
+		type filter hook forward priority 0;
+		ip saddr 198.18.%[1]d.0/24 ip daddr 198.18.%[2]d.0/24 %[3]s
+		ip saddr 198.18.%[2]d.0/24 ip daddr 198.18.%[1]d.0/24 %[3]s
+		ip6 saddr fd00:0:0:%[1]x::/64 ip6 daddr fd00:0:0:%[2]x::/64 %[3]s
+		ip6 saddr fd00:0:0:%[2]x::/64 ip6 daddr fd00:0:0:%[1]x::/64 %[3]s
+	}
+`, ia, ib, dropShare(percent)))
 }
 
 // Partition cuts a zone off from every other zone, both ways, at the router: its nodes still
@@ -255,10 +303,14 @@ func (c *Cluster) Partition(zone string) (*Fault, error) {
 	if z < 0 {
 		return nil, fmt.Errorf("simcluster: partition %s: no such zone in %v", zone, c.Zones)
 	}
+	// By address, not by bridge: where br_netfilter is loaded, switched traffic inside the
+	// zone also passes the forward hook, with the bridge as both its in and out interface.
 	return c.inject(c.Router, "partitioned "+zone, fmt.Sprintf(`	chain forward {
 		type filter hook forward priority 0;
-		iifname "br%[1]d" drop
-		oifname "br%[1]d" drop
+		ip saddr 198.18.%[1]d.0/24 ip daddr != 198.18.%[1]d.0/24 drop
+		ip daddr 198.18.%[1]d.0/24 ip saddr != 198.18.%[1]d.0/24 drop
+		ip6 saddr fd00:0:0:%[1]x::/64 ip6 daddr != fd00:0:0:%[1]x::/64 drop
+		ip6 daddr fd00:0:0:%[1]x::/64 ip6 saddr != fd00:0:0:%[1]x::/64 drop
 	}
 `, z))
 }
@@ -438,11 +490,11 @@ func (c *Cluster) CordonedBlackhole(node string) (*Fault, error) {
 		uncordon()
 		return nil, err
 	}
-	bh, err := c.Blackhole(node)
+	nd, _ := c.Node(node)
+	undo, err := c.nft(nd.NS, blackholeChains)
 	if err != nil {
 		uncordon()
 		return nil, err
 	}
-	c.forget(bh)
-	return c.track(&Fault{desc: "cordoned and blackholed " + node, undo: []func() error{uncordon, bh.Clear}}), nil
+	return c.track(&Fault{desc: "cordoned and blackholed " + node, undo: []func() error{uncordon, undo}}), nil
 }

@@ -225,6 +225,11 @@ func (c *Cluster) buildNetwork() error {
 			return err
 		}
 	}
+	// Where br_netfilter is loaded, switched frames would pass the router's netfilter hooks too:
+	// turn that off in the router (the sysctls exist only with the module, hence no error check).
+	for _, s := range []string{"net.bridge.bridge-nf-call-iptables=0", "net.bridge.bridge-nf-call-ip6tables=0"} {
+		_ = run("ip", "netns", "exec", c.Router, "sysctl", "-q", "-w", s)
+	}
 	for z := 0; z < c.cfg.Zones; z++ {
 		c.Zones = append(c.Zones, zoneName(z))
 		br := fmt.Sprintf("br%d", z)

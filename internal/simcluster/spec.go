@@ -36,8 +36,9 @@ var specKinds = []specKind{
 	{"loss", "loss:NODE:PERCENT", []string{"node", "percent"}},
 	{"blackhole", "blackhole:NODE", []string{"node"}},
 	{"isolate", "isolate:NODE", []string{"node"}},
-	{"link", "link:NODE:NODE", []string{"node", "node"}},
-	{"zone-link", "zone-link:ZONE:ZONE", []string{"zone", "zone"}},
+	{"link", "link:NODE:NODE[:PERCENT]", []string{"node", "node", "?percent"}},
+	{"pair-loss", "pair-loss:SOURCE:DESTINATION:PERCENT", []string{"node", "node", "percent"}},
+	{"zone-link", "zone-link:ZONE:ZONE[:PERCENT]", []string{"zone", "zone", "?percent"}},
 	{"partition", "partition:ZONE", []string{"zone"}},
 	{"mtu", "mtu:NODE:BYTES", []string{"node", "bytes"}},
 	{"latency", "latency:NODE:RTT[:JITTER]", []string{"node", "duration", "?duration"}},
@@ -129,7 +130,7 @@ func ParseSpec(text string) (Spec, error) {
 			durations++
 		}
 	}
-	if (k.name == "link" && s.Nodes[0] == s.Nodes[1]) || ((k.name == "zone-link" || k.name == "zone-latency") && s.Zones[0] == s.Zones[1]) {
+	if ((k.name == "link" || k.name == "pair-loss") && s.Nodes[0] == s.Nodes[1]) || ((k.name == "zone-link" || k.name == "zone-latency") && s.Zones[0] == s.Zones[1]) {
 		return Spec{}, fmt.Errorf("fault %q: the two ends are the same", text)
 	}
 	if k.name == "background-loss" && s.Percent > 10 {
@@ -177,6 +178,14 @@ func (s Spec) Check(nodes, zones []string) error {
 	return nil
 }
 
+// pct turns an optional percentage into a whole one: 100 when not given.
+func pct(p float64) int {
+	if p == 0 {
+		return 100
+	}
+	return max(1, int(p+0.5))
+}
+
 // Inject injects the fault a spec describes. A "none" spec injects nothing and returns nil.
 func (c *Cluster) Inject(s Spec) (*Fault, error) {
 	n := func(i int) string { return s.Nodes[i] }
@@ -204,9 +213,11 @@ func (c *Cluster) Inject(s Spec) (*Fault, error) {
 	case "isolate":
 		return c.Isolate(n(0))
 	case "link":
-		return c.BreakLink(n(0), n(1))
+		return c.LossyLink(n(0), n(1), pct(s.Percent))
+	case "pair-loss":
+		return c.PairLoss(n(0), n(1), pct(s.Percent))
 	case "zone-link":
-		return c.BreakZoneLink(z(0), z(1))
+		return c.LossyZoneLink(z(0), z(1), pct(s.Percent))
 	case "partition":
 		return c.Partition(z(0))
 	case "mtu":
@@ -225,15 +236,42 @@ func (c *Cluster) Inject(s Spec) (*Fault, error) {
 	return nil, fmt.Errorf("simcluster: fault kind %q not injectable", s.Kind)
 }
 
-// Class names the fault class a spec belongs to, for the campaign's figures.
+// Class names the fault class a spec belongs to, for the campaign's figures. The names are
+// those of the synthetic campaign (internal/rulecampaign), so that the two tables compare.
 func (s Spec) Class() string {
-	switch {
-	case s.Kind == "+":
-		return "two-nodes"
-	case s.Kind == "loss" && s.Percent <= 2:
-		return "gray-loss"
-	case s.Kind == "none" || s.Kind == "background-loss":
+	switch s.Kind {
+	case "+":
+		return "two-node-faults"
+	case "none", "background-loss":
 		return "healthy"
+	case "loss":
+		if s.Percent <= 3 {
+			return "node-gray-1-3pct"
+		}
+		return "node-lossy-5-30pct"
+	case "blackhole":
+		return "node-blackhole"
+	case "isolate":
+		return "node-own-echoes-dropped"
+	case "zone-link":
+		if s.Percent > 0 && s.Percent < 100 {
+			return "zone-link-lossy"
+		}
+		return "zone-link-down"
+	case "partition":
+		return "zone-partition"
+	case "pair-loss":
+		return "pair-lossy-one-way"
+	case "link":
+		return "pair-lossy-both-ways"
+	case "mtu":
+		return "mtu-blackhole"
+	case "latency":
+		return "node-latency"
+	case "zone-latency":
+		return "zone-link-latency"
+	case "stop-agent":
+		return "agent-missing"
 	}
 	return s.Kind
 }
@@ -294,6 +332,9 @@ func (s Spec) Expected(zoneOf func(node string) string) []Alert {
 		both("NodePingZoneLinkDegraded", map[string]string{"source_zone": s.Zones[0], "destination_zone": s.Zones[1]}, zoneSwap)
 	case "zone-latency":
 		both("NodePingZoneLinkLatency", map[string]string{"source_zone": s.Zones[0], "destination_zone": s.Zones[1]}, zoneSwap)
+	case "pair-loss":
+		a, b := s.Nodes[0], s.Nodes[1]
+		out = append(out, Alert{"NodePingPairLoss", map[string]string{"source_node": a, "destination_node": b, "source_zone": zoneOf(a), "destination_zone": zoneOf(b)}})
 	case "link":
 		a, b := s.Nodes[0], s.Nodes[1]
 		out = append(out,
@@ -313,10 +354,12 @@ func (s Spec) NeedsRound2() bool {
 		}
 	}
 	switch s.Kind {
-	case "partition", "zone-latency", "stop-agent", "background-loss", "cordoned-blackhole":
+	case "partition", "zone-latency", "stop-agent", "background-loss", "cordoned-blackhole", "latency":
 		return true
 	case "loss":
 		return s.Percent < 5
+	case "link", "zone-link", "pair-loss":
+		return s.Percent > 0 && s.Percent < 100
 	}
 	return false
 }
