@@ -661,8 +661,8 @@ func TestDelayLinks(t *testing.T) {
 	c := start(t, Config{Nodes: 4, Zones: 2, Interval: time.Minute}) // agents idle; we probe with --once
 	// node-1 and node-3 in zone-a, node-2 and node-4 in zone-b.
 	const rtt = 40 * time.Millisecond
-	// check: the listed pairs from node-1 take rtt more (within -1ms..+15ms on a busy machine),
-	// the others less than 5ms.
+	// check: the listed pairs from node-1 take rtt more (within -1ms..+20ms on a busy machine),
+	// the others less than 15ms (a loaded 2-core machine adds a few ms to a mean of 5 echoes).
 	check := func(what string, slow ...string) {
 		t.Helper()
 		got := rttFrom(t, c, "node-1")
@@ -675,10 +675,10 @@ func TestDelayLinks(t *testing.T) {
 				isSlow = isSlow || strings.HasPrefix(k, s+"/")
 			}
 			switch v := got[k]; {
-			case isSlow && (v < rtt-time.Millisecond || v > rtt+15*time.Millisecond):
+			case isSlow && (v < rtt-time.Millisecond || v > rtt+20*time.Millisecond):
 				t.Errorf("%s: RTT node-1 -> %s %v, want about %v", what, k, v, rtt)
-			case !isSlow && v > 5*time.Millisecond:
-				t.Errorf("%s: RTT node-1 -> %s %v, want under 5ms", what, k, v)
+			case !isSlow && v > 15*time.Millisecond:
+				t.Errorf("%s: RTT node-1 -> %s %v, want under 15ms", what, k, v)
 			}
 		}
 		t.Logf("%s: RTT from node-1 %v", what, got)
