@@ -49,6 +49,8 @@ type Config struct {
 	RuleFiles []string
 	// Log receives progress lines; nil discards them.
 	Log io.Writer
+	// Seed seeds the jitter of delay links.
+	Seed uint64
 }
 
 func (c *Config) defaults() {
@@ -101,9 +103,12 @@ type Cluster struct {
 
 	mu        sync.Mutex
 	procs     []*exec.Cmd
+	agents    map[string]*exec.Cmd // by node name, while running
 	namespace []string
 	proxy     net.Listener
 	faults    int
+	active    map[*Fault]bool
+	list      nodelist.List // as last written to NodesFile
 	closed    bool
 }
 
@@ -139,7 +144,7 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("simcluster: %w", err)
 	}
-	c := &Cluster{cfg: cfg, prefix: prefixFor(os.Getpid(), n), dir: dir}
+	c := &Cluster{cfg: cfg, prefix: prefixFor(os.Getpid(), n), dir: dir, agents: map[string]*exec.Cmd{}, active: map[*Fault]bool{}}
 	defer func() {
 		if err != nil {
 			c.Close()
@@ -212,17 +217,26 @@ func (c *Cluster) buildNetwork() error {
 	}
 	var cmds []string
 	nodeCmds := map[string][]string{}
-	sysctls := [][]string{{"net.ipv4.ip_forward", "1"}, {"net.ipv6.conf.all.forwarding", "1"}}
+	// rp_filter off: packets that a delay link (ZoneLatency) hands back arrive on its TUN device.
+	sysctls := [][]string{{"net.ipv4.ip_forward", "1"}, {"net.ipv6.conf.all.forwarding", "1"},
+		{"net.ipv4.conf.all.rp_filter", "0"}, {"net.ipv4.conf.default.rp_filter", "0"}}
 	for _, s := range sysctls {
 		if err := run("ip", "netns", "exec", c.Router, "sysctl", "-q", "-w", s[0]+"="+s[1]); err != nil {
 			return err
 		}
 	}
+	// Where br_netfilter is loaded, switched frames would pass the router's netfilter hooks too:
+	// turn that off in the router (the sysctls exist only with the module, hence no error check).
+	for _, s := range []string{"net.bridge.bridge-nf-call-iptables=0", "net.bridge.bridge-nf-call-ip6tables=0"} {
+		_ = run("ip", "netns", "exec", c.Router, "sysctl", "-q", "-w", s)
+	}
 	for z := 0; z < c.cfg.Zones; z++ {
 		c.Zones = append(c.Zones, zoneName(z))
 		br := fmt.Sprintf("br%d", z)
 		cmds = append(cmds,
-			fmt.Sprintf("link add %s type bridge", br),
+			// A fixed address: a bridge's default one follows its ports, and a delay link swaps
+			// ports while nodes hold the gateway's address in their neighbour caches.
+			fmt.Sprintf("link add %s address 02:00:00:00:%02x:01 type bridge", br, z),
 			fmt.Sprintf("addr add 198.18.%d.1/24 dev %s", z, br),
 			fmt.Sprintf("addr add fd00:0:0:%x::1/64 dev %s nodad", z, br),
 			fmt.Sprintf("link set %s up", br))
@@ -268,59 +282,116 @@ func (c *Cluster) buildNetwork() error {
 }
 
 func (c *Cluster) writeNodesLists() error {
-	var l nodelist.List
 	type flant struct {
 		Name      string `json:"name"`
 		IPAddress string `json:"ipAddress"`
 	}
 	var fl []flant
 	for _, nd := range c.Nodes {
-		l.Nodes = append(l.Nodes, nodelist.Node{Name: nd.Name, Zone: nd.Zone, IPv4: nd.IPv4, IPv6: nd.IPv6, Ready: true, Schedulable: true})
+		c.list.Nodes = append(c.list.Nodes, nodelist.Node{Name: nd.Name, Zone: nd.Zone, IPv4: nd.IPv4, IPv6: nd.IPv6, Ready: true, Schedulable: true})
 		fl = append(fl, flant{nd.Name, nd.IPv4.String()})
 	}
-	b, err := nodelist.Encode(l)
-	if err != nil {
-		return err
-	}
 	c.NodesFile = filepath.Join(c.dir, "nodes.json")
-	if err := os.WriteFile(c.NodesFile, b, 0o644); err != nil {
-		return fmt.Errorf("simcluster: %w", err)
+	if err := c.writeNodesFile(); err != nil {
+		return err
 	}
 	fb, _ := json.Marshal(fl)
 	c.FlantNodesFile = filepath.Join(c.dir, "flant-nodes.json")
 	return os.WriteFile(c.FlantNodesFile, fb, 0o644)
 }
 
+// writeNodesFile writes c.list to NodesFile atomically (the agents re-read it every cycle).
+func (c *Cluster) writeNodesFile() error {
+	b, err := nodelist.Encode(c.list)
+	if err != nil {
+		return err
+	}
+	tmp := c.NodesFile + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		return fmt.Errorf("simcluster: %w", err)
+	}
+	if err := os.Rename(tmp, c.NodesFile); err != nil {
+		return fmt.Errorf("simcluster: %w", err)
+	}
+	return nil
+}
+
+// setSchedulable cordons (false) or uncordons (true) a node in the nodes list.
+func (c *Cluster) setSchedulable(node string, schedulable bool) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i := range c.list.Nodes {
+		if c.list.Nodes[i].Name == node {
+			c.list.Nodes[i].Schedulable = schedulable
+			return c.writeNodesFile()
+		}
+	}
+	return fmt.Errorf("simcluster: no node %q", node)
+}
+
+// awaitMaintenance waits until at least n agents report node in maintenance in Prometheus.
+func (c *Cluster) awaitMaintenance(node string, n int, within time.Duration) error {
+	q := fmt.Sprintf(`count(nodeping_node_maintenance{destination_node=%q})`, node)
+	deadline := time.Now().Add(within)
+	for {
+		s, err := c.Query(context.Background(), q)
+		if err == nil && len(s) == 1 && int(s[0].Value) >= n {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("simcluster: %s not reported in maintenance by %d agents within %s (last: %v, %v)", node, n, within, s, err)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// seed is the seed of a delay link's jitter: fixed per cluster and link, so runs repeat.
+func (c *Cluster) seed(i int) uint64 { return c.cfg.Seed*7919 + uint64(i) }
+
 // spawn starts a long-running process inside a namespace, logging to a file in the cluster's
 // directory. It dies with this process (PR_SET_PDEATHSIG) if Close never runs.
-func (c *Cluster) spawn(ns, logName string, name string, args ...string) error {
-	logf, err := os.Create(filepath.Join(c.dir, logName))
+func (c *Cluster) spawn(ns, logName string, name string, args ...string) (*exec.Cmd, error) {
+	logf, err := os.OpenFile(filepath.Join(c.dir, logName), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
-		return fmt.Errorf("simcluster: %w", err)
+		return nil, fmt.Errorf("simcluster: %w", err)
 	}
 	defer logf.Close()
 	cmd := exec.Command("ip", append([]string{"netns", "exec", ns, name}, args...)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("simcluster: start %s in %s: %w", name, ns, err)
+		return nil, fmt.Errorf("simcluster: start %s in %s: %w", name, ns, err)
 	}
 	c.mu.Lock()
 	c.procs = append(c.procs, cmd)
 	c.mu.Unlock()
-	return nil
+	return cmd, nil
 }
 
 func (c *Cluster) startNode(nd Node) error {
+	if err := c.startAgent(nd); err != nil {
+		return err
+	}
+	_, err := c.spawn(nd.NS, nd.Name+"-node-exporter.log", "prometheus-node-exporter",
+		"--web.listen-address="+net.JoinHostPort(nd.IPv4.String(), "9100"), "--collector.disable-defaults",
+		"--collector.textfile", "--collector.textfile.directory="+nd.TextfileDir)
+	return err
+}
+
+// startAgent starts a node's agent (ip netns exec runs it in place: the command's PID is the
+// agent's).
+func (c *Cluster) startAgent(nd Node) error {
 	args := []string{"--node-name", nd.Name, "--nodes-file", c.NodesFile, "--textfile-dir", nd.TextfileDir,
 		"--interval", c.cfg.Interval.String(), "--icmp-count", strconv.Itoa(c.cfg.ICMPCount),
 		"--icmp-interval", c.cfg.ICMPInterval.String(), "--grace", "0s"}
-	if err := c.spawn(nd.NS, nd.Name+"-agent.log", c.cfg.AgentBin, append(args, c.cfg.AgentArgs...)...); err != nil {
+	cmd, err := c.spawn(nd.NS, nd.Name+"-agent.log", c.cfg.AgentBin, append(args, c.cfg.AgentArgs...)...)
+	if err != nil {
 		return err
 	}
-	return c.spawn(nd.NS, nd.Name+"-node-exporter.log", "prometheus-node-exporter",
-		"--web.listen-address="+net.JoinHostPort(nd.IPv4.String(), "9100"), "--collector.disable-defaults",
-		"--collector.textfile", "--collector.textfile.directory="+nd.TextfileDir)
+	c.mu.Lock()
+	c.agents[nd.Name] = cmd
+	c.mu.Unlock()
+	return nil
 }
 
 func (c *Cluster) startPrometheus(ctx context.Context) error {
@@ -349,7 +420,7 @@ func (c *Cluster) startPrometheus(ctx context.Context) error {
 	if err := os.WriteFile(cfgPath, []byte(cfg.String()), 0o644); err != nil {
 		return fmt.Errorf("simcluster: %w", err)
 	}
-	if err := c.spawn(c.Router, "prometheus.log", "prometheus", "--config.file="+cfgPath,
+	if _, err := c.spawn(c.Router, "prometheus.log", "prometheus", "--config.file="+cfgPath,
 		"--storage.tsdb.path="+filepath.Join(c.dir, "tsdb"), "--web.listen-address=127.0.0.1:9090",
 		"--storage.tsdb.retention.time=2h", "--log.level=warn"); err != nil {
 		return err
@@ -423,7 +494,18 @@ func (c *Cluster) Close() error {
 	}
 	c.closed = true
 	procs, nss := c.procs, c.namespace
+	var active []*Fault
+	for f := range c.active {
+		active = append(active, f)
+	}
 	c.mu.Unlock()
+	// Delay links hold devices and goroutines of this process: stop them. (nftables tables and
+	// policy routes go with their namespaces.)
+	for _, f := range active {
+		for _, l := range f.links {
+			l.Close()
+		}
+	}
 	if c.proxy != nil {
 		c.proxy.Close()
 	}

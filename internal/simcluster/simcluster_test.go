@@ -177,6 +177,15 @@ func TestEndToEnd(t *testing.T) {
 		return n == 5
 	})
 	t.Logf("blackhole to 100%% loss from all 5 others in Prometheus: %s", took.Round(100*time.Millisecond))
+
+	// A cordoned node: every other agent reports it in maintenance before it goes dark.
+	if _, err := c.CordonedBlackhole("node-6"); err != nil {
+		t.Fatal(err)
+	}
+	s, err := c.Query(context.Background(), `count(nodeping_node_maintenance{destination_node="node-6",reason="cordoned"})`)
+	if err != nil || len(s) != 1 || s[0].Value < 4 {
+		t.Errorf("cordoned node-6: reported in maintenance by %v agents (%v), want the 4 others still scraped", s, err)
+	}
 }
 
 // TestTeardownLeavesNothing: after Close no namespace, process or directory of the cluster is left.
@@ -297,6 +306,40 @@ func TestFaults(t *testing.T) {
 	check("broken zone link, other side", "node-4", []string{"node-1:0/5", "node-3:0/5"})
 	f.Clear()
 
+	f, err = c.PairLoss("node-1", "node-2", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("pair loss one way, lossy direction", "node-1", []string{"node-2:0/5"})
+	check("pair loss one way, other direction", "node-2", nil)
+	f.Clear()
+
+	f, err = c.Partition("zone-b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("partitioned zone-b, from outside", "node-1", []string{"node-2:0/5", "node-4:0/5"})
+	check("partitioned zone-b, from inside", "node-4", []string{"node-1:0/5", "node-3:0/5"})
+	f.Clear()
+	check("partition lifted", "node-4", nil)
+
+	// A stopped agent removes its file; cleared, a new one writes it again.
+	prom := filepath.Join(c.Nodes[2].TextfileDir, "nodeping.prom")
+	if _, err := os.Stat(prom); err != nil {
+		t.Fatalf("node-3's agent has not written its file: %v", err)
+	}
+	f, err = c.StopAgent("node-3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(prom); !os.IsNotExist(err) {
+		t.Errorf("stopped agent: its file is still there (%v)", err)
+	}
+	if err := f.Clear(); err != nil {
+		t.Fatal(err)
+	}
+	waitQuery(t, 30*time.Second, "node-3's new agent writes its file", func() bool { _, err := os.Stat(prom); return err == nil })
+
 	if _, err := c.MTUBlackhole("node-3", 1000); err != nil {
 		t.Fatal(err)
 	}
@@ -319,18 +362,17 @@ func TestFiftyNodes(t *testing.T) {
 	t.Logf("50 nodes: all 2450 IPv4 pairs answered in Prometheus %s after start", took.Round(time.Second))
 }
 
-// scaledRules writes the shipped rules with every window and for: divided by six, so that the
-// same expressions run at the harness's 2s scrapes and prove each alert in seconds rather than
-// minutes. The real windows are proven by the promtool tests (internal/rulestest).
+// scaledRules writes the shipped rules with every window and for: divided by six (ScaleRules), so
+// that the same expressions run at the harness's 2s scrapes and prove each alert in seconds
+// rather than minutes. The real windows are proven by the promtool tests (internal/rulestest).
 func scaledRules(t *testing.T) string {
 	t.Helper()
 	data, err := os.ReadFile("../../manifests/rules/nodeping.rules.yml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := strings.NewReplacer("[2m]", "[20s]", "[1h]", "[10m]", "for: 1m", "for: 10s", "for: 5m", "for: 50s", "> 120", "> 20")
 	path := filepath.Join(t.TempDir(), "nodeping.rules.yml")
-	if err := os.WriteFile(path, []byte(r.Replace(string(data))), 0o644); err != nil {
+	if err := os.WriteFile(path, ScaleRules(data, 6), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return path
@@ -339,72 +381,133 @@ func scaledRules(t *testing.T) string {
 // firing returns the firing alerts as "Name{label=value,...}" with the identifying labels only.
 func firing(t *testing.T, c *Cluster) []string {
 	t.Helper()
-	s, err := c.Query(context.Background(), `ALERTS{alertstate="firing"}`)
+	got, err := c.FiringAlerts(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []string
-	for _, a := range s {
-		var ls []string
-		for _, k := range []string{"node", "source_zone", "destination_zone", "source_node", "destination_node"} {
-			if v, ok := a.Labels[k]; ok {
-				ls = append(ls, k+"="+v)
-			}
-		}
-		out = append(out, a.Labels["alertname"]+"{"+strings.Join(ls, ",")+"}")
+	return got
+}
+
+// needsRound2Rules skips a test whose expectations use the second round of rules (issue 12:
+// NodePingZoneIsolated, NodePingAgentMissing, pooled gray loss) until they are in manifests/rules.
+func needsRound2Rules(t *testing.T) {
+	t.Helper()
+	data, err := os.ReadFile("../../manifests/rules/nodeping.rules.yml")
+	if err != nil {
+		t.Fatal(err)
 	}
-	sort.Strings(out)
-	return out
+	if !strings.Contains(string(data), "NodePingZoneIsolated") && os.Getenv("NODEPING_SIM_ROUND2") == "" {
+		t.Skip("needs round-2 rules: manifests/rules has no NodePingZoneIsolated yet (set NODEPING_SIM_ROUND2=1 to run anyway)")
+	}
+}
+
+// assertAlerts injects each fault in turn and asserts that exactly its expected alerts fire, by
+// name and labels, and nothing else: it waits for them (or, for a fault that must stay silent,
+// for silence seconds), lingers 10 s to catch stray ones, clears the fault and waits until every
+// alert has resolved and nothing is pending.
+func assertAlerts(t *testing.T, c *Cluster, specs []string, within, silence time.Duration) {
+	t.Helper()
+	for _, text := range specs {
+		spec, err := ParseSpec(text)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want []string
+		for _, a := range spec.Expected(c.ZoneOf) {
+			want = append(want, a.String())
+		}
+		if got := firing(t, c); len(got) != 0 {
+			t.Fatalf("before %s: alerts firing in a healthy cluster: %v", spec, got)
+		}
+		fault, err := c.Inject(spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		seen := map[string]time.Duration{}
+		deadline := start.Add(within)
+		if len(want) == 0 {
+			deadline = start.Add(silence)
+		}
+		var allAt time.Time
+		for time.Now().Before(deadline) && (allAt.IsZero() || time.Since(allAt) < 10*time.Second) {
+			for _, a := range firing(t, c) {
+				if _, ok := seen[a]; !ok {
+					seen[a] = time.Since(start)
+				}
+			}
+			if allAt.IsZero() && len(want) > 0 {
+				all := true
+				for _, w := range want {
+					_, ok := seen[w]
+					all = all && ok
+				}
+				if all {
+					allAt = time.Now()
+				}
+			}
+			time.Sleep(time.Second)
+		}
+		got := make([]string, 0, len(seen))
+		for a := range seen {
+			got = append(got, a)
+		}
+		sort.Strings(got)
+		if strings.Join(got, " ") != strings.Join(want, " ") {
+			t.Errorf("%s: fired %v, want exactly %v", spec, got, want)
+		} else {
+			t.Logf("%s: fired %v (first after %v; windows and for: scaled 1/6)", spec, got, seen)
+		}
+		if err := fault.Clear(); err != nil {
+			t.Fatal(err)
+		}
+		waitQuery(t, 2*time.Minute, spec.String()+": alerts resolved after the fault is cleared", func() bool {
+			a, err := c.alerts(context.Background(), "pending|firing")
+			return err == nil && len(a) == 0
+		})
+	}
+}
+
+// awaitAllPairs waits until every pair answers on both protocols.
+func awaitAllPairs(t *testing.T, c *Cluster) {
+	t.Helper()
+	n := float64(2 * len(c.Nodes) * (len(c.Nodes) - 1))
+	waitQuery(t, 90*time.Second, "every pair probed on both protocols", func() bool {
+		s, err := c.Query(context.Background(), `count(nodeping:pair_mtu_loss_ratio:rate2m == 0) + count(nodeping:pair_loss_ratio:rate2m == 0)`)
+		return err == nil && len(s) == 1 && s[0].Value == n
+	})
 }
 
 // TestAlertsNameTheCulprit injects each fault into a 6-node, 3-zone cluster running the shipped
-// rules (time-scaled): exactly the expected alert fires, naming the right node, zone link or pair,
-// and nothing fires while the cluster is healthy between faults.
+// rules (time-scaled): exactly the expected alerts fire, naming the right node, zone link or
+// pair, and nothing fires while the cluster is healthy between faults.
 func TestAlertsNameTheCulprit(t *testing.T) {
 	requireCluster(t)
 	c := start(t, Config{RuleFiles: []string{scaledRules(t)}, AgentArgs: []string{"--mtu", "1500"}})
 	// node-1 zone-a, node-2 zone-b, node-3 zone-c, node-4 zone-a, node-5 zone-b, node-6 zone-c.
-	faults := []struct {
-		name   string
-		inject func() (*Fault, error)
-		want   []string
-	}{
-		{"lossy node", func() (*Fault, error) { return c.Loss("node-2", 30) }, []string{"NodePingNodeUnreachable{node=node-2}"}},
-		{"blackholed node", func() (*Fault, error) { return c.Blackhole("node-5") }, []string{"NodePingNodeUnreachable{node=node-5}"}},
-		{"isolated node", func() (*Fault, error) { return c.Isolate("node-3") }, []string{"NodePingNodeIsolated{node=node-3}"}},
-		{"broken zone link", func() (*Fault, error) { return c.BreakZoneLink("zone-a", "zone-b") }, []string{
-			"NodePingZoneLinkDegraded{source_zone=zone-a,destination_zone=zone-b}", "NodePingZoneLinkDegraded{source_zone=zone-b,destination_zone=zone-a}"}},
-		{"broken pair", func() (*Fault, error) { return c.BreakLink("node-1", "node-6") }, []string{
-			"NodePingPairLoss{source_zone=zone-a,destination_zone=zone-c,source_node=node-1,destination_node=node-6}",
-			"NodePingPairLoss{source_zone=zone-c,destination_zone=zone-a,source_node=node-6,destination_node=node-1}"}},
-		{"MTU black hole", func() (*Fault, error) { return c.MTUBlackhole("node-4", 1400) }, []string{"NodePingMTUBlackhole{node=node-4}"}},
-	}
-	waitQuery(t, 90*time.Second, "every pair probed on both protocols", func() bool {
-		s, err := c.Query(context.Background(), `count(nodeping:pair_mtu_loss_ratio:rate2m == 0) + count(nodeping:pair_loss_ratio:rate2m == 0)`)
-		return err == nil && len(s) == 1 && s[0].Value == 60
-	})
-	for _, f := range faults {
-		if got := firing(t, c); len(got) != 0 {
-			t.Fatalf("before %s: alerts firing in a healthy cluster: %v", f.name, got)
-		}
-		fault, err := f.inject()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var got []string
-		took := waitQuery(t, 2*time.Minute, f.name+": "+strings.Join(f.want, " "), func() bool {
-			got = firing(t, c)
-			return len(got) >= len(f.want)
-		})
-		if strings.Join(got, " ") != strings.Join(f.want, " ") {
-			t.Errorf("%s: firing %v, want exactly %v", f.name, got, f.want)
-		}
-		t.Logf("%s: %v firing %s after the fault (windows and for: scaled 1/6)", f.name, got, took.Round(time.Second))
-		if err := fault.Clear(); err != nil {
-			t.Fatal(err)
-		}
-		waitQuery(t, 2*time.Minute, f.name+": alerts resolved after the fault is cleared", func() bool { return len(firing(t, c)) == 0 })
-	}
+	awaitAllPairs(t, c)
+	assertAlerts(t, c, []string{"loss:node-2:20", "blackhole:node-5", "isolate:node-3", "zone-link:zone-a:zone-b",
+		"link:node-1:node-6", "mtu:node-4:1400"}, 2*time.Minute, 0)
+}
+
+// TestAlertsRound2Named proves the second round's goal on the simulated cluster: a node losing
+// 1% each way, a partitioned zone and a slow node are each named by exactly one alert.
+func TestAlertsRound2Named(t *testing.T) {
+	requireCluster(t)
+	needsRound2Rules(t)
+	c := start(t, Config{RuleFiles: []string{scaledRules(t)}, AgentArgs: []string{"--mtu", "1500"}})
+	awaitAllPairs(t, c)
+	assertAlerts(t, c, []string{"loss:node-2:1", "partition:zone-b", "latency:node-5:50ms"}, 2*time.Minute, 0)
+}
+
+// TestAlertsRound2AgentAndDrain: a stopped agent raises NodePingAgentMissing for its node, and a
+// cordoned node that goes dark raises nothing.
+func TestAlertsRound2AgentAndDrain(t *testing.T) {
+	requireCluster(t)
+	needsRound2Rules(t)
+	c := start(t, Config{RuleFiles: []string{scaledRules(t)}, AgentArgs: []string{"--mtu", "1500"}})
+	awaitAllPairs(t, c)
+	assertAlerts(t, c, []string{"stop-agent:node-4", "cordoned-blackhole:node-6"}, 2*time.Minute, time.Minute)
 }
 
 // TestHealthyClusterStaysQuiet runs a healthy cluster for ten minutes with the shipped rules,
@@ -464,7 +567,14 @@ func TestDashboardQueries(t *testing.T) {
 		t.Fatal(err)
 	}
 	subst := strings.NewReplacer(`"$source_node"`, `".*"`, `"$destination_node"`, `".*"`, `"$zone"`, `".*"`, `"$protocol"`, `"icmp"`, "$__rate_interval", "20s")
-	waitQuery(t, 2*time.Minute, "both culprit alerts firing", func() bool { return len(firing(t, c)) == 2 })
+	want := "NodePingNodeIsolated{node=node-3,zone=zone-c} NodePingNodeUnreachable{node=node-2,zone=zone-b}"
+	waitQuery(t, 2*time.Minute, "the two culprit alerts firing: "+want, func() bool {
+		got := firing(t, c)
+		if len(got) >= 2 && strings.Join(got, " ") != want {
+			t.Fatalf("firing %v, want exactly %s", got, want)
+		}
+		return len(got) == 2
+	})
 	for _, p := range d.Panels {
 		for _, tg := range p.Targets {
 			q := subst.Replace(tg.Expr)
@@ -491,4 +601,128 @@ func TestDashboardQueries(t *testing.T) {
 			t.Errorf("matrix cell %s -> %s: loss %.2f, want lossy=%v", src, dst, x.Value, want)
 		}
 	}
+}
+
+// rttFrom runs the agent once inside a node's namespace and returns the mean RTT to each
+// destination node per address family, keyed "node/ipv4".
+func rttFrom(t *testing.T, c *Cluster, node string) map[string]time.Duration {
+	t.Helper()
+	nd, err := c.Node(node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tf := t.TempDir()
+	cmd := exec.Command("ip", "netns", "exec", nd.NS, agentBin, "--once", "--node-name", node,
+		"--nodes-file", c.NodesFile, "--textfile-dir", tf, "--icmp-count", "5", "--icmp-interval", "20ms", "--icmp-timeout", "1s")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("agent --once in %s: %v\n%s", node, err, out)
+	}
+	data, err := os.ReadFile(filepath.Join(tf, "nodeping.prom"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sums, counts := map[string]float64{}, map[string]float64{}
+	for _, line := range strings.Split(string(data), "\n") {
+		var into map[string]float64
+		switch {
+		case strings.HasPrefix(line, "nodeping_rtt_seconds_total{"):
+			into = sums
+		case strings.HasPrefix(line, "nodeping_packets_received_total{"):
+			into = counts
+		default:
+			continue
+		}
+		if !strings.Contains(line, `protocol="icmp"`) {
+			continue
+		}
+		_, rest, _ := strings.Cut(line, `destination_node="`)
+		dst, _, _ := strings.Cut(rest, `"`)
+		_, rest, _ = strings.Cut(line, `ip_family="`)
+		fam, _, _ := strings.Cut(rest, `"`)
+		var v float64
+		fmt.Sscan(line[strings.LastIndexByte(line, ' ')+1:], &v)
+		into[dst+"/"+fam] += v
+	}
+	out := map[string]time.Duration{}
+	for k, n := range counts {
+		if n == 0 {
+			t.Fatalf("from %s: nothing received from %s", node, k)
+		}
+		out[k] = time.Duration(sums[k] / n * float64(time.Second))
+	}
+	return out
+}
+
+// TestDelayLinks: latency on a node raises the RTT of every pair touching it, both families, by
+// the configured amount, and no other pair's; latency on a zone link raises the pairs across it
+// only; both switch on and off while the agents run, and scrapes keep working through the relay.
+func TestDelayLinks(t *testing.T) {
+	requireCluster(t)
+	c := start(t, Config{Nodes: 4, Zones: 2, Interval: time.Minute}) // agents idle; we probe with --once
+	// node-1 and node-3 in zone-a, node-2 and node-4 in zone-b.
+	const rtt = 40 * time.Millisecond
+	// check: the listed pairs from node-1 take rtt more (within -1ms..+20ms on a busy machine),
+	// the others less than 15ms (a loaded 2-core machine adds a few ms to a mean of 5 echoes).
+	check := func(what string, slow ...string) {
+		t.Helper()
+		got := rttFrom(t, c, "node-1")
+		if len(got) != 6 {
+			t.Fatalf("%s: RTTs to %d node/family pairs, want 6: %v", what, len(got), got)
+		}
+		for _, k := range sortedKeys(durMap(got)) {
+			isSlow := false
+			for _, s := range slow {
+				isSlow = isSlow || strings.HasPrefix(k, s+"/")
+			}
+			switch v := got[k]; {
+			case isSlow && (v < rtt-time.Millisecond || v > rtt+20*time.Millisecond):
+				t.Errorf("%s: RTT node-1 -> %s %v, want about %v", what, k, v, rtt)
+			case !isSlow && v > 15*time.Millisecond:
+				t.Errorf("%s: RTT node-1 -> %s %v, want under 15ms", what, k, v)
+			}
+		}
+		t.Logf("%s: RTT from node-1 %v", what, got)
+	}
+	check("healthy")
+
+	f, err := c.Latency("node-2", rtt, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("latency on node-2", "node-2")
+	// Prometheus scrapes node-2 through the relay (TCP, offloaded frames).
+	waitQuery(t, 30*time.Second, "a fresh scrape of node-2 through the delay link", func() bool {
+		s, err := c.Query(context.Background(), fmt.Sprintf(`up{instance="%s:9100"} == 1 and scrape_duration_seconds{instance="%s:9100"} > 0.015`, c.Nodes[1].IPv4, c.Nodes[1].IPv4))
+		return err == nil && len(s) == 1
+	})
+	if err := f.Clear(); err != nil {
+		t.Fatal(err)
+	}
+	check("node-2 latency cleared")
+
+	f, err = c.ZoneLatency("zone-a", "zone-b", rtt, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("latency zone-a <-> zone-b", "node-2", "node-4")
+	if err := f.Clear(); err != nil {
+		t.Fatal(err)
+	}
+	check("zone latency cleared")
+
+	// Jitter: the mean stays near the base.
+	f, err = c.Latency("node-3", rtt, 20*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("latency ±20ms jitter on node-3", "node-3")
+	f.Clear()
+}
+
+func durMap(m map[string]time.Duration) map[string]float64 {
+	out := map[string]float64{}
+	for k, v := range m {
+		out[k] = float64(v)
+	}
+	return out
 }
