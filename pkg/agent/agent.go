@@ -212,11 +212,8 @@ func (a *Agent) useList(l nodelist.List, skips []nodelist.Skip, h [sha256.Size]b
 	a.skipped = map[string]int{}
 	a.maintenance = map[string]string{}
 	for _, n := range l.Nodes {
-		switch {
-		case !n.Ready:
-			a.maintenance[n.Name] = "not_ready"
-		case !n.Schedulable:
-			a.maintenance[n.Name] = "cordoned"
+		if st := n.State(); st != nodelist.StateReady {
+			a.maintenance[n.Name] = st
 		}
 	}
 	for _, s := range skips {

@@ -195,12 +195,11 @@ func fromWire(w wireNode) (Node, []Skip) {
 	}
 	var skips []Skip
 	for _, s := range raw {
-		a, err := netip.ParseAddr(strings.TrimSpace(s))
-		if err != nil || a.Zone() != "" || a.IsUnspecified() {
+		a, ok := UsableAddr(s)
+		if !ok {
 			skips = append(skips, Skip{Name: n.Name, Reason: ReasonBadAddress, Detail: fmt.Sprintf("unusable address %q", s)})
 			continue
 		}
-		a = a.Unmap()
 		slot := &n.IPv6
 		if a.Is4() {
 			slot = &n.IPv4
@@ -217,6 +216,37 @@ func fromWire(w wireNode) (Node, []Skip) {
 		skips = append(skips, Skip{Name: n.Name, Reason: ReasonNoAddress, Detail: "node has no address"})
 	}
 	return n, skips
+}
+
+// UsableAddr parses s as an address a node can be probed at: an IP address without a zone, not
+// the unspecified one; an IPv4-mapped IPv6 address gives its IPv4 address. It is the one rule for
+// both the controller, which renders the list, and the agents, which decode it.
+func UsableAddr(s string) (netip.Addr, bool) {
+	a, err := netip.ParseAddr(strings.TrimSpace(s))
+	if err != nil || a.Zone() != "" || a.IsUnspecified() {
+		return netip.Addr{}, false
+	}
+	return a.Unmap(), true
+}
+
+// The states of a listed node, as State gives them.
+const (
+	StateReady    = "ready"
+	StateNotReady = "not_ready"
+	StateCordoned = "cordoned"
+)
+
+// State is the node's state: not_ready when it is not Ready (whether or not it is cordoned),
+// cordoned when it is Ready but unschedulable, ready otherwise. It is the one rule for the
+// controller's node counts and the agents' nodeping_node_maintenance.
+func (n Node) State() string {
+	switch {
+	case !n.Ready:
+		return StateNotReady
+	case !n.Schedulable:
+		return StateCordoned
+	}
+	return StateReady
 }
 
 // Encode renders a list in nodeping's own format, nodes and external targets sorted by name, one
