@@ -93,7 +93,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	defer stop()
 	log.Info("starting", "version", version, "node", o.NodeName, "nodes_file", o.NodesFile, "textfile", o.TextfileDir+"/"+o.TextfileName,
 		"interval", o.Interval, "icmp_count", o.ICMP.Count, "icmp_interval", o.ICMP.Interval, "icmp_timeout", o.ICMP.Timeout,
-		"icmp_engine", o.Engine, "mtu", o.MTU.Size, "once", o.Once)
+		"icmp_engine", o.Engine, "mtu", o.MTU.Size, "once", o.Once, "budget", o.Budget.String())
 	if err := a.Run(ctx); err != nil {
 		log.Error("agent failed", "err", err)
 		return 1

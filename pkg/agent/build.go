@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
-	"time"
 
 	"github.com/nodeping/nodeping/pkg/probe"
 	"github.com/nodeping/nodeping/pkg/results"
@@ -77,7 +76,7 @@ func Build(o *Options, build results.BuildInfo, log *slog.Logger) (*Agent, func(
 		TextfilePath:   filepath.Join(o.TextfileDir, o.TextfileName),
 		Interval:       o.Interval,
 		Grace:          o.Grace,
-		ResolveTimeout: 2 * time.Second,
+		ResolveTimeout: o.resolveTimeout(),
 		Once:           o.Once,
 		Compat:         o.Compat,
 		Build:          build,

@@ -183,6 +183,23 @@ type Share struct {
 	Beside bool
 }
 
+// String tells the budget in one line, for the log at start.
+func (b Budget) String() string {
+	var parts []string
+	for _, s := range b.Shares {
+		part := fmt.Sprintf("%s %s", s.Protocol, s.Need())
+		if s.Beside {
+			part += " beside"
+		}
+		parts = append(parts, part)
+	}
+	return fmt.Sprintf("%s of %s: %s", b.Available, b.Interval, strings.Join(parts, ", "))
+}
+
+// resolveTimeout bounds the look-ups of external targets' host names: within the tenth of the
+// interval the probes leave, at most 2s.
+func (o *Options) resolveTimeout() time.Duration { return min(2*time.Second, o.Interval/10) }
+
 // Need is the share's worst case.
 func (s Share) Need() time.Duration { return s.Spread + s.Wait }
 

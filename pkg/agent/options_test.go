@@ -105,6 +105,12 @@ func TestDerivedOptions(t *testing.T) {
 				if used > o.Budget.Available || o.Budget.Available != 13500*time.Millisecond {
 					t.Errorf("the probes need %s of %s", used, o.Budget.Available)
 				}
+				if want := "13.5s of 15s: icmp 10.525s, mtu 725ms, tcp 725ms, udp 1.525s, dns 2s beside"; o.Budget.String() != want {
+					t.Errorf("budget %q, want %q", o.Budget.String(), want)
+				}
+				if o.resolveTimeout() != 1500*time.Millisecond {
+					t.Errorf("resolve timeout %s, want 1.5s (a tenth of the interval)", o.resolveTimeout())
+				}
 			}},
 		{"a set timeout stays", []string{"--node-name", "a", "--icmp-timeout", "700ms"}, nil,
 			func(t *testing.T, o Options) {
