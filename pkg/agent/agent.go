@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"os"
 	"strings"
 	"sync"
 	"time"
@@ -43,6 +42,8 @@ type Config struct {
 	Once bool
 	// Compat is "" or results.CompatFlant, to add Flant node-ping's series.
 	Compat string
+	// Plan chooses the peers from each list (zero: targets.DefaultOptions()).
+	Plan targets.Options
 	// Build is reported by nodeping_build_info.
 	Build results.BuildInfo
 	// Probes run one after the other every cycle (they may share sockets), in this order.
@@ -66,6 +67,7 @@ type Agent struct {
 	probes  []probeState
 
 	list       nodelist.List
+	plan       *targets.Plan // of list
 	listOK     bool
 	listHash   [sha256.Size]byte
 	badHash    [sha256.Size]byte // of the last unusable content, so that it is logged once
@@ -101,6 +103,9 @@ func New(cfg Config, log *slog.Logger) *Agent {
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = RealClock{}
+	}
+	if cfg.Plan == (targets.Options{}) {
+		cfg.Plan = targets.DefaultOptions()
 	}
 	a := &Agent{
 		cfg: cfg, log: log, clock: cfg.Clock, firstSeen: map[targetKey]time.Time{},
@@ -168,7 +173,7 @@ func (a *Agent) Run(ctx context.Context) error {
 // or decode is counted every cycle it stays (logged when it first appears), and the last good one
 // stays in use.
 func (a *Agent) load(now time.Time) error {
-	data, err := os.ReadFile(a.cfg.NodesFile)
+	data, err := nodelist.ReadFile(a.cfg.NodesFile, 0)
 	h := sha256.Sum256(data)
 	if err != nil {
 		err = fmt.Errorf("read nodes file: %w", err)
@@ -181,6 +186,9 @@ func (a *Agent) load(now time.Time) error {
 			skips []nodelist.Skip
 		)
 		l, skips, err = nodelist.Decode(data)
+		if err == nil {
+			err = nodelist.CheckSize(l, 0)
+		}
 		if err == nil {
 			// Targets of the first good list are probed at once; later newcomers get grace.
 			a.useList(l, skips, h, now, !a.listOK)
@@ -220,7 +228,8 @@ func (a *Agent) useList(l nodelist.List, skips []nodelist.Skip, h [sha256.Size]b
 		a.skipped[s.Reason]++
 		a.log.Warn("nodes list entry skipped", "name", s.Name, "reason", s.Reason, "detail", s.Detail)
 	}
-	sel, me := targets.Select(l, a.cfg.NodeName)
+	plan := targets.Build(l, a.cfg.Plan)
+	sel, me := plan.Targets(a.cfg.NodeName)
 	zone := ""
 	if me != nil {
 		zone = me.Zone
@@ -246,7 +255,7 @@ func (a *Agent) useList(l nodelist.List, skips []nodelist.Skip, h [sha256.Size]b
 		seen[k] = time.Time{}
 	}
 	a.firstSeen = seen
-	a.list, a.listHash, a.listOK, a.listLoaded = l, h, true, now
+	a.list, a.plan, a.listHash, a.listOK, a.listLoaded = l, plan, h, true, now
 	for _, p := range a.probes {
 		if u, ok := p.Probe.(ListUser); ok {
 			u.UseList(l)
@@ -263,7 +272,7 @@ func (a *Agent) useList(l nodelist.List, skips []nodelist.Skip, h [sha256.Size]b
 		}
 	}
 	a.log.Info("nodes list loaded", "path", a.cfg.NodesFile, "format", l.Format, "nodes", len(l.Nodes),
-		"targets", len(sel), "external", len(l.External), "skipped", len(skips))
+		"targets", len(sel), "external", len(l.External), "skipped", len(skips), "plan", plan.Mode(), "peers", len(plan.Peers(a.cfg.NodeName)))
 }
 
 // cycle probes every target once and records the results.
@@ -272,7 +281,10 @@ func (a *Agent) cycle(ctx context.Context, start time.Time) error {
 		all   []Target
 		grace = map[targetKey]bool{}
 	)
-	sel, _ := targets.Select(a.list, a.cfg.NodeName)
+	var sel []targets.Target
+	if a.plan != nil { // nil until a list loads
+		sel, _ = a.plan.Targets(a.cfg.NodeName)
+	}
 	for _, t := range sel {
 		k := targetKey{t.Node.Name, results.KindNode, t.Addr}
 		if !a.firstSeen[k].IsZero() && start.Sub(a.firstSeen[k]) < a.cfg.Grace {

@@ -76,6 +76,7 @@ func Build(o *Options, build results.BuildInfo, log *slog.Logger) (*Agent, func(
 		TextfilePath:   filepath.Join(o.TextfileDir, o.TextfileName),
 		Interval:       o.Interval,
 		Grace:          o.Grace,
+		Plan:           o.Plan,
 		ResolveTimeout: o.resolveTimeout(),
 		Once:           o.Once,
 		Compat:         o.Compat,

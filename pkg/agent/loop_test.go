@@ -13,8 +13,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nodeping/nodeping/pkg/nodelist"
 	"github.com/nodeping/nodeping/pkg/probe"
 	"github.com/nodeping/nodeping/pkg/results"
+	"github.com/nodeping/nodeping/pkg/targets"
 )
 
 // fakeClock is the loop's time in these tests: Sleep returns at once, having moved the time on,
@@ -54,6 +56,7 @@ type fakeProbe struct {
 	clock  *fakeClock
 	runs   int
 	starts []time.Duration // since the epoch of the clock
+	seen   []int           // targets of each run
 	stats  func(run int, t Target) probe.Stats
 	took   func(run int) time.Duration
 	fail   func(run int) error
@@ -65,6 +68,7 @@ func (f *fakeProbe) Run(ctx context.Context, targets []Target, rep Reporter) err
 	run := f.runs
 	f.runs++
 	f.starts = append(f.starts, f.clock.Now().Sub(epoch))
+	f.seen = append(f.seen, len(targets))
 	if f.took != nil {
 		f.clock.advance(f.took(run))
 	}
@@ -100,6 +104,8 @@ func addrs(s ...string) []netip.Addr {
 }
 
 const (
+	list6 = `[{"name":"self","ipAddress":"198.18.0.1"},{"name":"n2","ipAddress":"198.18.0.2"},{"name":"n3","ipAddress":"198.18.0.3"},` +
+		`{"name":"n4","ipAddress":"198.18.0.4"},{"name":"n5","ipAddress":"198.18.0.5"},{"name":"n6","ipAddress":"198.18.0.6"}]`
 	listAB  = `{"nodes":[{"name":"self","zone":"z","addresses":["198.18.0.1"]},{"name":"a","zone":"z","addresses":["198.18.0.2"]},{"name":"b","zone":"z","addresses":["198.18.0.3"]}]}`
 	listAC  = `{"nodes":[{"name":"self","zone":"z","addresses":["198.18.0.1"]},{"name":"a","zone":"z","addresses":["198.18.0.2"]},{"name":"c","zone":"z","addresses":["198.18.0.4"]}]}`
 	pairFmt = `{source_node="self",source_zone="z",destination_node="%s",destination_zone="z",destination_ip="%s",ip_family="ipv4",protocol="%s"}`
@@ -241,6 +247,26 @@ func TestLoop(t *testing.T) {
 				`nodeping_external_packets_sent_total{source_node="self",source_zone="",destination_name="gw",destination_host="gw.example",destination_ip="fd00::1",ip_family="ipv6",protocol="icmp"} 2` + "\n" +
 				`nodeping_external_packets_sent_total{source_node="self",source_zone="",destination_name="lit",destination_host="::ffff:198.18.9.9",destination_ip="198.18.9.9",ip_family="ipv4",protocol="icmp"} 2` + "\n" +
 				"nodeping_resolve_errors_total 1\n",
+		},
+		{
+			name:  "above --full-mesh-max the agent probes its plan's peers only",
+			lists: map[int]string{0: list6},
+			cfg:   func(c *Config) { c.Plan = targets.Options{FullMeshMax: 3, SubsetPeers: 2, ZonePairMin: 1} },
+			probes: func(c *fakeClock) []Registration {
+				return []Registration{{Protocol: "icmp", Probe: &fakeProbe{clock: c}}}
+			},
+			cycles: 1,
+			check: func(t *testing.T, probes []Registration) {
+				l, _, err := nodelist.Decode([]byte(list6))
+				if err != nil {
+					t.Fatal(err)
+				}
+				peers := targets.Build(l, targets.Options{FullMeshMax: 3, SubsetPeers: 2, ZonePairMin: 1}).Peers("self")
+				seen := probes[0].Probe.(*fakeProbe).seen
+				if len(peers) >= 5 || len(seen) != 1 || seen[0] != len(peers) {
+					t.Errorf("probed %v targets, want the plan's %d peers %v (fewer than the 5 others)", seen, len(peers), peers)
+				}
+			},
 		},
 		{
 			name:  "an overrun is counted, and the next cycle starts at once, not a cycle later",

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nodeping/nodeping/pkg/results"
+	"github.com/nodeping/nodeping/pkg/targets"
 )
 
 // DefaultTextfileName is the file the agent owns in the textfile directory.
@@ -23,6 +24,9 @@ type Options struct {
 	Engine, Compat      string
 	Once, ShowVersion   bool
 	LogLevel, LogFormat string
+
+	// Plan chooses the peers: full mesh, or a subset on large clusters (pkg/targets).
+	Plan targets.Options
 
 	// One field per probe; probeOptions lists them in the order they run.
 	ICMP ICMPOptions
@@ -72,6 +76,7 @@ func (o *Options) FlagSet() *flag.FlagSet {
 	fs.StringVar(&o.TextfileName, "textfile-name", DefaultTextfileName, "name of the agent's file in --textfile-dir; it must end in .prom (Flant's node-ping used node-ping_<node>.prom in /var/run/node-exporter-textfile)")
 	fs.DurationVar(&o.Interval, "interval", 15*time.Second, "time from one probe cycle's start to the next's; every probe's spread and timeout must fit in it")
 	fs.DurationVar(&o.Grace, "grace", 30*time.Second, "how long a node that joins the list is exempt from loss (only answered echoes count)")
+	PlanFlags(fs, &o.Plan)
 	for _, p := range o.probes() {
 		p.addFlags(fs)
 	}
@@ -82,6 +87,14 @@ func (o *Options) FlagSet() *flag.FlagSet {
 	fs.StringVar(&o.LogFormat, "log-format", "text", "log format: text or json")
 	fs.BoolVar(&o.ShowVersion, "version", false, "print the version and exit")
 	return fs
+}
+
+// PlanFlags defines the probe-plan flags. The agent and `nodeping-agent plan` share them, so that
+// both build the same plan from the same list.
+func PlanFlags(fs *flag.FlagSet, o *targets.Options) {
+	*o = targets.DefaultOptions()
+	fs.IntVar(&o.FullMeshMax, "full-mesh-max", o.FullMeshMax, "probe every other node while the nodes list has at most this many nodes; above it, probe a subset (--subset-peers); every agent must have the same value")
+	fs.IntVar(&o.SubsetPeers, "subset-peers", o.SubsetPeers, "above --full-mesh-max, probe the next K nodes on a ring ordered by a hash of node names, plus enough nodes in other zones that every zone pair is covered; every agent must have the same value")
 }
 
 // Usage is the text --help prints before the flags.
@@ -152,6 +165,9 @@ func (o *Options) Validate() error {
 		return fmt.Errorf("--compat %q: must be empty or flant", o.Compat)
 	case o.TextfileName == "" || strings.ContainsAny(o.TextfileName, `/\`) || !strings.HasSuffix(o.TextfileName, ".prom") || strings.HasPrefix(o.TextfileName, "."):
 		return fmt.Errorf("--textfile-name %q: want a file name ending in .prom, without a directory or a leading dot", o.TextfileName)
+	}
+	if err := o.Plan.Validate(); err != nil {
+		return err
 	}
 	for _, p := range o.probes() {
 		if err := p.validate(o); err != nil {

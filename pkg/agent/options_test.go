@@ -43,6 +43,8 @@ func TestInvalidOptions(t *testing.T) {
 		{"bad udp every", append(n, "--udp-every", "0"), "--udp-every 0: must be at least 1"},
 		{"bad dns every", append(n, "--dns-every", "0"), "--dns-every 0: must be at least 1"},
 		{"bad dns timeout", append(n, "--dns-names", "a.", "--dns-timeout", "0s"), "--dns-timeout 0s: must be positive"},
+		{"bad subset peers", append(n, "--subset-peers", "1"), "--subset-peers 1: must be at least 2 (with one, a node and its only source look alike)"},
+		{"negative full mesh max", append(n, "--full-mesh-max", "-1"), "--full-mesh-max -1: must not be negative"},
 		{"bad icmp size", append(n, "--icmp-size", "70000"), "icmp payload size 70000: must be between 8 and 65000 bytes"},
 		// The budget: the message names the probe that does not fit, and the numbers.
 		{"icmp burst over the interval", append(n, "--interval", "1s", "--icmp-count", "10", "--icmp-interval", "200ms"),
