@@ -223,6 +223,16 @@ func (s Share) Need() time.Duration { return s.Spread + s.Wait }
 // burst (MTU, TCP, UDP): short, so that they fit in the cycle.
 func (o *Options) extraSpread() time.Duration { return min(o.ICMP.Interval, 200*time.Millisecond) }
 
+// afterBurst is the share of a probe that follows the ICMP burst (MTU, TCP, UDP): count probes
+// per target spread over extraSpread each, then the shared ICMP timeout. nil when it is off.
+func (o *Options) afterBurst(protocol string, on bool, count int) *Share {
+	if !on {
+		return nil
+	}
+	return &Share{Protocol: protocol, What: fmt.Sprintf("--%s-count %d x %s", protocol, count, o.extraSpread()),
+		Spread: time.Duration(count) * o.extraSpread(), Wait: o.ICMP.Timeout}
+}
+
 // fit derives the automatic ICMP timeout and checks that every probe fits the interval. The ICMP
 // timeout is shared by the probes that follow the ICMP burst (MTU, TCP, UDP): each may wait it.
 func (o *Options) fit() error {

@@ -3,7 +3,6 @@ package agent
 import (
 	"flag"
 	"fmt"
-	"time"
 )
 
 // MTUOptions set the MTU probe (protocol="mtu"): echoes that fill the path MTU, with DF set,
@@ -41,13 +40,7 @@ func (p *MTUOptions) validate(o *Options) error {
 	return nil
 }
 
-func (p *MTUOptions) share(o *Options) *Share {
-	if p.Size == 0 {
-		return nil
-	}
-	return &Share{Protocol: "mtu", What: fmt.Sprintf("--mtu-count %d x %s", p.Count, o.extraSpread()),
-		Spread: time.Duration(p.Count) * o.extraSpread(), Wait: o.ICMP.Timeout}
-}
+func (p *MTUOptions) share(o *Options) *Share { return o.afterBurst("mtu", p.Size != 0, p.Count) }
 
 func (p *MTUOptions) build(b *builder) (*Registration, error) {
 	if p.Size == 0 {

@@ -37,13 +37,7 @@ func (p *TCPOptions) validate(*Options) error {
 	return nil
 }
 
-func (p *TCPOptions) share(o *Options) *Share {
-	if p.Port == 0 {
-		return nil
-	}
-	return &Share{Protocol: "tcp", What: fmt.Sprintf("--tcp-count %d x %s", p.Count, o.extraSpread()),
-		Spread: time.Duration(p.Count) * o.extraSpread(), Wait: o.ICMP.Timeout}
-}
+func (p *TCPOptions) share(o *Options) *Share { return o.afterBurst("tcp", p.Port != 0, p.Count) }
 
 // tcpFits tells whether handshakes to n targets, tcpParallel at a time, each up to timeout, fit
 // the probe's budget when none is answered.

@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"net/netip"
-	"time"
 
 	"github.com/nodeping/nodeping/pkg/nodelist"
 	"github.com/nodeping/nodeping/pkg/probe"
@@ -37,13 +36,7 @@ func (p *UDPOptions) validate(*Options) error {
 	return nil
 }
 
-func (p *UDPOptions) share(o *Options) *Share {
-	if p.Port == 0 {
-		return nil
-	}
-	return &Share{Protocol: "udp", What: fmt.Sprintf("--udp-count %d x %s", p.Count, o.extraSpread()),
-		Spread: time.Duration(p.Count) * o.extraSpread(), Wait: o.ICMP.Timeout}
-}
+func (p *UDPOptions) share(o *Options) *Share { return o.afterBurst("udp", p.Port != 0, p.Count) }
 
 func (p *UDPOptions) build(b *builder) (*Registration, error) {
 	if p.Port == 0 {
