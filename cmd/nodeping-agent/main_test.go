@@ -18,8 +18,8 @@ import (
 
 	"github.com/miekg/dns"
 
-	"github.com/nodeping/nodeping/internal/dnstest"
-	"github.com/nodeping/nodeping/internal/netnstest"
+	"github.com/nodeping/nodeping/internal/testutil/dnstest"
+	"github.com/nodeping/nodeping/internal/testutil/netnstest"
 )
 
 // agentBin is the agent built once for the tests that run it as a separate process.

@@ -13,7 +13,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
-	"github.com/nodeping/nodeping/internal/golden"
+	"github.com/nodeping/nodeping/internal/testutil/golden"
 	"github.com/nodeping/nodeping/pkg/probe"
 )
 
