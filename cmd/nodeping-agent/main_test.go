@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -17,8 +18,8 @@ import (
 
 	"github.com/miekg/dns"
 
-	"github.com/nodeping/nodeping/internal/dnstest"
-	"github.com/nodeping/nodeping/internal/netnstest"
+	"github.com/nodeping/nodeping/internal/testutil/dnstest"
+	"github.com/nodeping/nodeping/internal/testutil/netnstest"
 )
 
 // agentBin is the agent built once for the tests that run it as a separate process.
@@ -43,68 +44,71 @@ func TestMain(m *testing.M) {
 
 func noEnv(string) string { return "" }
 
-func TestFlags(t *testing.T) {
+// TestCommandLine checks what the command prints where, and its exit codes. The rules of the
+// options themselves are tested in pkg/agent (options_test.go), each against its exact message.
+func TestCommandLine(t *testing.T) {
 	dir := t.TempDir()
 	cases := []struct {
-		name     string
-		args     []string
-		env      map[string]string
-		wantCode int
-		wantOut  string
+		name                string
+		args                []string
+		env                 map[string]string
+		wantCode            int
+		wantStdout, wantErr string
 	}{
-		{"help", []string{"--help"}, nil, 0, "NODEPING_<FLAG>"},
-		{"unknown flag", []string{"--no-such-flag"}, nil, 2, "flag provided but not defined: -no-such-flag"},
-		{"stray argument", []string{"--node-name", "a", "extra"}, nil, 2, `unexpected arguments: ["extra"]`},
-		{"no node name", []string{"--textfile-dir", dir}, nil, 2, "--node-name (or $NODE_NAME) is required"},
-		{"bad duration", []string{"--interval", "soon"}, nil, 2, `invalid value "soon" for flag -interval`},
-		{"bad env", nil, map[string]string{"NODEPING_ICMP_COUNT": "many"}, 2, `environment variable NODEPING_ICMP_COUNT="many"`},
-		{"burst longer than interval", []string{"--node-name", "a", "--interval", "1s", "--icmp-count", "10", "--icmp-interval", "200ms"}, nil, 2, "does not fit in --interval 1s"},
-		{"bad compat", []string{"--node-name", "a", "--compat", "kubenurse"}, nil, 2, `--compat "kubenurse": must be empty or flant`},
-		{"bad mtu", []string{"--node-name", "a", "--mtu", "40"}, nil, 2, "--mtu 40: must be 0 (off) or between 68 and 65000"},
-		{"bad tcp port", []string{"--node-name", "a", "--tcp-port", "70000"}, nil, 2, "--tcp-port 70000"},
-		{"bad udp count", []string{"--node-name", "a", "--udp-port", "9", "--udp-count", "0"}, nil, 2, "--udp-port 9, --udp-count 0"},
-		{"bad every", []string{"--node-name", "a", "--dns-every", "0"}, nil, 2, "--dns-every 0: must be at least 1"},
-		{"bad engine", []string{"--node-name", "a", "--icmp-engine", "fast"}, nil, 2, `--icmp-engine "fast": must be batch or pro-bing`},
-		{"bad log level", []string{"--node-name", "a", "--log-level", "loud", "--textfile-dir", dir}, nil, 2, `--log-level "loud"`},
-		{"missing textfile dir", []string{"--node-name", "a", "--textfile-dir", filepath.Join(dir, "missing")}, nil, 1, "no such file or directory"},
-		{"textfile dir is a file", []string{"--node-name", "a", "--textfile-dir", "main.go"}, nil, 1, "textfile directory main.go: not a directory"},
-		{"version", []string{"--version"}, nil, 0, "nodeping-agent dev"},
+		{"help", []string{"--help"}, nil, 0, "NODEPING_<FLAG>", ""},
+		{"unknown flag", []string{"--no-such-flag"}, nil, 2, "", "nodeping-agent: flag provided but not defined: -no-such-flag\nRun nodeping-agent --help for the flags.\n"},
+		{"stray argument", []string{"--node-name", "a", "extra"}, nil, 2, "", `unexpected arguments: ["extra"]`},
+		{"no node name", []string{"--textfile-dir", dir}, nil, 2, "", "--node-name (or $NODE_NAME, or $MY_NODE_NAME) is required"},
+		{"bad duration", []string{"--interval", "soon"}, nil, 2, "", `invalid value "soon" for flag -interval`},
+		{"bad env", nil, map[string]string{"NODEPING_ICMP_COUNT": "many"}, 2, "", `environment variable NODEPING_ICMP_COUNT="many"`},
+		{"burst longer than interval", []string{"--node-name", "a", "--interval", "1s", "--icmp-count", "10", "--icmp-interval", "200ms"}, nil, 2, "", "icmp does not fit in --interval 1s"},
+		{"bad log level", []string{"--node-name", "a", "--log-level", "loud", "--textfile-dir", dir}, nil, 2, "", `--log-level "loud"`},
+		{"missing textfile dir", []string{"--node-name", "a", "--textfile-dir", filepath.Join(dir, "missing")}, nil, 1, "", "no such file or directory"},
+		{"textfile dir is a file", []string{"--node-name", "a", "--textfile-dir", "main.go"}, nil, 1, "", "textfile directory main.go: not a directory"},
+		{"version", []string{"--version"}, nil, 0, "nodeping-agent dev", ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			var stderr bytes.Buffer
+			var stdout, stderr bytes.Buffer
 			getenv := func(k string) string { return tc.env[k] }
-			code := run(context.Background(), tc.args, getenv, &stderr)
-			if code != tc.wantCode || !strings.Contains(stderr.String(), tc.wantOut) {
-				t.Errorf("exit %d, want %d; output:\n%s\nwant it to contain %q", code, tc.wantCode, stderr.String(), tc.wantOut)
+			code := run(context.Background(), tc.args, getenv, &stdout, &stderr)
+			if code != tc.wantCode || !strings.Contains(stdout.String(), tc.wantStdout) || !strings.Contains(stderr.String(), tc.wantErr) {
+				t.Errorf("exit %d, want %d; stdout:\n%s\nstderr:\n%s\nwant stdout to contain %q and stderr %q", code, tc.wantCode, stdout.String(), stderr.String(), tc.wantStdout, tc.wantErr)
+			}
+			if tc.wantStdout == "" && stdout.Len() > 0 {
+				t.Errorf("stdout is not empty: %q", stdout.String())
+			}
+			if tc.wantErr != "" && strings.Count(stderr.String(), "flag provided but not defined") > 1 {
+				t.Errorf("the error is printed more than once:\n%s", stderr.String())
 			}
 		})
 	}
 }
 
-// TestHelpDocumentsEveryFlag: every flag in --help, with its default.
+// TestHelpDocumentsEveryFlag: every flag in --help, with its default, on stdout.
 func TestHelpDocumentsEveryFlag(t *testing.T) {
-	var stderr bytes.Buffer
-	run(context.Background(), []string{"--help"}, noEnv, &stderr)
-	for _, want := range []string{"-node-name", "-nodes-file", "-textfile-dir", "-once", "-icmp-count", "-icmp-interval",
-		"-interval", "(default 15s)", "(default 10)", "(default 1s)", "-icmp-timeout", "-grace", "-icmp-engine"} {
-		if !strings.Contains(stderr.String(), want) {
+	var stdout bytes.Buffer
+	run(context.Background(), []string{"--help"}, noEnv, &stdout, io.Discard)
+	for _, want := range []string{"-node-name", "-nodes-file", "-textfile-dir", "-textfile-name", "-once", "-icmp-count", "-icmp-interval",
+		"-interval", "(default 15s)", "(default 10)", "(default 1s)", "-icmp-timeout", "-grace", "-icmp-engine", `(default "nodeping.prom")`} {
+		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("--help lacks %q", want)
 		}
 	}
 }
 
-func TestEnvironmentSetsFlags(t *testing.T) {
-	env := map[string]string{"NODE_NAME": "from-node-name", "NODEPING_ICMP_COUNT": "3", "NODEPING_INTERVAL": "20s"}
-	o, err := parseFlags([]string{"--interval", "30s"}, func(k string) string { return env[k] }, io.Discard)
-	if err != nil {
-		t.Fatal(err)
+// TestOnceSummary runs one cycle as a user would and reads the one line it prints.
+func TestOnceSummary(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("skipping: needs root for raw ICMP sockets (CI runs as root)")
 	}
-	if o.nodeName != "from-node-name" || o.icmp.Count != 3 || o.interval != 30*time.Second {
-		t.Errorf("got node %q count %d interval %s; want $NODE_NAME, env count 3, flag interval 30s", o.nodeName, o.icmp.Count, o.interval)
-	}
-	if o.icmp.Timeout != 2*time.Second {
-		t.Errorf("default timeout %s, want 2s", o.icmp.Timeout)
+	dir := t.TempDir()
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"--once", "--node-name", "self", "--nodes-file", flantNodes(t, dir, 2), "--textfile-dir", dir,
+		"--textfile-name", "node-ping_self.prom", "--icmp-count", "2", "--icmp-interval", "10ms"}, noEnv, &stdout, &stderr)
+	want := regexp.MustCompile(`^nodeping-agent: 2 targets in [0-9.]+m?s, icmp 4/4 answered; wrote ` + regexp.QuoteMeta(filepath.Join(dir, "node-ping_self.prom")) + "\n$")
+	if code != 0 || !want.MatchString(stdout.String()) {
+		t.Errorf("exit %d; stdout %q, want it to match %s; stderr:\n%s", code, stdout.String(), want, stderr.String())
 	}
 }
 
@@ -155,7 +159,7 @@ func TestNodeExporterServesTheFile(t *testing.T) {
 	tcpPort := freePort(t)
 	agent := exec.Command(agentBin, "--node-name", "self", "--nodes-file", nodes, "--textfile-dir", tf,
 		"--interval", "300ms", "--icmp-count", "2", "--icmp-interval", "20ms", "--tcp-port", fmt.Sprint(tcpPort), "--udp-port", fmt.Sprint(tcpPort),
-		"--dns-names", "ok.test.", "--dns-resolvers", dnstest.Start(t, func(string) (int, string) { return dns.RcodeSuccess, "198.18.0.1" }))
+		"--dns-names", "ok.test.", "--dns-timeout", "200ms", "--dns-resolvers", dnstest.Start(t, func(string) (int, string) { return dns.RcodeSuccess, "198.18.0.1" }))
 	agent.Stderr = agentLog
 	if err := agent.Start(); err != nil {
 		t.Fatal(err)

@@ -8,17 +8,13 @@ import (
 	"io"
 	"slices"
 
+	"github.com/nodeping/nodeping/pkg/agent"
 	"github.com/nodeping/nodeping/pkg/nodelist"
 	"github.com/nodeping/nodeping/pkg/targets"
 )
 
-// planFlags registers the probe-plan flags. The agent and `nodeping-agent plan` share them, so
-// that both build the same plan from the same list.
-func planFlags(fs *flag.FlagSet, o *targets.Options) {
-	*o = targets.DefaultOptions()
-	fs.IntVar(&o.FullMeshMax, "full-mesh-max", o.FullMeshMax, "probe every other node while the nodes list has at most this many nodes; above it, probe a subset (--subset-peers); every agent must have the same value")
-	fs.IntVar(&o.SubsetPeers, "subset-peers", o.SubsetPeers, "above --full-mesh-max, probe the next K nodes on a ring ordered by a hash of node names, plus enough nodes in other zones that every zone pair is covered; every agent must have the same value")
-}
+// planFlags registers the probe-plan flags, the agent's own.
+func planFlags(fs *flag.FlagSet, o *targets.Options) { agent.PlanFlags(fs, o) }
 
 // readPlanList reads and decodes a nodes list for the probe plan, within the agent's limits.
 func readPlanList(path string) (nodelist.List, []nodelist.Skip, error) {

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nodeping/nodeping/internal/netnstest"
+	"github.com/nodeping/nodeping/internal/testutil/netnstest"
 )
 
 // runExit runs cmd and returns its exit code and combined output.

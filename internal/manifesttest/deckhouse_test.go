@@ -15,7 +15,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
-	"github.com/nodeping/nodeping/internal/golden"
+	"github.com/nodeping/nodeping/internal/testutil/golden"
 	"github.com/nodeping/nodeping/pkg/probe"
 	"github.com/nodeping/nodeping/pkg/results"
 )
@@ -139,7 +139,7 @@ func dhSeries(t *testing.T, sc dhScenario) map[string][]string {
 						for i := range rtts {
 							rtts[i] = 300 * time.Microsecond
 						}
-						r.Observe(results.Pair{Kind: results.KindNode, Name: dst.name, IP: ip, Protocol: proto}, probe.Stats{Sent: n, Received: got, RTTs: rtts})
+						r.Observe(results.Sample{Pair: results.Pair{Kind: results.KindNode, Name: dst.name, IP: ip, Protocol: proto}, Stats: probe.Stats{Sent: n, Received: got, RTTs: rtts}})
 					}
 				}
 			}

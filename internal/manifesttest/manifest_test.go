@@ -26,7 +26,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/util/yaml"
 
-	"github.com/nodeping/nodeping/internal/golden"
+	"github.com/nodeping/nodeping/internal/testutil/golden"
 )
 
 var update = flag.Bool("update", false, "regenerate the overlay files generated from rules and dashboards")

@@ -13,7 +13,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/nodeping/nodeping/internal/golden"
+	"github.com/nodeping/nodeping/internal/testutil/golden"
 )
 
 var update = flag.Bool("update", false, "rewrite the generated promtool tests")

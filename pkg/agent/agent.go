@@ -7,35 +7,17 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
-	"os"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/nodeping/nodeping/pkg/nodelist"
-	"github.com/nodeping/nodeping/pkg/probe"
 	"github.com/nodeping/nodeping/pkg/results"
 	"github.com/nodeping/nodeping/pkg/targets"
 	"github.com/nodeping/nodeping/pkg/textfile"
 )
-
-// Pinger sends echoes to targets; probe.ICMP and probe.ProBing are Pingers.
-type Pinger interface {
-	Run(ctx context.Context, targets []netip.Addr) ([]probe.Stats, error)
-}
-
-// Probe is one kind of probe the agent runs every cycle.
-type Probe struct {
-	// Protocol labels its series: "icmp", or "mtu" for echoes at the path MTU with DF set.
-	Protocol string
-	Pinger   Pinger
-	// NodesOnly leaves external targets out (the MTU of an outside path is not the cluster's).
-	NodesOnly bool
-	// Every runs the probe every Nth cycle only (0 or 1: every cycle); its series stay between runs.
-	Every int
-}
-
-func due(every int, cycle uint64) bool { return every <= 1 || cycle%uint64(every) == 0 }
 
 // Resolver looks up external targets' host names; *net.Resolver is one.
 type Resolver interface {
@@ -60,32 +42,32 @@ type Config struct {
 	Once bool
 	// Compat is "" or results.CompatFlant, to add Flant node-ping's series.
 	Compat string
-	// OnList, when set, is given every nodes list the agent starts using (the UDP responder
-	// answers only its addresses).
-	OnList func(nodelist.List)
-	// Responders, when set, reports the agent's responders for its self-metrics.
-	Responders func() []results.ResponderStats
-	// DNS, when set, resolves its names every DNSEvery cycles (0 or 1: every cycle).
-	DNS      DNSProber
-	DNSEvery int
-}
-
-// DNSProber resolves names against resolvers; probe.DNS is one.
-type DNSProber interface {
-	Run(ctx context.Context) []probe.DNSResult
+	// Plan chooses the peers from each list (zero: targets.DefaultOptions()).
+	Plan targets.Options
+	// Build is reported by nodeping_build_info.
+	Build results.BuildInfo
+	// Probes run one after the other every cycle (they may share sockets), in this order.
+	Probes []Registration
+	// Components are the agent's other parts (engines, responders); each may be a Server (run
+	// beside the loop, except with Once), a StateReporter and a ListUser. Probes may be the
+	// latter two as well.
+	Components []any
+	// Resolver looks up external targets (nil: net.DefaultResolver).
+	Resolver Resolver
+	// Clock is the loop's time (nil: RealClock).
+	Clock Clock
 }
 
 // Agent runs probe cycles. Build it with New; Run it once.
 type Agent struct {
-	cfg      Config
-	log      *slog.Logger
-	probes   []Probe
-	resolver Resolver
-	results  *results.Results
-	modes    map[string]string
-	counters func() probe.ICMPCounters
+	cfg     Config
+	log     *slog.Logger
+	clock   Clock
+	results *results.Results
+	probes  []probeState
 
 	list       nodelist.List
+	plan       *targets.Plan // of list
 	listOK     bool
 	listHash   [sha256.Size]byte
 	badHash    [sha256.Size]byte // of the last unusable content, so that it is logged once
@@ -98,6 +80,14 @@ type Agent struct {
 	firstSeen   map[targetKey]time.Time
 	resolveErr  uint64
 	writeErr    uint64
+	last        summary
+}
+
+// probeState is a registered probe and what the loop saw of its runs.
+type probeState struct {
+	Registration
+	ran   bool
+	stats results.ProbeStats
 }
 
 type targetKey struct {
@@ -106,24 +96,48 @@ type targetKey struct {
 	addr netip.Addr
 }
 
-// New wires an agent. modes and counters describe the ICMP engine for the self-metrics; counters
-// may be nil.
-func New(cfg Config, log *slog.Logger, probes []Probe, resolver Resolver, build results.BuildInfo, modes map[string]string, counters func() probe.ICMPCounters) *Agent {
-	res := results.New(results.Source{Node: cfg.NodeName}, build, cfg.Compat)
-	if counters == nil {
-		counters = func() probe.ICMPCounters { return probe.ICMPCounters{} }
+// New wires an agent.
+func New(cfg Config, log *slog.Logger) *Agent {
+	if cfg.Resolver == nil {
+		cfg.Resolver = net.DefaultResolver
 	}
-	return &Agent{
-		cfg: cfg, log: log, probes: probes, resolver: resolver, results: res,
-		modes: modes, counters: counters, firstSeen: map[targetKey]time.Time{},
+	if cfg.Clock == nil {
+		cfg.Clock = RealClock{}
 	}
+	if cfg.Plan == (targets.Options{}) {
+		cfg.Plan = targets.DefaultOptions()
+	}
+	a := &Agent{
+		cfg: cfg, log: log, clock: cfg.Clock, firstSeen: map[targetKey]time.Time{},
+		results: results.New(results.Source{Node: cfg.NodeName}, cfg.Build, cfg.Compat),
+	}
+	for _, r := range cfg.Probes {
+		a.probes = append(a.probes, probeState{Registration: r, stats: results.ProbeStats{Protocol: r.Protocol}})
+	}
+	return a
 }
 
 // Run runs cycles until ctx ends (or one cycle, with Once). With Once it returns an error when no
 // nodes list could be read or the file could not be written; otherwise it keeps going through
 // bad lists and failed writes (logged and counted) and removes its file when ctx ends.
+//
+// A cycle starts every Interval. One that overruns is counted, and the next starts as soon as it
+// ends; no cycle runs past twice the interval (its probes are stopped, and their pairs left out),
+// so the next start is never more than one cycle late.
 func (a *Agent) Run(ctx context.Context) error {
 	if !a.cfg.Once {
+		var wg sync.WaitGroup
+		sctx, stop := context.WithCancel(ctx)
+		defer func() { stop(); wg.Wait() }()
+		for _, c := range a.cfg.Components {
+			if s, ok := c.(Server); ok {
+				wg.Go(func() {
+					if err := s.Serve(sctx); err != nil && sctx.Err() == nil {
+						a.log.Error("responder stopped", "err", err)
+					}
+				})
+			}
+		}
 		defer func() {
 			if err := textfile.Remove(a.cfg.TextfilePath); err != nil {
 				a.log.Error("remove textfile on shutdown", "err", err)
@@ -132,10 +146,8 @@ func (a *Agent) Run(ctx context.Context) error {
 			}
 		}()
 	}
-	timer := time.NewTimer(0)
-	defer timer.Stop()
 	for {
-		start := time.Now()
+		start := a.clock.Now()
 		loadErr := a.load(start)
 		if a.cfg.Once && !a.listOK {
 			return loadErr
@@ -151,11 +163,8 @@ func (a *Agent) Run(ctx context.Context) error {
 		if a.cfg.Once {
 			return writeErr
 		}
-		timer.Reset(time.Until(start.Add(a.cfg.Interval)))
-		select {
-		case <-ctx.Done():
+		if err := a.clock.Sleep(ctx, start.Add(a.cfg.Interval).Sub(a.clock.Now())); err != nil {
 			return nil
-		case <-timer.C:
 		}
 	}
 }
@@ -164,7 +173,7 @@ func (a *Agent) Run(ctx context.Context) error {
 // or decode is counted every cycle it stays (logged when it first appears), and the last good one
 // stays in use.
 func (a *Agent) load(now time.Time) error {
-	data, err := os.ReadFile(a.cfg.NodesFile)
+	data, err := nodelist.ReadFile(a.cfg.NodesFile, 0)
 	h := sha256.Sum256(data)
 	if err != nil {
 		err = fmt.Errorf("read nodes file: %w", err)
@@ -177,6 +186,9 @@ func (a *Agent) load(now time.Time) error {
 			skips []nodelist.Skip
 		)
 		l, skips, err = nodelist.Decode(data)
+		if err == nil {
+			err = nodelist.CheckSize(l, 0)
+		}
 		if err == nil {
 			// Targets of the first good list are probed at once; later newcomers get grace.
 			a.useList(l, skips, h, now, !a.listOK)
@@ -208,18 +220,16 @@ func (a *Agent) useList(l nodelist.List, skips []nodelist.Skip, h [sha256.Size]b
 	a.skipped = map[string]int{}
 	a.maintenance = map[string]string{}
 	for _, n := range l.Nodes {
-		switch {
-		case !n.Ready:
-			a.maintenance[n.Name] = "not_ready"
-		case !n.Schedulable:
-			a.maintenance[n.Name] = "cordoned"
+		if st := n.State(); st != nodelist.StateReady {
+			a.maintenance[n.Name] = st
 		}
 	}
 	for _, s := range skips {
 		a.skipped[s.Reason]++
 		a.log.Warn("nodes list entry skipped", "name", s.Name, "reason", s.Reason, "detail", s.Detail)
 	}
-	sel, me := targets.Select(l, a.cfg.NodeName)
+	plan := targets.Build(l, a.cfg.Plan)
+	sel, me := plan.Targets(a.cfg.NodeName)
 	zone := ""
 	if me != nil {
 		zone = me.Zone
@@ -245,102 +255,181 @@ func (a *Agent) useList(l nodelist.List, skips []nodelist.Skip, h [sha256.Size]b
 		seen[k] = time.Time{}
 	}
 	a.firstSeen = seen
-	a.list, a.listHash, a.listOK, a.listLoaded = l, h, true, now
-	if a.cfg.OnList != nil {
-		a.cfg.OnList(l)
+	a.list, a.plan, a.listHash, a.listOK, a.listLoaded = l, plan, h, true, now
+	for _, p := range a.probes {
+		if u, ok := p.Probe.(ListUser); ok {
+			u.UseList(l)
+		}
+		if p.Fits != nil {
+			if err := p.Fits(len(sel)); err != nil {
+				a.log.Warn("probe may not fit the interval with this list", "protocol", p.Protocol, "targets", len(sel), "err", err)
+			}
+		}
+	}
+	for _, c := range a.cfg.Components {
+		if u, ok := c.(ListUser); ok {
+			u.UseList(l)
+		}
 	}
 	a.log.Info("nodes list loaded", "path", a.cfg.NodesFile, "format", l.Format, "nodes", len(l.Nodes),
-		"targets", len(sel), "external", len(l.External), "skipped", len(skips))
-}
-
-// probeTarget is one address probed in a cycle, with the pair it reports under.
-type probeTarget struct {
-	pair    results.Pair
-	inGrace bool
+		"targets", len(sel), "external", len(l.External), "skipped", len(skips), "plan", plan.Mode(), "peers", len(plan.Peers(a.cfg.NodeName)))
 }
 
 // cycle probes every target once and records the results.
 func (a *Agent) cycle(ctx context.Context, start time.Time) error {
-	var pts []probeTarget
-	sel, _ := targets.Select(a.list, a.cfg.NodeName)
-	grace := 0
+	var (
+		all   []Target
+		grace = map[targetKey]bool{}
+	)
+	var sel []targets.Target
+	if a.plan != nil { // nil until a list loads
+		sel, _ = a.plan.Targets(a.cfg.NodeName)
+	}
 	for _, t := range sel {
 		k := targetKey{t.Node.Name, results.KindNode, t.Addr}
-		in := !a.firstSeen[k].IsZero() && start.Sub(a.firstSeen[k]) < a.cfg.Grace
-		if in {
-			grace++
+		if !a.firstSeen[k].IsZero() && start.Sub(a.firstSeen[k]) < a.cfg.Grace {
+			grace[k] = true
 		}
-		pts = append(pts, probeTarget{
-			pair:    results.Pair{Kind: results.KindNode, Name: t.Node.Name, Zone: t.Node.Zone, IP: t.Addr},
-			inGrace: in,
-		})
+		all = append(all, Target{Pair: results.Pair{Kind: results.KindNode, Name: t.Node.Name, Zone: t.Node.Zone, IP: t.Addr}})
 	}
-	nodeTargets := len(pts)
-	pts = append(pts, a.resolveExternal(ctx)...)
-	addrs := make([]netip.Addr, len(pts))
-	for i, pt := range pts {
-		addrs[i] = pt.pair.IP
+	nodeTargets := len(all)
+	cctx := ctx
+	if !a.cfg.Once {
+		var cancel context.CancelFunc
+		cctx, cancel = context.WithTimeout(ctx, 2*a.cfg.Interval)
+		defer cancel()
 	}
-	// The probes run one after the other: they may share sockets.
-	stats := make([][]probe.Stats, len(a.probes))
-	errs := make([]error, len(a.probes))
-	for i, p := range a.probes {
-		if !due(p.Every, a.cycles) {
-			continue
-		}
-		n := len(pts)
-		if p.NodesOnly {
-			n = nodeTargets
-		}
-		stats[i], errs[i] = p.Pinger.Run(ctx, addrs[:n])
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-	}
-	var dnsResults []probe.DNSResult
-	if a.cfg.DNS != nil && due(a.cfg.DNSEvery, a.cycles) {
-		dnsResults = a.cfg.DNS.Run(ctx)
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-	}
+	all = append(all, a.resolveExternal(cctx)...)
+	scoped := map[Scope][]Target{AllTargets: all, NodesOnly: all[:nodeTargets], NoTargets: nil}
+
 	a.results.BeginCycle()
-	a.results.ObserveDNS(dnsResults)
-	a.cycles++
-	for i, p := range a.probes {
-		if stats[i] == nil && errs[i] == nil {
+	a.last = summary{targets: len(all)}
+	runs := make([]probeRun, len(a.probes))
+	var wg sync.WaitGroup
+	for i := range a.probes { // the probes that run beside the others start first
+		if p := &a.probes[i]; p.Beside && p.due(a.cycles) {
+			wg.Go(func() { runs[i] = a.run(cctx, p, scoped[p.Scope], grace) })
+		}
+	}
+	for i := range a.probes { // the others one after the other: they may share sockets
+		if p := &a.probes[i]; !p.Beside && p.due(a.cycles) {
+			runs[i] = a.run(cctx, p, scoped[p.Scope], grace)
+			if err := ctx.Err(); err != nil {
+				wg.Wait()
+				return err
+			}
+		}
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	for i := range a.probes {
+		p := &a.probes[i]
+		if !p.due(a.cycles) {
 			a.results.KeepProtocol(p.Protocol) // not due this cycle: its last results stay
 			continue
 		}
-		if errs[i] != nil {
-			// This probe's pairs drop out of the file this cycle; the others stay.
-			a.log.Error("probe failed", "protocol", p.Protocol, "err", errs[i])
-			continue
-		}
-		for j, st := range stats[i] {
-			if pts[j].inGrace {
-				// New target: answered echoes count, lost ones do not yet.
-				st.Sent = st.Received
-				st.SendErrors = 0
-			}
-			pair := pts[j].pair
-			pair.Protocol = p.Protocol
-			a.results.Observe(pair, st)
-		}
+		a.record(p, runs[i])
 	}
-	d := time.Since(start)
+	a.cycles++
+	d := a.clock.Now().Sub(start)
 	overrun := !a.cfg.Once && d > a.cfg.Interval
 	if overrun {
 		a.log.Warn("probe cycle overran the interval", "took", d, "interval", a.cfg.Interval)
 	}
-	a.results.EndCycle(d, overrun, a.state(len(pts)-grace, grace))
-	a.log.Debug("cycle done", "targets", len(pts), "took", d)
+	a.last.took = d
+	a.results.EndCycle(d, overrun, a.state(len(all)-len(grace), len(grace)))
+	a.log.Debug("cycle done", "targets", len(all), "took", d)
 	return nil
+}
+
+// probeRun is one probe's run in a cycle.
+type probeRun struct {
+	rep  *report
+	err  error
+	took time.Duration
+}
+
+// run runs one probe over its targets, timed.
+func (a *Agent) run(ctx context.Context, p *probeState, targets []Target, grace map[targetKey]bool) probeRun {
+	rep := &report{protocol: p.Protocol, grace: grace}
+	t0 := a.clock.Now()
+	err := p.Probe.Run(ctx, targets, rep)
+	return probeRun{rep: rep, err: err, took: a.clock.Now().Sub(t0)}
+}
+
+// record adds a probe's run to the results, with its duration, success and overrun (node_exporter's
+// wrapper around every collector); a failed run's samples are dropped.
+func (a *Agent) record(p *probeState, r probeRun) {
+	p.ran, p.stats.Duration, p.stats.Success = true, r.took, r.err == nil
+	if p.Budget > 0 && r.took > p.Budget {
+		p.stats.Overruns++
+		a.log.Warn("probe overran its budget", "protocol", p.Protocol, "took", r.took, "budget", p.Budget)
+	}
+	if r.err != nil {
+		// This probe's pairs drop out of the file this cycle; the others stay.
+		a.log.Error("probe failed", "protocol", p.Protocol, "err", r.err)
+		return
+	}
+	ps := protocolSummary{protocol: p.Protocol}
+	for _, s := range r.rep.samples {
+		ps.sent += s.Stats.Sent
+		ps.received += s.Stats.Received
+		a.results.Observe(s)
+	}
+	a.last.protocols = append(a.last.protocols, ps)
+}
+
+// report is the loop's Reporter for one probe's run: it keeps the samples until the run ends
+// (an error drops them all), with the protocol set and new targets' losses forgiven.
+type report struct {
+	protocol string
+	grace    map[targetKey]bool
+	samples  []results.Sample
+}
+
+func (r *report) Report(s results.Sample) {
+	s.Pair.Protocol = r.protocol
+	if s.Pair.Kind == results.KindNode && r.grace[targetKey{s.Pair.Name, results.KindNode, s.Pair.IP}] {
+		// New target: answered echoes count, lost ones do not yet.
+		s.Stats.Sent = s.Stats.Received
+		s.Stats.SendErrors = 0
+	}
+	r.samples = append(r.samples, s)
+}
+
+// summary is what the last cycle did, for the one line --once prints.
+type summary struct {
+	targets   int
+	took      time.Duration
+	protocols []protocolSummary
+}
+
+type protocolSummary struct {
+	protocol       string
+	sent, received int
+}
+
+// Summary tells in one line what the last cycle did.
+func (a *Agent) Summary() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d targets in %s", a.last.targets, a.last.took.Round(time.Millisecond))
+	for _, p := range a.last.protocols {
+		fmt.Fprintf(&b, ", %s %d/%d answered", p.protocol, p.received, p.sent)
+	}
+	for _, p := range a.probes {
+		if p.ran && !p.stats.Success {
+			fmt.Fprintf(&b, ", %s failed", p.Protocol)
+		}
+	}
+	fmt.Fprintf(&b, "; wrote %s", a.cfg.TextfilePath)
+	return b.String()
 }
 
 // resolveExternal looks up every external target's host, in parallel, and returns one target per
 // address family found. Failures are logged and counted; that target is skipped this cycle.
-func (a *Agent) resolveExternal(ctx context.Context) []probeTarget {
+func (a *Agent) resolveExternal(ctx context.Context) []Target {
 	ext := a.list.External
 	if len(ext) == 0 {
 		return nil
@@ -358,11 +447,11 @@ func (a *Agent) resolveExternal(ctx context.Context) []probeTarget {
 			}
 			rctx, cancel := context.WithTimeout(ctx, a.cfg.ResolveTimeout)
 			defer cancel()
-			found[i], errs[i] = a.resolver.LookupNetIP(rctx, "ip", e.Host)
+			found[i], errs[i] = a.cfg.Resolver.LookupNetIP(rctx, "ip", e.Host)
 		}()
 	}
 	wg.Wait()
-	var out []probeTarget
+	var out []Target
 	for i, e := range ext {
 		if errs[i] == nil && len(found[i]) == 0 {
 			errs[i] = errors.New("no addresses")
@@ -377,7 +466,7 @@ func (a *Agent) resolveExternal(ctx context.Context) []probeTarget {
 			ip = ip.Unmap()
 			if ip.Is4() && !have4 || ip.Is6() && !have6 {
 				have4, have6 = have4 || ip.Is4(), have6 || ip.Is6()
-				out = append(out, probeTarget{pair: results.Pair{Kind: results.KindExternal, Name: e.Name, Host: e.Host, IP: ip}})
+				out = append(out, Target{Pair: results.Pair{Kind: results.KindExternal, Name: e.Name, Host: e.Host, IP: ip}})
 			}
 		}
 	}
@@ -388,17 +477,27 @@ func (a *Agent) state(probed, grace int) results.AgentState {
 	st := results.AgentState{
 		TargetsProbed: probed, TargetsInGrace: grace,
 		ListNodes: len(a.list.Nodes), ListSkipped: a.skipped, Maintenance: a.maintenance, ListLoadErrors: a.loadErrors, ListLoaded: a.listLoaded,
-		ResolveErrors: a.resolveErr, WriteErrors: a.writeErr, ICMPModes: a.modes, ICMP: a.counters(),
+		ResolveErrors: a.resolveErr, WriteErrors: a.writeErr,
 	}
-	if a.cfg.Responders != nil {
-		st.Responders = a.cfg.Responders()
+	for _, p := range a.probes {
+		if p.ran {
+			st.Probes = append(st.Probes, p.stats)
+		}
+		if s, ok := p.Probe.(StateReporter); ok {
+			s.ReportState(&st)
+		}
+	}
+	for _, c := range a.cfg.Components {
+		if s, ok := c.(StateReporter); ok {
+			s.ReportState(&st)
+		}
 	}
 	return st
 }
 
 // write renders the results into the textfile; a failure is logged and counted.
 func (a *Agent) write() error {
-	a.results.SetWriteTime(time.Now())
+	a.results.SetWriteTime(a.clock.Now())
 	err := textfile.Write(a.cfg.TextfilePath, a.results.WriteText)
 	if err != nil {
 		a.writeErr++

@@ -18,7 +18,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
-	"github.com/nodeping/nodeping/internal/netnstest"
+	"github.com/nodeping/nodeping/internal/testutil/netnstest"
 	"github.com/nodeping/nodeping/pkg/probe"
 	"github.com/nodeping/nodeping/pkg/results"
 )
@@ -60,8 +60,10 @@ func newEngine(t *testing.T, cfg probe.ICMPConfig) *probe.ICMP {
 
 var fastICMP = probe.ICMPConfig{Count: 2, Interval: 10 * time.Millisecond, Timeout: 200 * time.Millisecond, Size: 56}
 
-func newAgent(t *testing.T, cfg Config, p Pinger) *Agent {
-	return New(cfg, testLogger(t), []Probe{{Protocol: "icmp", Pinger: p}}, localResolver(), results.BuildInfo{Version: "test"}, map[string]string{"ipv4": "raw"}, nil)
+func newAgent(t *testing.T, cfg Config, p AddrProber) *Agent {
+	cfg.Probes = []Registration{{Protocol: "icmp", Probe: AddrProbe(p)}}
+	cfg.Resolver, cfg.Build = localResolver(), results.BuildInfo{Version: "test"}
+	return New(cfg, testLogger(t))
 }
 
 // readMetrics parses the textfile; nil when it does not exist.
@@ -159,7 +161,7 @@ func TestReloadFollowsConfigMapUpdates(t *testing.T) {
 	cm.update(t, `[{"name":"self","ipAddress":"127.0.0.1"},{"name":"node-a","ipAddress":"127.0.0.2"}]`)
 	tf := filepath.Join(t.TempDir(), "nodeping.prom")
 	a := newAgent(t, Config{NodeName: "self", NodesFile: filepath.Join(cm.dir, "nodes.json"), TextfilePath: tf,
-		Interval: 50 * time.Millisecond, Grace: 0}, newEngine(t, fastICMP))
+		Interval: 100 * time.Millisecond, Grace: 0}, newEngine(t, fastICMP))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx) }()
@@ -223,7 +225,7 @@ func TestGraceForNewTargets(t *testing.T) {
 	nodes := filepath.Join(dir, "nodes.json")
 	os.WriteFile(nodes, []byte(`[{"name":"self","ipAddress":"127.0.0.1"},{"name":"old","ipAddress":"127.0.0.2"}]`), 0o644)
 	tf := filepath.Join(dir, "nodeping.prom")
-	a := newAgent(t, Config{NodeName: "self", NodesFile: nodes, TextfilePath: tf, Interval: 50 * time.Millisecond, Grace: 1500 * time.Millisecond}, e)
+	a := newAgent(t, Config{NodeName: "self", NodesFile: nodes, TextfilePath: tf, Interval: 250 * time.Millisecond, Grace: 1500 * time.Millisecond}, e)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx) }()
@@ -290,7 +292,7 @@ func TestOnce(t *testing.T) {
 				t.Error("the agent probed itself")
 			}
 		}},
-		{name: "malformed", nodes: write("bad.json", `[{"name": "x", "ipAddress": `), wantErr: "malformed: decode flant nodes list: unexpected end of JSON input"},
+		{name: "malformed", nodes: write("bad.json", `[{"name": "x", "ipAddress": `), wantErr: "malformed: decode flant nodes list: line 1, column 27: unexpected end of JSON input"},
 		{name: "empty", nodes: write("empty.json", "\n"), wantErr: "nodes list is empty"},
 		{name: "missing", nodes: filepath.Join(dir, "missing.json"), wantErr: "read nodes file: open " + filepath.Join(dir, "missing.json") + ": no such file or directory"},
 	}
@@ -316,21 +318,25 @@ func TestOnce(t *testing.T) {
 	}
 }
 
-// Pinger is satisfied by both engines.
+// AddrProber is satisfied by every engine.
 var (
-	_ Pinger = (*probe.ICMP)(nil)
-	_ Pinger = (*probe.ProBing)(nil)
+	_ AddrProber = (*probe.ICMP)(nil)
+	_ AddrProber = (*probe.MTUProbe)(nil)
+	_ AddrProber = (*probe.ProBing)(nil)
+	_ AddrProber = (*probe.TCP)(nil)
+	_ AddrProber = (*probe.UDP)(nil)
+	_ DNSQuerier = (*probe.DNS)(nil)
 )
 
 // countingPinger counts the runs of a real pinger.
 type countingPinger struct {
-	Pinger
+	AddrProber
 	runs atomic.Int64
 }
 
 func (c *countingPinger) Run(ctx context.Context, t []netip.Addr) ([]probe.Stats, error) {
 	c.runs.Add(1)
-	return c.Pinger.Run(ctx, t)
+	return c.AddrProber.Run(ctx, t)
 }
 
 // TestProbeEvery runs a second probe every third cycle: it runs a third as often, and its series
@@ -341,17 +347,18 @@ func TestProbeEvery(t *testing.T) {
 	nodes := filepath.Join(dir, "nodes.json")
 	os.WriteFile(nodes, []byte(`[{"name":"self","ipAddress":"127.0.0.1"},{"name":"peer","ipAddress":"127.0.0.2"}]`), 0o644)
 	tf := filepath.Join(dir, "nodeping.prom")
-	icmp := &countingPinger{Pinger: newEngine(t, fastICMP)}
-	slow := &countingPinger{Pinger: newEngine(t, fastICMP)}
-	a := New(Config{NodeName: "self", NodesFile: nodes, TextfilePath: tf, Interval: 30 * time.Millisecond}, testLogger(t),
-		[]Probe{{Protocol: "icmp", Pinger: icmp}, {Protocol: "slow", Pinger: slow, Every: 3}}, localResolver(), results.BuildInfo{}, nil, nil)
+	icmp := &countingPinger{AddrProber: newEngine(t, fastICMP)}
+	slow := &countingPinger{AddrProber: newEngine(t, fastICMP)}
+	a := New(Config{NodeName: "self", NodesFile: nodes, TextfilePath: tf, Interval: 100 * time.Millisecond, Resolver: localResolver(),
+		Probes: []Registration{{Protocol: "icmp", Probe: AddrProbe(icmp)}, {Protocol: "slow", Probe: AddrProbe(slow), Every: 3}}}, testLogger(t))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx) }()
 	for icmp.runs.Load() < 12 {
 		if mfs := readMetrics(t, tf); mfs != nil {
 			if _, ok := value(mfs, "nodeping_packets_sent_total", map[string]string{"protocol": "slow"}); !ok {
-				t.Fatal("the every-3rd-cycle probe's series vanished between its runs")
+				t.Error("the every-3rd-cycle probe's series vanished between its runs")
+				break
 			}
 		}
 		time.Sleep(5 * time.Millisecond)

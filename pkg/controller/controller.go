@@ -264,16 +264,9 @@ func (c *Controller) sync(ctx context.Context) (wrote bool, err error) {
 	}
 	c.metrics.Renders.Inc()
 	c.metrics.Bytes.Set(float64(len(data)))
-	counts := map[string]int{"ready": 0, "not_ready": 0, "cordoned": 0, "skipped": len(skipped)}
+	counts := map[string]int{nodelist.StateReady: 0, nodelist.StateNotReady: 0, nodelist.StateCordoned: 0, "skipped": len(skipped)}
 	for _, n := range l.Nodes {
-		switch {
-		case !n.Ready:
-			counts["not_ready"]++
-		case !n.Schedulable:
-			counts["cordoned"]++
-		default:
-			counts["ready"]++
-		}
+		counts[n.State()]++
 	}
 	for k, v := range counts {
 		c.metrics.Nodes.WithLabelValues(k).Set(float64(v))

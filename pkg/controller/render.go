@@ -3,7 +3,6 @@
 package controller
 
 import (
-	"net/netip"
 	"sort"
 
 	v1 "k8s.io/api/core/v1"
@@ -40,11 +39,10 @@ func Render(nodes []*v1.Node) (nodelist.List, []string) {
 				if a.Type != typ {
 					continue
 				}
-				ip, err := netip.ParseAddr(a.Address)
-				if err != nil || ip.Zone() != "" || ip.IsUnspecified() || ip.Unmap().IsLoopback() || ip.IsMulticast() || ip.IsLinkLocalUnicast() {
+				ip, ok := nodelist.UsableAddr(a.Address)
+				if !ok || nodelist.Refused(ip, false) != "" {
 					continue
 				}
-				ip = ip.Unmap()
 				if ip.Is4() && !out.IPv4.IsValid() {
 					out.IPv4 = ip
 				} else if ip.Is6() && !out.IPv6.IsValid() {

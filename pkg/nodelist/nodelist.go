@@ -221,7 +221,7 @@ func allLoopback(nodes []wireNode) bool {
 	for _, w := range nodes {
 		for _, s := range append([]string{w.IPAddress}, w.Addresses...) {
 			a, err := netip.ParseAddr(strings.TrimSpace(s))
-			if err != nil || a.IsUnspecified() || refused(a.Unmap(), true) != "" {
+			if err != nil || a.IsUnspecified() || Refused(a.Unmap(), true) != "" {
 				continue
 			}
 			if !a.Unmap().IsLoopback() {
@@ -233,9 +233,11 @@ func allLoopback(nodes []wireNode) bool {
 	return any
 }
 
-// refused says why a node address must not be probed ("loopback", "multicast", "link-local"),
-// or "" when it may: such an address reaches the prober itself or no single peer.
-func refused(a netip.Addr, loopbackOK bool) string {
+// Refused says why a parsed, usable address is still refused as a node's address ("loopback",
+// "multicast", "link-local"), or "" when it is accepted. loopbackOK accepts loopback, for lists
+// whose every address is loopback (tests and benchmarks on one machine); the controller never
+// passes it. It is the one rule, with UsableAddr, for the agent and the controller.
+func Refused(a netip.Addr, loopbackOK bool) string {
 	switch {
 	case a.IsLoopback() && !loopbackOK:
 		return "loopback"
@@ -266,13 +268,12 @@ func fromWire(w wireNode, loopbackOK bool) (Node, []Skip) {
 	}
 	var skips []Skip
 	for _, s := range raw {
-		a, err := netip.ParseAddr(strings.TrimSpace(s))
-		if err != nil || a.Zone() != "" || a.IsUnspecified() {
+		a, ok := UsableAddr(s)
+		if !ok {
 			skips = append(skips, Skip{Name: n.Name, Reason: ReasonBadAddress, Detail: fmt.Sprintf("unusable address %q", s)})
 			continue
 		}
-		a = a.Unmap()
-		if why := refused(a, loopbackOK); why != "" {
+		if why := Refused(a, loopbackOK); why != "" {
 			skips = append(skips, Skip{Name: n.Name, Reason: ReasonRefusedAddress, Detail: fmt.Sprintf("%s address %s refused", why, a)})
 			continue
 		}
@@ -292,6 +293,37 @@ func fromWire(w wireNode, loopbackOK bool) (Node, []Skip) {
 		skips = append(skips, Skip{Name: n.Name, Reason: ReasonNoAddress, Detail: "node has no address"})
 	}
 	return n, skips
+}
+
+// UsableAddr parses s as an address a node can be probed at: an IP address without a zone, not
+// the unspecified one; an IPv4-mapped IPv6 address gives its IPv4 address. It is the one rule for
+// both the controller, which renders the list, and the agents, which decode it.
+func UsableAddr(s string) (netip.Addr, bool) {
+	a, err := netip.ParseAddr(strings.TrimSpace(s))
+	if err != nil || a.Zone() != "" || a.IsUnspecified() {
+		return netip.Addr{}, false
+	}
+	return a.Unmap(), true
+}
+
+// The states of a listed node, as State gives them.
+const (
+	StateReady    = "ready"
+	StateNotReady = "not_ready"
+	StateCordoned = "cordoned"
+)
+
+// State is the node's state: not_ready when it is not Ready (whether or not it is cordoned),
+// cordoned when it is Ready but unschedulable, ready otherwise. It is the one rule for the
+// controller's node counts and the agents' nodeping_node_maintenance.
+func (n Node) State() string {
+	switch {
+	case !n.Ready:
+		return StateNotReady
+	case !n.Schedulable:
+		return StateCordoned
+	}
+	return StateReady
 }
 
 // Encode renders a list in nodeping's own format, nodes and external targets sorted by name, one

@@ -11,7 +11,7 @@ import (
 
 	"github.com/miekg/dns"
 
-	"github.com/nodeping/nodeping/internal/dnstest"
+	"github.com/nodeping/nodeping/internal/testutil/dnstest"
 )
 
 // startDNS serves ok.test. with an A record, fail.test. with SERVFAIL, anything else NXDOMAIN.

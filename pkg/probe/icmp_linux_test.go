@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nodeping/nodeping/internal/netnstest"
+	"github.com/nodeping/nodeping/internal/testutil/netnstest"
 )
 
 func testLogger(t testing.TB) *slog.Logger {

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nodeping/nodeping/internal/netnstest"
+	"github.com/nodeping/nodeping/internal/testutil/netnstest"
 	"github.com/nodeping/nodeping/pkg/responder"
 )
 

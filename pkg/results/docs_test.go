@@ -37,7 +37,7 @@ func docsTable() string {
 		}
 		row(f)
 	}
-	b.WriteString("\nWith `--compat=flant` (Flant node-ping's names, labels, HELP texts and units):\n\n| Metric | Type | Labels | Meaning |\n|---|---|---|---|\n")
+	b.WriteString("\nWith `--compat=flant` (Flant node-ping's names, labels, HELP texts and units; taken from the ICMP probe over IPv4 only, one series per node or target, as Flant had):\n\n| Metric | Type | Labels | Meaning |\n|---|---|---|---|\n")
 	for _, f := range compat {
 		row(f)
 	}

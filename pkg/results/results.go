@@ -29,6 +29,9 @@ const (
 	KindNode Kind = iota
 	// KindExternal is a target outside the cluster, named by a host.
 	KindExternal
+	// KindDNS is a name looked up at a resolver: Name is the name, Host the resolver (host:port).
+	// It gives no pair series, only the DNS families.
+	KindDNS
 )
 
 // Pair names one probed path from this node. For KindNode, Name and Zone are the destination
@@ -40,6 +43,15 @@ type Pair struct {
 	Host     string
 	IP       netip.Addr
 	Protocol string
+}
+
+// Sample is what one probe gave for one pair in one cycle: every probe reports through it.
+type Sample struct {
+	Pair  Pair
+	Stats probe.Stats
+	// Code is the answer's code where the protocol has one (dns: NOERROR, NXDOMAIN, ...; timeout
+	// or error when none came).
+	Code string
 }
 
 // Source is the node the agent runs on.
@@ -78,6 +90,18 @@ type AgentState struct {
 	ICMP probe.ICMPCounters
 	// Responders are the agent's answers to its peers' probes.
 	Responders []ResponderStats
+	// Probes are the probes' own runs, in the order the agent runs them.
+	Probes []ProbeStats
+}
+
+// ProbeStats is what the agent saw of one probe's runs: the last one's duration and outcome, and
+// the runs that took longer than the probe's budget.
+type ProbeStats struct {
+	Protocol string
+	// Duration is the last run's; Success is false when it failed (its pairs were dropped).
+	Duration time.Duration
+	Success  bool
+	Overruns uint64
 }
 
 // ResponderStats counts what one of the agent's responders answered and dropped (by reason).
@@ -193,10 +217,15 @@ func (r *Results) KeepProtocol(protocol string) {
 	}
 }
 
-// Observe adds one cycle's statistics for a pair.
-func (r *Results) Observe(p Pair, st probe.Stats) {
+// Observe adds one cycle's sample of a pair; every probe's results arrive through it.
+func (r *Results) Observe(sm Sample) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if sm.Pair.Kind == KindDNS {
+		r.observeDNS(sm)
+		return
+	}
+	p, st := sm.Pair, sm.Stats
 	ps, ok := r.pairs[p]
 	if !ok {
 		ps = &pairState{pair: p, labels: r.pairLabels(p), flantLabels: flantLabels(p)}
@@ -224,10 +253,7 @@ func (r *Results) Observe(p Pair, st probe.Stats) {
 	hk := histKey{zone: p.Zone, family: fam, protocol: p.Protocol}
 	h, ok := r.hists[hk]
 	if !ok {
-		h = &histState{
-			labels:  renderLabels(histLabelNames, []string{r.src.Node, r.src.Zone, p.Zone, fam, p.Protocol}, false),
-			buckets: make([]uint64, len(rttBuckets)+1),
-		}
+		h = &histState{labels: famRTT.open(r.src.Node, r.src.Zone, p.Zone, fam, p.Protocol), buckets: make([]uint64, len(rttBuckets)+1)}
 		r.hists[hk] = h
 	}
 	for _, d := range st.RTTs {
@@ -235,21 +261,20 @@ func (r *Results) Observe(p Pair, st probe.Stats) {
 	}
 }
 
-// ObserveDNS adds one cycle's DNS queries.
-func (r *Results) ObserveDNS(res []probe.DNSResult) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, q := range res {
-		r.dnsCounts[dnsKey{q.Resolver, q.Name, q.Rcode}]++
-		if q.Rcode == "timeout" || q.Rcode == "error" {
-			continue
-		}
-		h, ok := r.dnsHists[q.Resolver]
-		if !ok {
-			h = &histState{labels: renderLabels([]string{"source_node", "resolver"}, []string{r.src.Node, q.Resolver}, false), buckets: make([]uint64, len(dnsBuckets)+1)}
-			r.dnsHists[q.Resolver] = h
-		}
-		h.observe(dnsBuckets, q.Duration.Seconds())
+// observeDNS counts one query by its code, and its time to an answer (any code) by resolver.
+func (r *Results) observeDNS(sm Sample) {
+	resolver, name := sm.Pair.Host, sm.Pair.Name
+	r.dnsCounts[dnsKey{resolver, name, sm.Code}]++
+	if sm.Stats.Received == 0 {
+		return
+	}
+	h, ok := r.dnsHists[resolver]
+	if !ok {
+		h = &histState{labels: famDNSDuration.open(r.src.Node, resolver), buckets: make([]uint64, len(dnsBuckets)+1)}
+		r.dnsHists[resolver] = h
+	}
+	for _, d := range sm.Stats.RTTs {
+		h.observe(dnsBuckets, d.Seconds())
 	}
 }
 
@@ -303,10 +328,13 @@ func (r *Results) SetWriteTime(t time.Time) {
 	r.writeTime = t
 }
 
+// The label names of the families whose label sets are rendered once per pair or key and kept;
+// each is declared here once, and the families carry the same slices.
 var (
-	nodePairLabelNames = []string{"source_node", "source_zone", "destination_node", "destination_zone", "destination_ip", "ip_family", "protocol"}
-	extPairLabelNames  = []string{"source_node", "source_zone", "destination_name", "destination_host", "destination_ip", "ip_family", "protocol"}
-	histLabelNames     = []string{"source_node", "source_zone", "destination_zone", "ip_family", "protocol"}
+	nodePairLabelNames  = []string{"source_node", "source_zone", "destination_node", "destination_zone", "destination_ip", "ip_family", "protocol"}
+	extPairLabelNames   = []string{"source_node", "source_zone", "destination_name", "destination_host", "destination_ip", "ip_family", "protocol"}
+	flantNodeLabelNames = []string{"destination_node", "destination_node_ip_address"}
+	flantExtLabelNames  = []string{"destination_name", "destination_host"}
 )
 
 func (r *Results) pairLabels(p Pair) string {
@@ -318,9 +346,9 @@ func (r *Results) pairLabels(p Pair) string {
 
 func flantLabels(p Pair) string {
 	if p.Kind == KindExternal {
-		return renderLabels([]string{"destination_name", "destination_host"}, []string{p.Name, p.Host}, true)
+		return renderLabels(flantExtLabelNames, []string{p.Name, p.Host}, true)
 	}
-	return renderLabels([]string{"destination_node", "destination_node_ip_address"}, []string{p.Name, p.IP.String()}, true)
+	return renderLabels(flantNodeLabelNames, []string{p.Name, p.IP.String()}, true)
 }
 
 func family(a netip.Addr) string {
@@ -330,9 +358,18 @@ func family(a netip.Addr) string {
 	return "ipv4"
 }
 
+// labels renders a label set of the family from its values, given in the order of f.Labels.
+func (f *Family) labels(values ...string) string { return renderLabels(f.Labels, values, true) }
+
+// open renders a histogram's label set of the family without the closing brace, for le to follow.
+func (f *Family) open(values ...string) string { return renderLabels(f.Labels, values, false) }
+
 // renderLabels renders {a="x",b="y"} with values escaped as the text format requires; without
 // the closing brace when closed is false.
 func renderLabels(names, values []string, closed bool) string {
+	if len(names) != len(values) {
+		panic("results: " + strconv.Itoa(len(values)) + " label values for " + strings.Join(names, ","))
+	}
 	var b strings.Builder
 	b.WriteByte('{')
 	for i, n := range names {
@@ -500,22 +537,23 @@ func unixSeconds(t time.Time) float64 {
 
 // flantFamilies are Flant node-ping's series, with its names, labels, HELP texts and units
 // (milliseconds; per-cycle gauges are 0 when nothing came back), so that its dashboards and its
-// NodePingPacketLoss alert keep working. Where a target has two addresses, Flant's labels for an
-// external target cannot tell them apart, so only the first is written.
+// NodePingPacketLoss alert keep working. Their source is the ICMP probe only (they are "ICMP
+// packets" to Flant's users, never TCP or MTU counters), over IPv4 only: Flant had one series
+// per node, and its labels for an external target cannot tell two addresses apart.
 func flantFamilies(prefix string, kind Kind) []*Family {
-	labels := []string{"destination_node", "destination_node_ip_address"}
+	labels := flantNodeLabelNames
 	if kind == KindExternal {
-		labels = []string{"destination_name", "destination_host"}
+		labels = flantExtLabelNames
 	}
 	fam := func(name, typ, help string, v func(p *pairState) float64) *Family {
 		return &Family{Name: prefix + name, Type: typ, Help: help, Labels: labels, Compat: CompatFlant,
 			render: func(f *Family, r *Results, e *encoder) {
 				last := ""
 				for _, p := range r.sorted {
-					if p.pair.Kind != kind || p.flantLabels == last {
+					if p.pair.Kind != kind || !flantSource(p.pair) || p.pair.Name == last {
 						continue
 					}
-					last = p.flantLabels
+					last = p.pair.Name // one series per node or target, as Flant had
 					e.sample(f.Name, "", p.flantLabels, v(p))
 				}
 			}}
@@ -531,12 +569,63 @@ func flantFamilies(prefix string, kind Kind) []*Family {
 	}
 }
 
+// flantSource tells the pairs Flant's series are taken from: ICMP over IPv4.
+func flantSource(p Pair) bool { return p.Protocol == "icmp" && family(p.IP) == "ipv4" }
+
+// The families that render label sets outside their render function.
+var (
+	famRTT = &Family{Name: "nodeping_rtt_seconds", Type: "histogram", Help: "Round-trip times of answered probe packets, per destination zone.",
+		Labels: []string{"source_node", "source_zone", "destination_zone", "ip_family", "protocol"},
+		render: func(f *Family, r *Results, e *encoder) {
+			keys := make([]histKey, 0, len(r.hists))
+			for k := range r.hists {
+				keys = append(keys, k)
+			}
+			sort.Slice(keys, func(i, j int) bool { return r.hists[keys[i]].labels < r.hists[keys[j]].labels })
+			for _, k := range keys {
+				renderHist(e, f.Name, r.hists[k], rttBuckets)
+			}
+		}}
+	famDNSDuration = &Family{Name: "nodeping_dns_request_duration_seconds", Type: "histogram", Help: "Time to an answer from each resolver (any response code), for the DNS probe.",
+		Labels: []string{"source_node", "resolver"},
+		render: func(f *Family, r *Results, e *encoder) {
+			keys := make([]string, 0, len(r.dnsHists))
+			for k := range r.dnsHists {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			for _, k := range keys {
+				renderHist(e, f.Name, r.dnsHists[k], dnsBuckets)
+			}
+		}}
+)
+
+// sortedKeys returns m's keys in order.
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// perProbe renders one value of every probe the agent ran.
+func perProbe(name, typ, help string, v func(p ProbeStats) float64) *Family {
+	return &Family{Name: name, Type: typ, Help: help, Labels: []string{"protocol"},
+		render: func(f *Family, r *Results, e *encoder) {
+			for _, p := range r.state.Probes {
+				e.sample(f.Name, "", f.labels(p.Protocol), v(p))
+			}
+		}}
+}
+
 // families is the fixed table of what the agent writes, sorted by name.
 var families = func() []*Family {
 	fs := []*Family{
 		{Name: "nodeping_build_info", Type: "gauge", Help: "The agent's version, revision and Go version; always 1.", Labels: []string{"goversion", "revision", "version"},
 			render: func(f *Family, r *Results, e *encoder) {
-				e.sample(f.Name, "", renderLabels([]string{"goversion", "revision", "version"}, []string{runtime.Version(), r.build.Revision, r.build.Version}, true), 1)
+				e.sample(f.Name, "", f.labels(runtime.Version(), r.build.Revision, r.build.Version), 1)
 			}},
 		single("nodeping_cycle_duration_seconds", "gauge", "How long the last probe cycle took, from its start to its last result.",
 			func(r *Results) float64 { return r.cycleDur.Seconds() }),
@@ -544,17 +633,7 @@ var families = func() []*Family {
 			func(r *Results) float64 { return float64(r.overruns) }),
 		single("nodeping_cycles_total", "counter", "Probe cycles completed.",
 			func(r *Results) float64 { return float64(r.cycles) }),
-		{Name: "nodeping_dns_request_duration_seconds", Type: "histogram", Help: "Time to an answer from each resolver (any response code), for the DNS probe.", Labels: []string{"source_node", "resolver"},
-			render: func(f *Family, r *Results, e *encoder) {
-				keys := make([]string, 0, len(r.dnsHists))
-				for k := range r.dnsHists {
-					keys = append(keys, k)
-				}
-				sort.Strings(keys)
-				for _, k := range keys {
-					renderHist(e, f.Name, r.dnsHists[k], dnsBuckets)
-				}
-			}},
+		famDNSDuration,
 		{Name: "nodeping_dns_responses_total", Type: "counter", Help: "DNS probe queries by resolver, name and response code (NOERROR, NXDOMAIN, SERVFAIL, ...; timeout or error when none came).", Labels: []string{"source_node", "resolver", "name", "rcode"},
 			render: func(f *Family, r *Results, e *encoder) {
 				keys := make([]dnsKey, 0, len(r.dnsCounts))
@@ -566,14 +645,14 @@ var families = func() []*Family {
 					return a.resolver+"\x00"+a.name+"\x00"+a.rcode < b.resolver+"\x00"+b.name+"\x00"+b.rcode
 				})
 				for _, k := range keys {
-					e.sample(f.Name, "", renderLabels([]string{"source_node", "resolver", "name", "rcode"}, []string{r.src.Node, k.resolver, k.name, k.rcode}, true), float64(r.dnsCounts[k]))
+					e.sample(f.Name, "", f.labels(r.src.Node, k.resolver, k.name, k.rcode), float64(r.dnsCounts[k]))
 				}
 			}},
 		{Name: "nodeping_icmp_socket_info", Type: "gauge", Help: "How the ICMP socket of each address family is opened: raw (CAP_NET_RAW) or dgram (unprivileged ping socket); always 1.", Labels: []string{"ip_family", "mode"},
 			render: func(f *Family, r *Results, e *encoder) {
 				for _, fam := range []string{"ipv4", "ipv6"} {
 					if m, ok := r.state.ICMPModes[fam]; ok {
-						e.sample(f.Name, "", renderLabels([]string{"ip_family", "mode"}, []string{fam, m}, true), 1)
+						e.sample(f.Name, "", f.labels(fam, m), 1)
 					}
 				}
 			}},
@@ -591,15 +670,12 @@ var families = func() []*Family {
 			func(r *Results) float64 { return float64(r.state.ListNodes) }),
 		{Name: "nodeping_nodes_list_skipped_entries", Type: "gauge", Help: "Entries of the nodes list in use that were left out, by reason.", Labels: []string{"reason"},
 			render: func(f *Family, r *Results, e *encoder) {
-				reasons := make([]string, 0, len(r.state.ListSkipped))
-				for k := range r.state.ListSkipped {
-					reasons = append(reasons, k)
-				}
-				sort.Strings(reasons)
-				for _, k := range reasons {
-					e.sample(f.Name, "", renderLabels([]string{"reason"}, []string{k}, true), float64(r.state.ListSkipped[k]))
+				for _, k := range sortedKeys(r.state.ListSkipped) {
+					e.sample(f.Name, "", f.labels(k), float64(r.state.ListSkipped[k]))
 				}
 			}},
+		perProbe("nodeping_probe_duration_seconds", "gauge", "How long each probe's last run took.",
+			func(p ProbeStats) float64 { return p.Duration.Seconds() }),
 		{Name: "nodeping_probe_failures_total", Type: "counter", Help: "Lost probes by reason, for probes that can tell why (tcp: refused, timeout, reset, other).", Labels: []string{"protocol", "reason"},
 			render: func(f *Family, r *Results, e *encoder) {
 				keys := make([]failureKey, 0, len(r.failures))
@@ -608,43 +684,37 @@ var families = func() []*Family {
 				}
 				sort.Slice(keys, func(i, j int) bool { return keys[i].protocol+keys[i].reason < keys[j].protocol+keys[j].reason })
 				for _, k := range keys {
-					e.sample(f.Name, "", renderLabels([]string{"protocol", "reason"}, []string{k.protocol, k.reason}, true), float64(r.failures[k]))
+					e.sample(f.Name, "", f.labels(k.protocol, k.reason), float64(r.failures[k]))
 				}
 			}},
+		perProbe("nodeping_probe_overruns_total", "counter", "Probe runs that took longer than the probe's share of the interval (its budget).",
+			func(p ProbeStats) float64 { return float64(p.Overruns) }),
+		perProbe("nodeping_probe_success", "gauge", "Whether each probe's last run succeeded (1) or failed (0: its pairs are left out of this file).",
+			func(p ProbeStats) float64 {
+				if p.Success {
+					return 1
+				}
+				return 0
+			}),
 		single("nodeping_receive_errors_total", "counter", "Errors reading the probe sockets.",
 			func(r *Results) float64 { return float64(r.state.ICMP.RecvErrors) }),
 		{Name: "nodeping_responder_answered_total", Type: "counter", Help: "Peers' probes the agent's responders answered.", Labels: []string{"protocol"},
 			render: func(f *Family, r *Results, e *encoder) {
 				for _, rs := range r.state.Responders {
-					e.sample(f.Name, "", renderLabels([]string{"protocol"}, []string{rs.Protocol}, true), float64(rs.Answered))
+					e.sample(f.Name, "", f.labels(rs.Protocol), float64(rs.Answered))
 				}
 			}},
 		{Name: "nodeping_responder_dropped_total", Type: "counter", Help: "Packets the agent's responders dropped, by reason: not_a_node (source not in the nodes list), oversized, rate_limited.", Labels: []string{"protocol", "reason"},
 			render: func(f *Family, r *Results, e *encoder) {
 				for _, rs := range r.state.Responders {
-					reasons := make([]string, 0, len(rs.Dropped))
-					for k := range rs.Dropped {
-						reasons = append(reasons, k)
-					}
-					sort.Strings(reasons)
-					for _, k := range reasons {
-						e.sample(f.Name, "", renderLabels([]string{"protocol", "reason"}, []string{rs.Protocol, k}, true), float64(rs.Dropped[k]))
+					for _, k := range sortedKeys(rs.Dropped) {
+						e.sample(f.Name, "", f.labels(rs.Protocol, k), float64(rs.Dropped[k]))
 					}
 				}
 			}},
 		single("nodeping_resolve_errors_total", "counter", "Failed look-ups of external targets' host names.",
 			func(r *Results) float64 { return float64(r.state.ResolveErrors) }),
-		{Name: "nodeping_rtt_seconds", Type: "histogram", Help: "Round-trip times of answered probe packets, per destination zone.", Labels: histLabelNames,
-			render: func(f *Family, r *Results, e *encoder) {
-				keys := make([]histKey, 0, len(r.hists))
-				for k := range r.hists {
-					keys = append(keys, k)
-				}
-				sort.Slice(keys, func(i, j int) bool { return r.hists[keys[i]].labels < r.hists[keys[j]].labels })
-				for _, k := range keys {
-					renderHist(e, f.Name, r.hists[k], rttBuckets)
-				}
-			}},
+		famRTT,
 		{Name: "nodeping_send_errors_total", Type: "counter", Help: "Probe packets the kernel refused to send (no route, for example); each also counts as sent and lost.", Labels: []string{"ip_family", "protocol"},
 			render: func(f *Family, r *Results, e *encoder) {
 				keys := []histKey{{family: "ipv4", protocol: "icmp"}, {family: "ipv6", protocol: "icmp"}}
@@ -657,13 +727,13 @@ var families = func() []*Family {
 					return keys[i].protocol+keys[i].family < keys[j].protocol+keys[j].family
 				})
 				for _, k := range keys {
-					e.sample(f.Name, "", renderLabels([]string{"ip_family", "protocol"}, []string{k.family, k.protocol}, true), float64(r.sendErrors[k]))
+					e.sample(f.Name, "", f.labels(k.family, k.protocol), float64(r.sendErrors[k]))
 				}
 			}},
 		{Name: "nodeping_targets", Type: "gauge", Help: "Targets of the last cycle by state: probed, or in grace (new, so only answered packets count).", Labels: []string{"state"},
 			render: func(f *Family, r *Results, e *encoder) {
-				e.sample(f.Name, "", `{state="grace"}`, float64(r.state.TargetsInGrace))
-				e.sample(f.Name, "", `{state="probed"}`, float64(r.state.TargetsProbed))
+				e.sample(f.Name, "", f.labels("grace"), float64(r.state.TargetsInGrace))
+				e.sample(f.Name, "", f.labels("probed"), float64(r.state.TargetsProbed))
 			}},
 		single("nodeping_textfile_write_errors_total", "counter", "Failed writes of this file.",
 			func(r *Results) float64 { return float64(r.state.WriteErrors) }),
@@ -672,13 +742,8 @@ var families = func() []*Family {
 	fs = append(fs, flantFamilies("external_ping_", KindExternal)...)
 	fs = append(fs, &Family{Name: "nodeping_node_maintenance", Type: "gauge", Help: "Listed nodes that are cordoned or not Ready, by reason; always 1. Rules raise no network alert for them.", Labels: []string{"destination_node", "reason"},
 		render: func(f *Family, r *Results, e *encoder) {
-			nodes := make([]string, 0, len(r.state.Maintenance))
-			for n := range r.state.Maintenance {
-				nodes = append(nodes, n)
-			}
-			sort.Strings(nodes)
-			for _, n := range nodes {
-				e.sample(f.Name, "", renderLabels([]string{"destination_node", "reason"}, []string{n, r.state.Maintenance[n]}, true), 1)
+			for _, n := range sortedKeys(r.state.Maintenance) {
+				e.sample(f.Name, "", f.labels(n, r.state.Maintenance[n]), 1)
 			}
 		}})
 	fs = append(fs, pairFamilies("nodeping_", "the destination node", KindNode)...)

@@ -13,7 +13,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
-	"github.com/nodeping/nodeping/internal/golden"
+	"github.com/nodeping/nodeping/internal/testutil/golden"
 	"github.com/nodeping/nodeping/pkg/probe"
 )
 
@@ -37,28 +37,44 @@ func fixtureWith(compat string) *Results {
 	c := Pair{Kind: KindNode, Name: `node-"c"`, Zone: "zone-2", IP: netip.MustParseAddr("198.18.1.3"), Protocol: "icmp"}
 	gone := Pair{Kind: KindNode, Name: "node-gone", Zone: "zone-2", IP: netip.MustParseAddr("198.18.1.9"), Protocol: "icmp"}
 	ext := Pair{Kind: KindExternal, Name: "gateway", Host: "gw.example", IP: netip.MustParseAddr("198.18.9.1"), Protocol: "icmp"}
+	// The same path over MTU-sized echoes: Flant's series must never take it.
+	bMTU := Pair{Kind: KindNode, Name: "node-b", Zone: "zone-1", IP: netip.MustParseAddr("198.18.0.2"), Protocol: "mtu"}
+	bTCP := Pair{Kind: KindNode, Name: "node-b", Zone: "zone-1", IP: netip.MustParseAddr("198.18.0.2"), Protocol: "tcp"}
+	// A node probed over TCP only (its ICMP probe off or failed): no Flant series at all.
+	dTCP := Pair{Kind: KindNode, Name: "node-d", Zone: "zone-2", IP: netip.MustParseAddr("198.18.1.4"), Protocol: "tcp"}
+	dns := func(resolver, name, code string, d time.Duration) Sample {
+		st := probe.Stats{Sent: 1}
+		if code != "timeout" {
+			st.Received, st.RTTs = 1, []time.Duration{d}
+		}
+		return Sample{Pair: Pair{Kind: KindDNS, Name: name, Host: resolver, Protocol: "dns"}, Stats: st, Code: code}
+	}
 	st := AgentState{
 		TargetsProbed: 4, TargetsInGrace: 1, ListNodes: 4, ListSkipped: map[string]int{"no_address": 1, "bad_address": 2},
 		ListLoadErrors: 1, ListLoaded: time.Unix(1700000000, 0), ICMPModes: map[string]string{"ipv4": "raw", "ipv6": "dgram"},
 		ICMP: probe.ICMPCounters{Late: 3}, Maintenance: map[string]string{"node-x": "cordoned"},
+		Responders: []ResponderStats{{Protocol: "udp", Answered: 7, Dropped: map[string]uint64{"not_a_node": 2}}},
+		Probes:     []ProbeStats{{Protocol: "icmp", Duration: 1200 * time.Millisecond, Success: true}, {Protocol: "mtu", Duration: 300 * time.Millisecond, Overruns: 2}},
 	}
+	observe := func(p Pair, st probe.Stats) { r.Observe(Sample{Pair: p, Stats: st}) }
 
 	r.BeginCycle()
-	r.Observe(b, probe.Stats{Sent: 3, Received: 3, RTTs: ms(0.1, 0.2, 0.3)})
-	r.Observe(gone, probe.Stats{Sent: 3, Received: 0})
+	observe(b, probe.Stats{Sent: 3, Received: 3, RTTs: ms(0.1, 0.2, 0.3)})
+	observe(gone, probe.Stats{Sent: 3, Received: 0})
 	r.EndCycle(1500*time.Millisecond, false, st)
 
 	r.BeginCycle()
-	r.Observe(b, probe.Stats{Sent: 3, Received: 2, RTTs: ms(0.4, 2)})
-	r.Observe(b6, probe.Stats{Sent: 3, Received: 3, RTTs: ms(0.05, 0.05, 0.05)})
-	r.Observe(c, probe.Stats{Sent: 3, Received: 0, SendErrors: 3})
-	r.Observe(ext, probe.Stats{Sent: 3, Received: 1, RTTs: ms(12)})
+	observe(b, probe.Stats{Sent: 3, Received: 2, RTTs: ms(0.4, 2)})
+	observe(bMTU, probe.Stats{Sent: 1, Received: 0})
+	observe(bTCP, probe.Stats{Sent: 1, Received: 0, Failures: map[string]int{"refused": 1}})
+	observe(dTCP, probe.Stats{Sent: 1, Received: 1, RTTs: ms(0.3)})
+	observe(b6, probe.Stats{Sent: 3, Received: 3, RTTs: ms(0.05, 0.05, 0.05)})
+	observe(c, probe.Stats{Sent: 3, Received: 0, SendErrors: 3})
+	observe(ext, probe.Stats{Sent: 3, Received: 1, RTTs: ms(12)})
 	r.EndCycle(16*time.Second, true, st)
-	r.ObserveDNS([]probe.DNSResult{
-		{Resolver: "10.96.0.10:53", Name: "kubernetes.default.svc.cluster.local.", Rcode: "NOERROR", Duration: 700 * time.Microsecond},
-		{Resolver: "10.96.0.10:53", Name: "missing.example.", Rcode: "NXDOMAIN", Duration: 3 * time.Millisecond},
-		{Resolver: "10.96.0.11:53", Name: "kubernetes.default.svc.cluster.local.", Rcode: "timeout", Duration: 2 * time.Second},
-	})
+	r.Observe(dns("10.96.0.10:53", "kubernetes.default.svc.cluster.local.", "NOERROR", 700*time.Microsecond))
+	r.Observe(dns("10.96.0.10:53", "missing.example.", "NXDOMAIN", 3*time.Millisecond))
+	r.Observe(dns("10.96.0.11:53", "kubernetes.default.svc.cluster.local.", "timeout", 2*time.Second))
 	r.SetWriteTime(time.Unix(1700000015, 500000000))
 	return r
 }
@@ -91,6 +107,12 @@ func TestFlantCompatGolden(t *testing.T) {
 	fixture().WriteText(&plain)
 	if strings.Contains(plain.String(), "kube_node_ping_") {
 		t.Error("Flant series written without --compat=flant")
+	}
+	// Flant's series are "ICMP packets" over IPv4, one per node: never TCP or MTU counters.
+	for _, leak := range []string{"node-d", "fd00::2", "} 1\n" + "kube_node_ping_packets_sent_total{destination_node=\"node-b\",destination_node_ip_address=\"198.18.0.2\"} 7"} {
+		if strings.Contains(flant.String(), leak) {
+			t.Errorf("Flant series contain %q, which is not an IPv4 ICMP pair", leak)
+		}
 	}
 }
 
@@ -151,11 +173,11 @@ func TestWriteTextParses(t *testing.T) {
 		t.Error("a node that left the list is still in the output")
 	}
 	h := mfs["nodeping_rtt_seconds"].GetMetric()
-	if len(h) != 2 { // zone-1 ipv4 and ipv6; zone-2 answered nothing
-		t.Fatalf("%d rtt histograms, want 2", len(h))
+	if len(h) != 3 { // icmp to zone-1 over ipv4 and ipv6, tcp to zone-2; icmp to zone-2 answered nothing
+		t.Fatalf("%d rtt histograms, want 3", len(h))
 	}
-	if c := h[0].GetHistogram().GetSampleCount() + h[1].GetHistogram().GetSampleCount(); c != 8 {
-		t.Errorf("histograms count %d RTTs, want 8", c)
+	if c := h[0].GetHistogram().GetSampleCount() + h[1].GetHistogram().GetSampleCount() + h[2].GetHistogram().GetSampleCount(); c != 9 {
+		t.Errorf("histograms count %d RTTs, want 9", c)
 	}
 }
 
@@ -175,6 +197,60 @@ func TestPromtoolCheckMetrics(t *testing.T) {
 	}
 }
 
+// TestLabelKeysFromFamily ties every family's declared label names to what it renders: each sample
+// carries exactly the family's labels, in its order (plus le on histogram buckets).
+func TestLabelKeysFromFamily(t *testing.T) {
+	var buf bytes.Buffer
+	if err := fixtureWith(CompatFlant).WriteText(&buf); err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]Family{}
+	for _, f := range Families() {
+		byName[f.Name] = f
+	}
+	seen := map[string]bool{}
+	for _, line := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+		if strings.HasPrefix(line, "#") {
+			continue
+		}
+		name, rest, _ := strings.Cut(line, "{")
+		name, _, _ = strings.Cut(name, " ")
+		f, ok := byName[name]
+		if !ok && f.Type != "histogram" {
+			for _, suffix := range []string{"_bucket", "_sum", "_count"} {
+				if g, ok2 := byName[strings.TrimSuffix(name, suffix)]; ok2 && g.Type == "histogram" && strings.HasSuffix(name, suffix) {
+					f, ok = g, true
+				}
+			}
+		}
+		if !ok {
+			t.Errorf("sample %q is of no family", line)
+			continue
+		}
+		seen[f.Name] = true
+		var got []string
+		if rest != "" {
+			labels, _, _ := strings.Cut(rest, "} ")
+			for _, kv := range strings.Split(labels, `",`) {
+				k, _, _ := strings.Cut(kv, `="`)
+				got = append(got, k)
+			}
+		}
+		want := append([]string(nil), f.Labels...)
+		if strings.HasPrefix(line, f.Name+"_bucket") {
+			want = append(want, "le")
+		}
+		if strings.Join(got, ",") != strings.Join(want, ",") {
+			t.Errorf("%s: sample has labels %v, family declares %v", line, got, want)
+		}
+	}
+	for _, f := range Families() {
+		if !seen[f.Name] {
+			t.Errorf("the fixture renders no sample of %s: its labels are untested", f.Name)
+		}
+	}
+}
+
 func TestRTTBucketsSorted(t *testing.T) {
 	for i := 1; i < len(rttBuckets); i++ {
 		if rttBuckets[i] <= rttBuckets[i-1] {
@@ -189,8 +265,8 @@ func BenchmarkWriteText(b *testing.B) {
 	r.BeginCycle()
 	for i := 0; i < 1000; i++ {
 		ip := netip.AddrFrom4([4]byte{198, 18, byte(i / 250), byte(1 + i%250)})
-		r.Observe(Pair{Kind: KindNode, Name: "node-" + ip.String(), Zone: "z", IP: ip, Protocol: "icmp"},
-			probe.Stats{Sent: 10, Received: 10, RTTs: ms(0.1, 0.1, 0.1, 0.1, 0.1, 0.2, 0.2, 0.2, 0.2, 0.2)})
+		r.Observe(Sample{Pair: Pair{Kind: KindNode, Name: "node-" + ip.String(), Zone: "z", IP: ip, Protocol: "icmp"},
+			Stats: probe.Stats{Sent: 10, Received: 10, RTTs: ms(0.1, 0.1, 0.1, 0.1, 0.1, 0.2, 0.2, 0.2, 0.2, 0.2)}})
 	}
 	r.EndCycle(time.Second, false, AgentState{})
 	b.ReportAllocs()

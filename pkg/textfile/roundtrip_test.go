@@ -37,8 +37,8 @@ func listToTextfile(t testing.TB, list []byte, compat string) (nodelist.List, []
 	r.BeginCycle()
 	for _, n := range l.Nodes {
 		for _, a := range n.Addrs() {
-			r.Observe(results.Pair{Kind: results.KindNode, Name: n.Name, Zone: n.Zone, IP: a, Protocol: "icmp"},
-				probe.Stats{Sent: 2, Received: 1, RTTs: []time.Duration{time.Millisecond}})
+			r.Observe(results.Sample{Pair: results.Pair{Kind: results.KindNode, Name: n.Name, Zone: n.Zone, IP: a, Protocol: "icmp"},
+				Stats: probe.Stats{Sent: 2, Received: 1, RTTs: []time.Duration{time.Millisecond}}})
 		}
 	}
 	r.EndCycle(time.Second, false, results.AgentState{ListNodes: len(l.Nodes)})

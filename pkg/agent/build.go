@@ -1,0 +1,88 @@
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+
+	"github.com/nodeping/nodeping/pkg/probe"
+	"github.com/nodeping/nodeping/pkg/results"
+)
+
+// builder constructs the probes and components from validated options.
+type builder struct {
+	o          *Options
+	log        *slog.Logger
+	resolvConf string
+	engine     *probe.ICMP // the batch ICMP engine, shared by the ICMP and MTU probes
+	components []any
+	closers    []func() error
+}
+
+// icmpEngine opens the batch engine's sockets once.
+func (b *builder) icmpEngine() (*probe.ICMP, error) {
+	if b.engine != nil {
+		return b.engine, nil
+	}
+	e, err := probe.NewICMP(b.o.ICMP.config(), b.log)
+	if err != nil {
+		return nil, fmt.Errorf("open ICMP sockets: %w", err)
+	}
+	b.engine = e
+	b.closers = append(b.closers, e.Close)
+	b.components = append(b.components, icmpEngine{e})
+	return e, nil
+}
+
+func (b *builder) close() error {
+	var errs []error
+	for i := len(b.closers) - 1; i >= 0; i-- {
+		errs = append(errs, b.closers[i]())
+	}
+	return errors.Join(errs...)
+}
+
+// Build constructs the agent from options that Validate accepted: it logs what Validate turned
+// off, opens the probes' sockets and the responders' listeners, and returns the agent and a
+// function that closes them.
+func Build(o *Options, build results.BuildInfo, log *slog.Logger) (*Agent, func() error, error) {
+	for _, n := range o.Notices {
+		log.Warn(n)
+	}
+	b := &builder{o: o, log: log, resolvConf: "/etc/resolv.conf"}
+	var regs []Registration
+	shares := map[string]Share{}
+	for _, s := range o.Budget.Shares {
+		shares[s.Protocol] = s
+	}
+	for _, p := range o.probes() {
+		reg, err := p.build(b)
+		if err != nil {
+			b.close()
+			return nil, nil, err
+		}
+		if reg == nil {
+			continue
+		}
+		if s, ok := shares[reg.Protocol]; ok && !o.Once {
+			reg.Budget = s.Need()
+		}
+		regs = append(regs, *reg)
+	}
+	a := New(Config{
+		NodeName:       o.NodeName,
+		NodesFile:      o.NodesFile,
+		TextfilePath:   filepath.Join(o.TextfileDir, o.TextfileName),
+		Interval:       o.Interval,
+		Grace:          o.Grace,
+		Plan:           o.Plan,
+		ResolveTimeout: o.resolveTimeout(),
+		Once:           o.Once,
+		Compat:         o.Compat,
+		Build:          build,
+		Probes:         regs,
+		Components:     b.components,
+	}, log)
+	return a, b.close, nil
+}

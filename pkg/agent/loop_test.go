@@ -1,0 +1,401 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nodeping/nodeping/pkg/nodelist"
+	"github.com/nodeping/nodeping/pkg/probe"
+	"github.com/nodeping/nodeping/pkg/results"
+	"github.com/nodeping/nodeping/pkg/targets"
+)
+
+// fakeClock is the loop's time in these tests: Sleep returns at once, having moved the time on,
+// and probes move it by as long as they "take".
+type fakeClock struct {
+	mu      sync.Mutex
+	now     time.Time
+	onSleep func(n int) // called at the nth Sleep (from 1), between two cycles
+	sleeps  int
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+func (c *fakeClock) Sleep(ctx context.Context, d time.Duration) error {
+	c.sleeps++
+	c.onSleep(c.sleeps)
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	c.advance(max(d, 0))
+	return nil
+}
+
+// fakeProbe reports, for every target, what stats gives, after taking took of the clock; a run
+// for which fail returns an error reports its samples and then fails.
+type fakeProbe struct {
+	clock  *fakeClock
+	runs   int
+	starts []time.Duration // since the epoch of the clock
+	seen   []int           // targets of each run
+	stats  func(run int, t Target) probe.Stats
+	took   func(run int) time.Duration
+	fail   func(run int) error
+}
+
+var epoch = time.Unix(1_800_000_000, 0)
+
+func (f *fakeProbe) Run(ctx context.Context, targets []Target, rep Reporter) error {
+	run := f.runs
+	f.runs++
+	f.starts = append(f.starts, f.clock.Now().Sub(epoch))
+	f.seen = append(f.seen, len(targets))
+	if f.took != nil {
+		f.clock.advance(f.took(run))
+	}
+	for _, t := range targets {
+		st := probe.Stats{Sent: 2, Received: 2, RTTs: []time.Duration{time.Millisecond, time.Millisecond}}
+		if f.stats != nil {
+			st = f.stats(run, t)
+		}
+		rep.Report(results.Sample{Pair: t.Pair, Stats: st})
+	}
+	if f.fail != nil {
+		return f.fail(run)
+	}
+	return nil
+}
+
+// fakeResolver answers from a map.
+type fakeResolver map[string][]netip.Addr
+
+func (r fakeResolver) LookupNetIP(_ context.Context, _, host string) ([]netip.Addr, error) {
+	if a, ok := r[host]; ok {
+		return a, nil
+	}
+	return nil, fmt.Errorf("lookup %s: no such host", host)
+}
+
+func addrs(s ...string) []netip.Addr {
+	out := make([]netip.Addr, len(s))
+	for i, a := range s {
+		out[i] = netip.MustParseAddr(a)
+	}
+	return out
+}
+
+const (
+	list6 = `[{"name":"self","ipAddress":"198.18.0.1"},{"name":"n2","ipAddress":"198.18.0.2"},{"name":"n3","ipAddress":"198.18.0.3"},` +
+		`{"name":"n4","ipAddress":"198.18.0.4"},{"name":"n5","ipAddress":"198.18.0.5"},{"name":"n6","ipAddress":"198.18.0.6"}]`
+	listAB  = `{"nodes":[{"name":"self","zone":"z","addresses":["198.18.0.1"]},{"name":"a","zone":"z","addresses":["198.18.0.2"]},{"name":"b","zone":"z","addresses":["198.18.0.3"]}]}`
+	listAC  = `{"nodes":[{"name":"self","zone":"z","addresses":["198.18.0.1"]},{"name":"a","zone":"z","addresses":["198.18.0.2"]},{"name":"c","zone":"z","addresses":["198.18.0.4"]}]}`
+	pairFmt = `{source_node="self",source_zone="z",destination_node="%s",destination_zone="z",destination_ip="%s",ip_family="ipv4",protocol="%s"}`
+)
+
+func pair(node, ip, protocol string) string { return fmt.Sprintf(pairFmt, node, ip, protocol) }
+
+// TestLoop runs the agent's loop with fake probes and a fake clock, cycle by cycle, and compares
+// the families it names in the file with literal exposition text (kube-state-metrics' style).
+func TestLoop(t *testing.T) {
+	cases := []struct {
+		name     string
+		lists    map[int]string // the nodes list written before cycle n (0: the first)
+		cfg      func(c *Config)
+		probes   func(c *fakeClock) []Registration
+		cycles   int
+		families []string
+		want     string
+		check    func(t *testing.T, probes []Registration)
+	}{
+		{
+			name:  "a node that joins is in grace: its losses do not count until grace ends",
+			lists: map[int]string{0: listAB, 1: listAC},
+			cfg:   func(c *Config) { c.Grace = 20 * time.Second },
+			probes: func(c *fakeClock) []Registration {
+				return []Registration{{Protocol: "icmp", Probe: &fakeProbe{clock: c, stats: func(_ int, t Target) probe.Stats {
+					if t.Pair.Name == "c" { // c answers nothing
+						return probe.Stats{Sent: 2, SendErrors: 1}
+					}
+					return probe.Stats{Sent: 2, Received: 2}
+				}}}}
+			},
+			cycles:   4, // c joins at 15s: in grace at 15s and 30s, counted at 45s
+			families: []string{"nodeping_packets_sent_total", "nodeping_packets_received_total", "nodeping_targets", "nodeping_send_errors_total"},
+			want: "nodeping_packets_received_total" + pair("a", "198.18.0.2", "icmp") + " 8\n" +
+				"nodeping_packets_received_total" + pair("c", "198.18.0.4", "icmp") + " 0\n" +
+				"nodeping_packets_sent_total" + pair("a", "198.18.0.2", "icmp") + " 8\n" +
+				"nodeping_packets_sent_total" + pair("c", "198.18.0.4", "icmp") + " 2\n" +
+				`nodeping_send_errors_total{ip_family="ipv4",protocol="icmp"} 1` + "\n" +
+				`nodeping_send_errors_total{ip_family="ipv6",protocol="icmp"} 0` + "\n" +
+				`nodeping_targets{state="grace"} 0` + "\n" +
+				`nodeping_targets{state="probed"} 2` + "\n",
+		},
+		{
+			name:  "the first list's targets get no grace",
+			lists: map[int]string{0: listAB},
+			cfg:   func(c *Config) { c.Grace = time.Hour },
+			probes: func(c *fakeClock) []Registration {
+				return []Registration{{Protocol: "icmp", Probe: &fakeProbe{clock: c, stats: func(int, Target) probe.Stats { return probe.Stats{Sent: 2} }}}}
+			},
+			cycles:   1,
+			families: []string{"nodeping_packets_sent_total", "nodeping_targets"},
+			want: "nodeping_packets_sent_total" + pair("a", "198.18.0.2", "icmp") + " 2\n" +
+				"nodeping_packets_sent_total" + pair("b", "198.18.0.3", "icmp") + " 2\n" +
+				`nodeping_targets{state="grace"} 0` + "\n" +
+				`nodeping_targets{state="probed"} 2` + "\n",
+		},
+		{
+			name:  "a reloaded list: a node that left is gone, one that joined is probed",
+			lists: map[int]string{0: listAB, 2: listAC},
+			probes: func(c *fakeClock) []Registration {
+				return []Registration{{Protocol: "icmp", Probe: &fakeProbe{clock: c}}}
+			},
+			cycles:   3,
+			families: []string{"nodeping_packets_sent_total", "nodeping_nodes_list_nodes", "nodeping_nodes_list_last_load_timestamp_seconds"},
+			want: "nodeping_nodes_list_last_load_timestamp_seconds 1.80000003e+09\n" +
+				"nodeping_nodes_list_nodes 3\n" +
+				"nodeping_packets_sent_total" + pair("a", "198.18.0.2", "icmp") + " 6\n" +
+				"nodeping_packets_sent_total" + pair("c", "198.18.0.4", "icmp") + " 2\n",
+		},
+		{
+			name:  "a malformed list is counted, and the last good one stays in use",
+			lists: map[int]string{0: listAB, 1: `[{"name": "broken", `},
+			probes: func(c *fakeClock) []Registration {
+				return []Registration{{Protocol: "icmp", Probe: &fakeProbe{clock: c}}}
+			},
+			cycles:   3,
+			families: []string{"nodeping_packets_sent_total", "nodeping_nodes_list_load_errors_total"},
+			want: "nodeping_nodes_list_load_errors_total 2\n" +
+				"nodeping_packets_sent_total" + pair("a", "198.18.0.2", "icmp") + " 6\n" +
+				"nodeping_packets_sent_total" + pair("b", "198.18.0.3", "icmp") + " 6\n",
+		},
+		{
+			name:  "every N: a probe runs every third cycle and its series stay in between",
+			lists: map[int]string{0: listAB},
+			probes: func(c *fakeClock) []Registration {
+				return []Registration{
+					{Protocol: "icmp", Probe: &fakeProbe{clock: c}},
+					{Protocol: "mtu", Probe: &fakeProbe{clock: c}, Scope: NodesOnly, Every: 3},
+				}
+			},
+			cycles:   5, // mtu runs in cycles 0 and 3
+			families: []string{"nodeping_packets_sent_total"},
+			want: "nodeping_packets_sent_total" + pair("a", "198.18.0.2", "icmp") + " 10\n" +
+				"nodeping_packets_sent_total" + pair("a", "198.18.0.2", "mtu") + " 4\n" +
+				"nodeping_packets_sent_total" + pair("b", "198.18.0.3", "icmp") + " 10\n" +
+				"nodeping_packets_sent_total" + pair("b", "198.18.0.3", "mtu") + " 4\n",
+		},
+		{
+			name:  "an errored probe's pairs drop out of that cycle's file; the others stay",
+			lists: map[int]string{0: listAB},
+			probes: func(c *fakeClock) []Registration {
+				return []Registration{
+					{Protocol: "icmp", Probe: &fakeProbe{clock: c, took: func(int) time.Duration { return 2 * time.Second }}},
+					{Protocol: "tcp", Probe: &fakeProbe{clock: c, took: func(int) time.Duration { return 500 * time.Millisecond },
+						fail: func(run int) error {
+							if run == 1 {
+								return errors.New("connection storm")
+							}
+							return nil
+						}}, Scope: NodesOnly},
+				}
+			},
+			cycles:   2,
+			families: []string{"nodeping_packets_sent_total", "nodeping_probe_success", "nodeping_probe_duration_seconds"},
+			want: "nodeping_packets_sent_total" + pair("a", "198.18.0.2", "icmp") + " 4\n" +
+				"nodeping_packets_sent_total" + pair("b", "198.18.0.3", "icmp") + " 4\n" +
+				`nodeping_probe_duration_seconds{protocol="icmp"} 2` + "\n" +
+				`nodeping_probe_duration_seconds{protocol="tcp"} 0.5` + "\n" +
+				`nodeping_probe_success{protocol="icmp"} 1` + "\n" +
+				`nodeping_probe_success{protocol="tcp"} 0` + "\n",
+		},
+		{
+			name: "an external target is probed once per address family",
+			lists: map[int]string{0: `{"nodes":[{"name":"self","addresses":["198.18.0.1"]}],"external_targets":[{"name":"gw","host":"gw.example"},` +
+				`{"name":"lit","host":"::ffff:198.18.9.9"},{"name":"gone","host":"nowhere.example"}]}`},
+			cfg: func(c *Config) {
+				c.Resolver = fakeResolver{"gw.example": addrs("198.18.9.1", "fd00::1", "198.18.9.2", "::ffff:198.18.9.3", "fd00::2")}
+			},
+			probes: func(c *fakeClock) []Registration {
+				return []Registration{
+					{Protocol: "icmp", Probe: &fakeProbe{clock: c}},
+					{Protocol: "tcp", Probe: &fakeProbe{clock: c}, Scope: NodesOnly},
+				}
+			},
+			cycles:   1,
+			families: []string{"nodeping_external_packets_sent_total", "nodeping_resolve_errors_total"},
+			want: `nodeping_external_packets_sent_total{source_node="self",source_zone="",destination_name="gw",destination_host="gw.example",destination_ip="198.18.9.1",ip_family="ipv4",protocol="icmp"} 2` + "\n" +
+				`nodeping_external_packets_sent_total{source_node="self",source_zone="",destination_name="gw",destination_host="gw.example",destination_ip="fd00::1",ip_family="ipv6",protocol="icmp"} 2` + "\n" +
+				`nodeping_external_packets_sent_total{source_node="self",source_zone="",destination_name="lit",destination_host="::ffff:198.18.9.9",destination_ip="198.18.9.9",ip_family="ipv4",protocol="icmp"} 2` + "\n" +
+				"nodeping_resolve_errors_total 1\n",
+		},
+		{
+			name:  "above --full-mesh-max the agent probes its plan's peers only",
+			lists: map[int]string{0: list6},
+			cfg:   func(c *Config) { c.Plan = targets.Options{FullMeshMax: 3, SubsetPeers: 2, ZonePairMin: 1} },
+			probes: func(c *fakeClock) []Registration {
+				return []Registration{{Protocol: "icmp", Probe: &fakeProbe{clock: c}}}
+			},
+			cycles: 1,
+			check: func(t *testing.T, probes []Registration) {
+				l, _, err := nodelist.Decode([]byte(list6))
+				if err != nil {
+					t.Fatal(err)
+				}
+				peers := targets.Build(l, targets.Options{FullMeshMax: 3, SubsetPeers: 2, ZonePairMin: 1}).Peers("self")
+				seen := probes[0].Probe.(*fakeProbe).seen
+				if len(peers) >= 5 || len(seen) != 1 || seen[0] != len(peers) {
+					t.Errorf("probed %v targets, want the plan's %d peers %v (fewer than the 5 others)", seen, len(peers), peers)
+				}
+			},
+		},
+		{
+			name:  "an overrun is counted, and the next cycle starts at once, not a cycle later",
+			lists: map[int]string{0: listAB},
+			probes: func(c *fakeClock) []Registration {
+				return []Registration{{Protocol: "icmp", Budget: 12 * time.Second, Probe: &fakeProbe{clock: c, took: func(run int) time.Duration {
+					if run == 1 {
+						return 20 * time.Second
+					}
+					return 10 * time.Second
+				}}}}
+			},
+			cycles:   4,
+			families: []string{"nodeping_cycle_overruns_total", "nodeping_cycles_total", "nodeping_probe_overruns_total", "nodeping_cycle_duration_seconds"},
+			want: "nodeping_cycle_duration_seconds 10\n" +
+				"nodeping_cycle_overruns_total 1\n" +
+				"nodeping_cycles_total 4\n" +
+				`nodeping_probe_overruns_total{protocol="icmp"} 1` + "\n",
+			check: func(t *testing.T, probes []Registration) {
+				starts := probes[0].Probe.(*fakeProbe).starts
+				want := []time.Duration{0, 15 * time.Second, 35 * time.Second, 50 * time.Second}
+				if fmt.Sprint(starts) != fmt.Sprint(want) {
+					t.Errorf("cycles started at %v, want %v", starts, want)
+				}
+			},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			nodes, tf := filepath.Join(dir, "nodes.json"), filepath.Join(dir, "nodeping.prom")
+			writeList := func(n int) {
+				if l, ok := tc.lists[n]; ok {
+					if err := os.WriteFile(nodes, []byte(l), 0o644); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			writeList(0)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			var file []byte
+			clock := &fakeClock{now: epoch}
+			clock.onSleep = func(n int) {
+				if n < tc.cycles {
+					writeList(n)
+					return
+				}
+				var err error
+				if file, err = os.ReadFile(tf); err != nil {
+					t.Error(err)
+				}
+				cancel()
+			}
+			probes := tc.probes(clock)
+			cfg := Config{NodeName: "self", NodesFile: nodes, TextfilePath: tf, Interval: 15 * time.Second, Clock: clock,
+				Resolver: fakeResolver{}, ResolveTimeout: time.Second, Probes: probes}
+			if tc.cfg != nil {
+				tc.cfg(&cfg)
+			}
+			a := New(cfg, slog.New(slog.NewTextHandler(testWriter{t}, nil)))
+			if err := a.Run(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if got := pick(string(file), tc.families); got != tc.want {
+				t.Errorf("after %d cycles:\n%s\nwant:\n%s", tc.cycles, got, tc.want)
+			}
+			if _, err := os.Stat(tf); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("the file outlived the agent: %v", err)
+			}
+			if tc.check != nil {
+				tc.check(t, probes)
+			}
+		})
+	}
+}
+
+// pick keeps the samples of the named families, in file order.
+func pick(file string, families []string) string {
+	var b strings.Builder
+	for _, line := range strings.SplitAfter(file, "\n") {
+		for _, f := range families {
+			if strings.HasPrefix(line, f+"{") || strings.HasPrefix(line, f+" ") {
+				b.WriteString(line)
+			}
+		}
+	}
+	return b.String()
+}
+
+// TestCycleDeadline: a probe that hangs is stopped after two intervals, counted as failed, and
+// the next cycle starts; it runs on the real clock, for a tenth of a second.
+func TestCycleDeadline(t *testing.T) {
+	dir := t.TempDir()
+	nodes, tf := filepath.Join(dir, "nodes.json"), filepath.Join(dir, "nodeping.prom")
+	os.WriteFile(nodes, []byte(listAB), 0o644)
+	runs := make(chan time.Time, 10)
+	hang := probeFunc(func(ctx context.Context, _ []Target, _ Reporter) error {
+		runs <- time.Now()
+		<-ctx.Done()
+		return ctx.Err()
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	a := New(Config{NodeName: "self", NodesFile: nodes, TextfilePath: tf, Interval: 50 * time.Millisecond, Resolver: fakeResolver{},
+		Probes: []Registration{{Protocol: "icmp", Probe: hang, Budget: 40 * time.Millisecond}}}, slog.New(slog.NewTextHandler(testWriter{t}, nil)))
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	first := <-runs
+	var second time.Time
+	select {
+	case second = <-runs:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no second cycle within 5s: a hung probe held the loop")
+	}
+	b, _ := os.ReadFile(tf)
+	cancel()
+	<-done
+	if gap := second.Sub(first); gap < 90*time.Millisecond || gap > time.Second {
+		t.Errorf("second cycle %s after the first, want about two intervals (100ms)", gap)
+	}
+	for _, want := range []string{`nodeping_probe_success{protocol="icmp"} 0`, `nodeping_probe_overruns_total{protocol="icmp"} 1`, "nodeping_cycle_overruns_total 1"} {
+		if !strings.Contains(string(b), want+"\n") {
+			t.Errorf("file lacks %s:\n%s", want, b)
+		}
+	}
+}
+
+type probeFunc func(ctx context.Context, targets []Target, rep Reporter) error
+
+func (f probeFunc) Run(ctx context.Context, targets []Target, rep Reporter) error {
+	return f(ctx, targets, rep)
+}

@@ -1,0 +1,81 @@
+package agent
+
+import (
+	"flag"
+	"fmt"
+	"time"
+
+	"github.com/nodeping/nodeping/pkg/probe"
+	"github.com/nodeping/nodeping/pkg/results"
+)
+
+// ICMPOptions set the ICMP echo probe (protocol="icmp"), whose engine the MTU probe shares.
+type ICMPOptions struct {
+	On           bool
+	Count, Size  int
+	Interval     time.Duration
+	Timeout      time.Duration // 0: derived by Validate from what the interval leaves
+	DontFragment bool
+	MTUSize      int // payload room for the MTU probe; set by MTUOptions.validate
+}
+
+func (p *ICMPOptions) protocol() string { return "icmp" }
+
+func (p *ICMPOptions) addFlags(fs *flag.FlagSet) {
+	fs.BoolVar(&p.On, "icmp", true, "run the ICMP probe (--icmp=false leaves only the other probes; the MTU probe still uses the ICMP sockets)")
+	fs.IntVar(&p.Count, "icmp-count", 10, "ICMP echoes per target per cycle")
+	fs.DurationVar(&p.Interval, "icmp-interval", time.Second, "time between two echoes to the same target; sends to different targets are spread over it")
+	fs.DurationVar(&p.Timeout, "icmp-timeout", 0, "how long an echo (and a TCP handshake, a UDP probe) may take before it counts as lost (default: what nine tenths of the cycle leave after the probes' sends, shared by the probes that wait, at most 2s)")
+	fs.IntVar(&p.Size, "icmp-size", 56, "ICMP echo payload in bytes")
+	fs.BoolVar(&p.DontFragment, "icmp-dont-fragment", false, "set the DF bit on ICMP echoes (always set when --mtu is on: the MTU probe shares the sockets)")
+}
+
+func (p *ICMPOptions) validate(*Options) error { return nil } // config().Validate runs once the timeout is known
+
+func (p *ICMPOptions) config() probe.ICMPConfig {
+	return probe.ICMPConfig{Count: p.Count, Interval: p.Interval, Timeout: p.Timeout, Size: p.Size, MTUSize: p.MTUSize, DontFragment: p.DontFragment}
+}
+
+func (p *ICMPOptions) share(*Options) *Share {
+	if !p.On {
+		return nil
+	}
+	return &Share{Protocol: "icmp", What: fmt.Sprintf("--icmp-count %d x --icmp-interval %s", p.Count, p.Interval),
+		Spread: time.Duration(p.Count) * p.Interval, Wait: p.Timeout}
+}
+
+func (p *ICMPOptions) build(b *builder) (*Registration, error) {
+	var pr AddrProber
+	switch b.o.Engine {
+	case "batch":
+		e, err := b.icmpEngine() // opened even with --icmp=false: its socket modes are reported
+		if err != nil {
+			return nil, err
+		}
+		pr = e
+	case "pro-bing":
+		pb, err := probe.NewProBing(p.config())
+		if err != nil {
+			return nil, fmt.Errorf("set up pro-bing: %w", err)
+		}
+		pr = pb
+	}
+	if !p.On {
+		return nil, nil
+	}
+	return &Registration{Protocol: "icmp", Probe: AddrProbe(pr), Scope: AllTargets}, nil
+}
+
+// icmpEngine reports the batch engine's socket modes and running totals.
+type icmpEngine struct{ e *probe.ICMP }
+
+func (i icmpEngine) ReportState(st *results.AgentState) {
+	v4, v6 := i.e.Modes()
+	st.ICMPModes = map[string]string{}
+	for fam, m := range map[string]probe.SocketMode{"ipv4": v4, "ipv6": v6} {
+		if m != "" {
+			st.ICMPModes[fam] = string(m)
+		}
+	}
+	st.ICMP = i.e.Counters()
+}

@@ -1,0 +1,90 @@
+package agent
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"time"
+
+	"github.com/nodeping/nodeping/pkg/nodelist"
+	"github.com/nodeping/nodeping/pkg/probe"
+	"github.com/nodeping/nodeping/pkg/responder"
+	"github.com/nodeping/nodeping/pkg/results"
+)
+
+// tcpParallel caps the TCP handshakes in progress at once.
+const tcpParallel = 64
+
+// TCPOptions set the TCP handshake probe (protocol="tcp") and the responder that answers peers'.
+type TCPOptions struct {
+	Port, Count, Every int
+}
+
+func (p *TCPOptions) protocol() string { return "tcp" }
+
+func (p *TCPOptions) addFlags(fs *flag.FlagSet) {
+	fs.IntVar(&p.Port, "tcp-port", 0, "TCP probe and responder port: the agent answers TCP handshakes on it and times its own to every peer's (protocol=\"tcp\", failures by reason); 0 leaves both off")
+	fs.IntVar(&p.Count, "tcp-count", 1, "TCP handshakes per target per cycle")
+	fs.IntVar(&p.Every, "tcp-every", 1, "run the TCP probe every N cycles")
+}
+
+func (p *TCPOptions) validate(*Options) error {
+	if p.Port < 0 || p.Port > 65535 || p.Port != 0 && p.Count < 1 {
+		return fmt.Errorf("--tcp-port %d, --tcp-count %d: want a port 0..65535 (0 is off) and a count of at least 1", p.Port, p.Count)
+	}
+	if p.Every < 1 {
+		return fmt.Errorf("--tcp-every %d: must be at least 1", p.Every)
+	}
+	return nil
+}
+
+func (p *TCPOptions) share(o *Options) *Share { return o.afterBurst("tcp", p.Port != 0, p.Count) }
+
+// tcpFits tells whether handshakes to n targets, tcpParallel at a time, each up to timeout, fit
+// the probe's budget when none is answered.
+func tcpFits(count int, timeout, budget time.Duration) func(n int) error {
+	return func(n int) error {
+		rounds := (n*count + tcpParallel - 1) / tcpParallel
+		if worst := time.Duration(rounds) * timeout; worst > budget {
+			return fmt.Errorf("%d handshakes, %d at a time, each up to %s: %s when none is answered, over the TCP probe's %s",
+				n*count, tcpParallel, timeout, worst, budget)
+		}
+		return nil
+	}
+}
+
+func (p *TCPOptions) build(b *builder) (*Registration, error) {
+	if p.Port == 0 {
+		return nil, nil
+	}
+	timeout := b.o.ICMP.Timeout
+	t, err := probe.NewTCP(probe.TCPConfig{Port: p.Port, Count: p.Count, Interval: b.o.extraSpread(), Timeout: timeout, Parallel: tcpParallel})
+	if err != nil {
+		return nil, fmt.Errorf("set up the TCP probe: %w", err)
+	}
+	if !b.o.Once { // a one-shot run answers nobody
+		r, err := responder.ListenTCP(fmt.Sprintf(":%d", p.Port), b.log)
+		if err != nil {
+			return nil, fmt.Errorf("start the TCP responder: %w", err)
+		}
+		b.components = append(b.components, tcpResponder{r})
+	}
+	reg := &Registration{Protocol: "tcp", Probe: AddrProbe(t), Scope: NodesOnly, Every: p.Every}
+	if s := p.share(b.o); s != nil && !b.o.Once {
+		reg.Fits = tcpFits(p.Count, timeout, s.Need())
+	}
+	return reg, nil
+}
+
+// tcpResponder answers peers' handshakes and reports how many.
+type tcpResponder struct{ r *responder.TCP }
+
+func (t tcpResponder) Serve(ctx context.Context) error { return t.r.Serve(ctx) }
+
+// UseList lets the listed nodes' handshakes through; until the first list the responder answers
+// nobody.
+func (t tcpResponder) UseList(l nodelist.List) { t.r.SetAllowed(allowList(l)) }
+
+func (t tcpResponder) ReportState(st *results.AgentState) {
+	st.Responders = append(st.Responders, results.ResponderStats{Protocol: "tcp", Answered: t.r.Accepted(), Dropped: t.r.Dropped()})
+}
