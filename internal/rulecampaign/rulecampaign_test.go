@@ -165,3 +165,11 @@ func TestLongCampaign(t *testing.T) {
 			tot.Precision, tot.Recall, tot.FalseInSilence, tot.CleanMedian)
 	}
 }
+
+func TestScaleRules(t *testing.T) {
+	in := "rate(x[1m]) [2m:15s] offset 5m\n        for: 30s\n    interval: 1m\n  time() - y > 120"
+	want := "rate(x[10s]) [20s:2500ms] offset 50s\n        for: 5s\n    interval: 10s\n  time() - y > 120"
+	if got := ScaleRules(in, 6); got != want {
+		t.Errorf("ScaleRules:\ngot  %q\nwant %q", got, want)
+	}
+}
