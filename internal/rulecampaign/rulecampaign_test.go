@@ -122,7 +122,7 @@ func TestShortCampaign(t *testing.T) {
 		t.Skip("skipping the campaign in -short mode")
 	}
 	classes := Classes()
-	cases := Generate(3, len(classes), []Cluster{FullMesh("12n-3z", NewNodes(12, 3, 2))}, classes)
+	cases := Generate(2, len(classes), []Cluster{FullMesh("12n-3z", NewNodes(12, 3, 2))}, classes)
 	fired, err := Run(context.Background(), Options{Promtool: promtool, RulesPath: "../../manifests/rules/nodeping.rules.yml", Dir: t.TempDir(), Batch: 5, Parallel: 2}, cases)
 	if err != nil {
 		t.Fatal(err)
