@@ -1,0 +1,364 @@
+package rulecampaign
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"sort"
+	"strings"
+)
+
+// Timeline of every case, in 15s steps (one probe cycle and one scrape each).
+const (
+	StepSeconds = 15
+	FaultStep   = 20 // the fault starts at 5m, after a healthy baseline
+	Steps       = 36 // the run ends at 9m: 4 minutes of fault
+	EchoesPer   = 10 // ICMP echoes per pair per cycle (the agent's --icmp-count)
+)
+
+// Alert is an alert by name and the labels that say what it names.
+type Alert struct {
+	Name   string
+	Labels map[string]string
+}
+
+// identifying lists, per alert, the labels that name its culprit.
+var identifying = map[string][]string{
+	"NodePingNodeUnreachable":  {"node"},
+	"NodePingNodeIsolated":     {"node"},
+	"NodePingHighLatency":      {"node"},
+	"NodePingMTUBlackhole":     {"node"},
+	"NodePingAgentMissing":     {"node"},
+	"NodePingZoneIsolated":     {"zone"},
+	"NodePingZoneLinkDegraded": {"source_zone", "destination_zone"},
+	"NodePingZoneLinkLatency":  {"source_zone", "destination_zone"},
+	"NodePingPairLoss":         {"source_node", "destination_node"},
+}
+
+// Key is the alert's name and identifying labels, e.g. NodePingNodeUnreachable{node="node-2"}.
+func (a Alert) Key() string {
+	keys := identifying[a.Name]
+	if keys == nil {
+		keys = make([]string, 0, len(a.Labels))
+		for k := range a.Labels {
+			if k != "alertname" && k != "alertstate" && k != "severity" && k != "case" {
+				keys = append(keys, k)
+			}
+		}
+		sort.Strings(keys)
+	}
+	var parts []string
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%s=%q", k, a.Labels[k]))
+	}
+	return a.Name + "{" + strings.Join(parts, ",") + "}"
+}
+
+// Effects are what a fault does to the counters from FaultStep on.
+type Effects struct {
+	// Loss is the share of echoes from s to d lost by the fault (on top of the background).
+	Loss func(s, d int) float64
+	// MTULoss is the share of full-size echoes from s to d lost.
+	MTULoss func(s, d int) float64
+	// Delay is the round-trip time the fault adds to echoes from s to d, in seconds.
+	Delay func(s, d int) float64
+	// Silent nodes are no longer scraped (their series go stale); Stopped agents remove their
+	// file (the same, but the node still answers); Frozen agents crashed and left their file.
+	Silent, Stopped, Frozen map[int]bool
+	// Maintenance nodes are cordoned in every agent's nodes list, from the start.
+	Maintenance map[int]bool
+	// Jittery nodes answer a third of their cycles 5-30ms late, with no fault (no alert due).
+	Jittery map[int]bool
+}
+
+// Case is one run: a cluster, a fault and the alerts that name it.
+type Case struct {
+	ID      int
+	Class   string
+	Clean   bool // a clean fault: the 60s time-to-alert goal applies
+	Gray    bool // a gray (1-3%) loss fault: the 120s goal applies
+	Detail  string
+	Cluster Cluster
+	Seed    uint64
+	// Background is the cluster's background loss; each pair gets 0.5-1.5 times it.
+	Background float64
+	MTU        bool // write MTU probe series
+	Effects
+	Want []Alert
+}
+
+// Class is a fault class: Make builds a case on a cluster, or returns false when the cluster
+// cannot hold it (e.g. zone faults on a cluster without zones).
+type Class struct {
+	Name     string
+	Clean    bool
+	Gray     bool
+	Silence  bool // no alert is due
+	MinZones int
+	Make     func(r *rand.Rand, c Cluster, cs *Case) bool
+}
+
+func nodeAlert(name string, c Cluster, i int) Alert {
+	return Alert{Name: name, Labels: map[string]string{"node": c.Nodes[i].Name}}
+}
+
+func zoneLink(name, a, b string) Alert {
+	return Alert{Name: name, Labels: map[string]string{"source_zone": a, "destination_zone": b}}
+}
+
+// observedNode picks a node that some node probes.
+func observedNode(r *rand.Rand, c Cluster, except ...int) int {
+	for {
+		i := r.IntN(len(c.Nodes))
+		ok := c.Observed(i)
+		for _, e := range except {
+			ok = ok && i != e
+		}
+		if ok {
+			return i
+		}
+	}
+}
+
+func twoZones(r *rand.Rand, c Cluster) (string, string) {
+	zs := c.Zones()
+	i := r.IntN(len(zs))
+	j := (i + 1 + r.IntN(len(zs)-1)) % len(zs)
+	return zs[i], zs[j]
+}
+
+func zoneOf(c Cluster, i int) string { return c.Nodes[i].Zone }
+
+// oneWayEach is the share of an echo round trip lost when a node drops p of the packets it
+// receives and p of those it sends.
+func oneWayEach(p float64) float64 { return 1 - (1-p)*(1-p) }
+
+// Classes are the fault classes of issue 12, plus an agent that stops (issue 14).
+func Classes() []Class {
+	return []Class{
+		{Name: "healthy", Silence: true, Make: func(r *rand.Rand, c Cluster, cs *Case) bool {
+			cs.MTU = true
+			if r.IntN(2) == 0 {
+				cs.Jittery = map[int]bool{r.IntN(len(c.Nodes)): true}
+				cs.Detail = "one jittery node"
+			}
+			return true
+		}},
+		{Name: "cordoned-blackhole", Silence: true, Make: func(r *rand.Rand, c Cluster, cs *Case) bool {
+			x := observedNode(r, c)
+			cs.Loss = func(s, d int) float64 { return b2f(s == x || d == x) }
+			cs.Silent = map[int]bool{x: true}
+			cs.Maintenance = map[int]bool{x: true}
+			cs.Detail = c.Nodes[x].Name
+			return true
+		}},
+		{Name: "node-blackhole", Clean: true, Make: func(r *rand.Rand, c Cluster, cs *Case) bool {
+			x := observedNode(r, c)
+			cs.Loss = func(s, d int) float64 { return b2f(s == x || d == x) }
+			cs.Silent = map[int]bool{x: true}
+			cs.Want = []Alert{nodeAlert("NodePingNodeUnreachable", c, x)}
+			cs.Detail = c.Nodes[x].Name
+			return true
+		}},
+		{Name: "node-gray-1-3pct", Gray: true, Make: func(r *rand.Rand, c Cluster, cs *Case) bool {
+			x := observedNode(r, c)
+			p := []float64{0.01, 0.02, 0.03}[r.IntN(3)]
+			cs.Loss = func(s, d int) float64 { return b2f(s == x || d == x) * oneWayEach(p) }
+			cs.Want = []Alert{nodeAlert("NodePingNodeUnreachable", c, x)}
+			cs.Detail = fmt.Sprintf("%s %.0f%% each way", c.Nodes[x].Name, 100*p)
+			return true
+		}},
+		{Name: "node-lossy-5-30pct", Clean: true, Make: func(r *rand.Rand, c Cluster, cs *Case) bool {
+			x := observedNode(r, c)
+			p := []float64{0.05, 0.1, 0.2, 0.3}[r.IntN(4)]
+			cs.Loss = func(s, d int) float64 { return b2f(s == x || d == x) * oneWayEach(p) }
+			cs.Want = []Alert{nodeAlert("NodePingNodeUnreachable", c, x)}
+			cs.Detail = fmt.Sprintf("%s %.0f%% each way", c.Nodes[x].Name, 100*p)
+			return true
+		}},
+		{Name: "node-own-echoes-dropped", Clean: true, Make: func(r *rand.Rand, c Cluster, cs *Case) bool {
+			x := observedNode(r, c)
+			if len(c.Plan[x]) == 0 {
+				return false
+			}
+			cs.Loss = func(s, d int) float64 { return b2f(s == x) }
+			cs.Want = []Alert{nodeAlert("NodePingNodeIsolated", c, x)}
+			cs.Detail = c.Nodes[x].Name
+			return true
+		}},
+		{Name: "zone-link-down", Clean: true, MinZones: 2, Make: func(r *rand.Rand, c Cluster, cs *Case) bool {
+			a, b := twoZones(r, c)
+			cs.Loss = func(s, d int) float64 {
+				return b2f(zoneOf(c, s) == a && zoneOf(c, d) == b || zoneOf(c, s) == b && zoneOf(c, d) == a)
+			}
+			cs.Want = []Alert{zoneLink("NodePingZoneLinkDegraded", a, b), zoneLink("NodePingZoneLinkDegraded", b, a)}
+			cs.Detail = a + "<->" + b
+			return true
+		}},
+		{Name: "zone-link-lossy", Clean: true, MinZones: 2, Make: func(r *rand.Rand, c Cluster, cs *Case) bool {
+			a, b := twoZones(r, c)
+			p := []float64{0.05, 0.1, 0.3}[r.IntN(3)]
+			cs.Loss = func(s, d int) float64 {
+				return p * b2f(zoneOf(c, s) == a && zoneOf(c, d) == b || zoneOf(c, s) == b && zoneOf(c, d) == a)
+			}
+			cs.Want = []Alert{zoneLink("NodePingZoneLinkDegraded", a, b), zoneLink("NodePingZoneLinkDegraded", b, a)}
+			cs.Detail = fmt.Sprintf("%s<->%s %.0f%%", a, b, 100*p)
+			return true
+		}},
+		{Name: "zone-partition", Clean: true, MinZones: 3, Make: func(r *rand.Rand, c Cluster, cs *Case) bool {
+			zs := c.Zones()
+			z := zs[r.IntN(len(zs))]
+			cs.Loss = func(s, d int) float64 { return b2f((zoneOf(c, s) == z) != (zoneOf(c, d) == z)) }
+			cs.Want = []Alert{{Name: "NodePingZoneIsolated", Labels: map[string]string{"zone": z}}}
+			cs.Detail = z
+			return true
+		}},
+		{Name: "pair-lossy-one-way", Clean: true, Make: func(r *rand.Rand, c Cluster, cs *Case) bool {
+			s0 := r.IntN(len(c.Nodes))
+			if len(c.Plan[s0]) == 0 {
+				return false
+			}
+			d0 := c.Plan[s0][r.IntN(len(c.Plan[s0]))]
+			p := []float64{0.2, 0.5, 1}[r.IntN(3)]
+			cs.Loss = func(s, d int) float64 { return p * b2f(s == s0 && d == d0) }
+			cs.Want = []Alert{{Name: "NodePingPairLoss", Labels: map[string]string{"source_node": c.Nodes[s0].Name, "destination_node": c.Nodes[d0].Name}}}
+			cs.Detail = fmt.Sprintf("%s->%s %.0f%%", c.Nodes[s0].Name, c.Nodes[d0].Name, 100*p)
+			return true
+		}},
+		{Name: "pair-lossy-both-ways", Clean: true, Make: func(r *rand.Rand, c Cluster, cs *Case) bool {
+			// A pair both ends of which probe each other.
+			var pairs [][2]int
+			for s, ds := range c.Plan {
+				for _, d := range ds {
+					if s < d && contains(c.Plan[d], s) {
+						pairs = append(pairs, [2]int{s, d})
+					}
+				}
+			}
+			if len(pairs) == 0 {
+				return false
+			}
+			pr := pairs[r.IntN(len(pairs))]
+			p := []float64{0.2, 0.5, 1}[r.IntN(3)]
+			cs.Loss = func(s, d int) float64 { return p * b2f(s == pr[0] && d == pr[1] || s == pr[1] && d == pr[0]) }
+			a, b := c.Nodes[pr[0]].Name, c.Nodes[pr[1]].Name
+			cs.Want = []Alert{
+				{Name: "NodePingPairLoss", Labels: map[string]string{"source_node": a, "destination_node": b}},
+				{Name: "NodePingPairLoss", Labels: map[string]string{"source_node": b, "destination_node": a}},
+			}
+			cs.Detail = fmt.Sprintf("%s<->%s %.0f%%", a, b, 100*p)
+			return true
+		}},
+		{Name: "mtu-blackhole", Clean: true, Make: func(r *rand.Rand, c Cluster, cs *Case) bool {
+			x := observedNode(r, c)
+			cs.MTU = true
+			cs.MTULoss = func(s, d int) float64 { return b2f(s == x || d == x) }
+			cs.Want = []Alert{nodeAlert("NodePingMTUBlackhole", c, x)}
+			cs.Detail = c.Nodes[x].Name
+			return true
+		}},
+		{Name: "two-node-faults", Clean: true, Make: func(r *rand.Rand, c Cluster, cs *Case) bool {
+			x := observedNode(r, c)
+			y := observedNode(r, c, x)
+			p := []float64{0.1, 0.3, 1}[r.IntN(3)]
+			cs.Loss = func(s, d int) float64 {
+				switch {
+				case s == x || d == x:
+					return 1
+				case s == y || d == y:
+					return oneWayEach(p)
+				}
+				return 0
+			}
+			cs.Silent = map[int]bool{x: true}
+			cs.Want = []Alert{nodeAlert("NodePingNodeUnreachable", c, x), nodeAlert("NodePingNodeUnreachable", c, y)}
+			cs.Detail = fmt.Sprintf("%s blackholed, %s %.0f%% each way", c.Nodes[x].Name, c.Nodes[y].Name, 100*p)
+			return true
+		}},
+		{Name: "node-latency", Make: func(r *rand.Rand, c Cluster, cs *Case) bool {
+			x := observedNode(r, c)
+			ms := []float64{5, 10, 20, 40}[r.IntN(4)]
+			cs.Delay = func(s, d int) float64 { return b2f(s == x || d == x) * ms / 1000 }
+			cs.Want = []Alert{nodeAlert("NodePingHighLatency", c, x)}
+			cs.Detail = fmt.Sprintf("%s +%.0fms", c.Nodes[x].Name, ms)
+			return true
+		}},
+		{Name: "zone-link-latency", MinZones: 2, Make: func(r *rand.Rand, c Cluster, cs *Case) bool {
+			a, b := twoZones(r, c)
+			ms := []float64{5, 10, 30}[r.IntN(3)]
+			cs.Delay = func(s, d int) float64 {
+				return ms / 1000 * b2f(zoneOf(c, s) == a && zoneOf(c, d) == b || zoneOf(c, s) == b && zoneOf(c, d) == a)
+			}
+			cs.Want = []Alert{zoneLink("NodePingZoneLinkLatency", a, b), zoneLink("NodePingZoneLinkLatency", b, a)}
+			cs.Detail = fmt.Sprintf("%s<->%s +%.0fms", a, b, ms)
+			return true
+		}},
+		{Name: "agent-missing", Make: func(r *rand.Rand, c Cluster, cs *Case) bool {
+			x := observedNode(r, c)
+			if r.IntN(2) == 0 {
+				cs.Stopped = map[int]bool{x: true}
+				cs.Detail = c.Nodes[x].Name + " stopped"
+			} else {
+				cs.Frozen = map[int]bool{x: true}
+				cs.Detail = c.Nodes[x].Name + " crashed"
+			}
+			cs.Want = []Alert{nodeAlert("NodePingAgentMissing", c, x)}
+			return true
+		}},
+	}
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func contains(xs []int, x int) bool {
+	for _, v := range xs {
+		if v == x {
+			return true
+		}
+	}
+	return false
+}
+
+// Clusters are the shapes a campaign draws from: 12 and 38 nodes in 3 zones with some nodes
+// without a zone (full mesh), and 60 nodes in 5 zones probing a ring subset of K=8 (issue 10).
+func Clusters() []Cluster {
+	return []Cluster{
+		FullMesh("12n-3z", NewNodes(12, 3, 2)),
+		FullMesh("38n-3z", NewNodes(38, 3, 4)),
+		RingSubset("60n-5z-k8", NewNodes(60, 5, 0), 8),
+	}
+}
+
+// pick draws a cluster: the first (small) shape most of the time, since promtool's cost grows
+// with the number of pairs; each other shape gets a seventh of the cases when there are three.
+func pick(r *rand.Rand, clusters []Cluster) Cluster {
+	if len(clusters) == 1 || r.Float64() < 0.7 {
+		return clusters[0]
+	}
+	return clusters[1+r.IntN(len(clusters)-1)]
+}
+
+// Generate draws n cases from seed: classes round robin (so every class gets its share), a
+// cluster, a background loss of 0.1-0.5% and the fault's parameters at random.
+func Generate(seed uint64, n int, clusters []Cluster, classes []Class) []Case {
+	r := rand.New(rand.NewPCG(seed, 0x6e6f646570696e67))
+	var out []Case
+	for i := 0; len(out) < n && i < 100*n; i++ {
+		cl := classes[len(out)%len(classes)]
+		c := pick(r, clusters)
+		if len(c.Zones()) < cl.MinZones {
+			continue
+		}
+		cs := Case{ID: len(out) + 1, Class: cl.Name, Clean: cl.Clean, Gray: cl.Gray, Cluster: c, Seed: r.Uint64(),
+			Background: 0.001 + 0.004*r.Float64()}
+		if !cl.Make(r, c, &cs) {
+			continue
+		}
+		out = append(out, cs)
+	}
+	return out
+}
