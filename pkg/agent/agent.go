@@ -68,6 +68,8 @@ type Agent struct {
 
 	list       nodelist.List
 	plan       *targets.Plan // of list
+	planState  results.PlanState
+	tooLarge   uint64 // lists refused for their size
 	listOK     bool
 	listHash   [sha256.Size]byte
 	badHash    [sha256.Size]byte // of the last unusable content, so that it is logged once
@@ -189,6 +191,9 @@ func (a *Agent) load(now time.Time) error {
 		if err == nil {
 			err = nodelist.CheckSize(l, 0)
 		}
+		if errors.Is(err, nodelist.ErrTooLarge) {
+			a.tooLarge++
+		}
 		if err == nil {
 			// Targets of the first good list are probed at once; later newcomers get grace.
 			a.useList(l, skips, h, now, !a.listOK)
@@ -256,6 +261,12 @@ func (a *Agent) useList(l nodelist.List, skips []nodelist.Skip, h [sha256.Size]b
 	}
 	a.firstSeen = seen
 	a.list, a.plan, a.listHash, a.listOK, a.listLoaded = l, plan, h, true, now
+	st := plan.Stats()
+	a.planState = results.PlanState{
+		Mode: st.Mode, SubsetPeers: st.SubsetPeers, Peers: len(plan.Peers(a.cfg.NodeName)),
+		ZonePairs: st.ZonePairs, ZonePairsCovered: st.ZonePairsCovered, MinZonePairPairs: st.MinZonePairPairs,
+		MinObservingZones: st.MinObservingZones,
+	}
 	for _, p := range a.probes {
 		if u, ok := p.Probe.(ListUser); ok {
 			u.UseList(l)
@@ -272,7 +283,9 @@ func (a *Agent) useList(l nodelist.List, skips []nodelist.Skip, h [sha256.Size]b
 		}
 	}
 	a.log.Info("nodes list loaded", "path", a.cfg.NodesFile, "format", l.Format, "nodes", len(l.Nodes),
-		"targets", len(sel), "external", len(l.External), "skipped", len(skips), "plan", plan.Mode(), "peers", len(plan.Peers(a.cfg.NodeName)))
+		"targets", len(sel), "external", len(l.External), "skipped", len(skips), "plan", st.Mode, "subset_peers", st.SubsetPeers, "peers", a.planState.Peers,
+		"zones", st.Zones, "zone_pairs_covered", fmt.Sprintf("%d/%d", st.ZonePairsCovered, st.ZonePairs),
+		"min_zone_pair_pairs", st.MinZonePairPairs, "min_observing_zones", st.MinObservingZones)
 }
 
 // cycle probes every target once and records the results.
@@ -477,6 +490,7 @@ func (a *Agent) state(probed, grace int) results.AgentState {
 	st := results.AgentState{
 		TargetsProbed: probed, TargetsInGrace: grace,
 		ListNodes: len(a.list.Nodes), ListSkipped: a.skipped, Maintenance: a.maintenance, ListLoadErrors: a.loadErrors, ListLoaded: a.listLoaded,
+		ListTooLarge: a.tooLarge, Plan: a.planState,
 		ResolveErrors: a.resolveErr, WriteErrors: a.writeErr,
 	}
 	for _, p := range a.probes {

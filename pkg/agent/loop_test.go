@@ -113,6 +113,20 @@ const (
 
 func pair(node, ip, protocol string) string { return fmt.Sprintf(pairFmt, node, ip, protocol) }
 
+// hugeList is a Flant nodes list of n nodes.
+func hugeList(n int) string {
+	var b strings.Builder
+	b.WriteString("[")
+	for i := range n {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		fmt.Fprintf(&b, `{"name":"h%d","ipAddress":"198.18.%d.%d"}`, i, 100+i/250, 1+i%250)
+	}
+	b.WriteString("]")
+	return b.String()
+}
+
 // TestLoop runs the agent's loop with fake probes and a fake clock, cycle by cycle, and compares
 // the families it names in the file with literal exposition text (kube-state-metrics' style).
 func TestLoop(t *testing.T) {
@@ -187,6 +201,30 @@ func TestLoop(t *testing.T) {
 			want: "nodeping_nodes_list_load_errors_total 2\n" +
 				"nodeping_packets_sent_total" + pair("a", "198.18.0.2", "icmp") + " 6\n" +
 				"nodeping_packets_sent_total" + pair("b", "198.18.0.3", "icmp") + " 6\n",
+		},
+		{
+			name:  "a list above nodelist.MaxNodes is refused and counted, and the last good one stays in use",
+			lists: map[int]string{0: listAB, 1: hugeList(nodelist.MaxNodes + 1)},
+			probes: func(c *fakeClock) []Registration {
+				return []Registration{{Protocol: "icmp", Probe: &fakeProbe{clock: c}}}
+			},
+			cycles:   3,
+			families: []string{"nodeping_nodes_list_load_errors_total", "nodeping_nodes_list_nodes", "nodeping_nodes_list_too_large_total"},
+			want: "nodeping_nodes_list_load_errors_total 2\n" +
+				"nodeping_nodes_list_nodes 3\n" +
+				"nodeping_nodes_list_too_large_total 2\n",
+		},
+		{
+			name:  "the probe plan is visible: full mesh, no K, this node's peers",
+			lists: map[int]string{0: listAB},
+			probes: func(c *fakeClock) []Registration {
+				return []Registration{{Protocol: "icmp", Probe: &fakeProbe{clock: c}}}
+			},
+			cycles:   1,
+			families: []string{"nodeping_probe_plan_info", "nodeping_probe_plan_peers", "nodeping_probe_plan_subset_peers"},
+			want: "nodeping_probe_plan_info{mode=\"full-mesh\"} 1\n" +
+				"nodeping_probe_plan_peers 2\n" +
+				"nodeping_probe_plan_subset_peers 0\n",
 		},
 		{
 			name:  "every N: a probe runs every third cycle and its series stay in between",

@@ -78,6 +78,11 @@ type AgentState struct {
 	Maintenance map[string]string
 	// ListLoadErrors counts nodes-list reads or decodes that failed; the last good list stays in use.
 	ListLoadErrors uint64
+	// ListTooLarge counts the lists among those that were refused for their size (nodelist.MaxBytes,
+	// nodelist.MaxNodes).
+	ListTooLarge uint64
+	// Plan describes the probe plan of the list in use; its Mode is "" before the first list.
+	Plan PlanState
 	// ListLoaded is when the list in use was read; zero when none has been.
 	ListLoaded time.Time
 	// ResolveErrors counts failed look-ups of external targets' host names.
@@ -92,6 +97,20 @@ type AgentState struct {
 	Responders []ResponderStats
 	// Probes are the probes' own runs, in the order the agent runs them.
 	Probes []ProbeStats
+}
+
+// PlanState is what the agent reports of its probe plan (pkg/targets): the mode, K, this node's
+// peers and the cluster's zone coverage.
+type PlanState struct {
+	// Mode is "full-mesh" or "subset".
+	Mode string
+	// SubsetPeers is K (0 in full-mesh mode); Peers is how many nodes this one probes.
+	SubsetPeers, Peers int
+	// ZonePairs is the number of ordered pairs of distinct zones, ZonePairsCovered how many of
+	// them are probed, MinZonePairPairs the fewest node pairs that probe one of them.
+	ZonePairs, ZonePairsCovered, MinZonePairPairs int
+	// MinObservingZones is the fewest zones any node is observed from.
+	MinObservingZones int
 }
 
 // ProbeStats is what the agent saw of one probe's runs: the last one's duration and outcome, and
@@ -505,6 +524,15 @@ func pairFamily(name, typ, help string, kind Kind, gaugeOnly bool, v func(p *pai
 }
 
 // single renders one unlabelled sample.
+// planGauge renders one figure of the probe plan, once a list is in use.
+func planGauge(name, help string, v func(p PlanState) int) *Family {
+	return &Family{Name: name, Type: "gauge", Help: help, render: func(f *Family, r *Results, e *encoder) {
+		if r.state.Plan.Mode != "" {
+			e.sample(f.Name, "", "", float64(v(r.state.Plan)))
+		}
+	}}
+}
+
 func single(name, typ, help string, v func(r *Results) float64) *Family {
 	return &Family{Name: name, Type: typ, Help: help, render: func(f *Family, r *Results, e *encoder) {
 		e.sample(f.Name, "", "", v(r))
@@ -666,6 +694,8 @@ var families = func() []*Family {
 			func(r *Results) float64 { return unixSeconds(r.state.ListLoaded) }),
 		single("nodeping_nodes_list_load_errors_total", "counter", "Failed reads or decodes of the nodes list; the last good list stays in use.",
 			func(r *Results) float64 { return float64(r.state.ListLoadErrors) }),
+		single("nodeping_nodes_list_too_large_total", "counter", "Nodes lists refused for their size (more bytes or nodes than the agent accepts); each is also a load error, and the last good list stays in use.",
+			func(r *Results) float64 { return float64(r.state.ListTooLarge) }),
 		single("nodeping_nodes_list_nodes", "gauge", "Usable nodes in the nodes list in use.",
 			func(r *Results) float64 { return float64(r.state.ListNodes) }),
 		{Name: "nodeping_nodes_list_skipped_entries", Type: "gauge", Help: "Entries of the nodes list in use that were left out, by reason.", Labels: []string{"reason"},
@@ -674,6 +704,24 @@ var families = func() []*Family {
 					e.sample(f.Name, "", f.labels(k), float64(r.state.ListSkipped[k]))
 				}
 			}},
+		{Name: "nodeping_probe_plan_info", Type: "gauge", Help: "The probe plan of the nodes list in use: full-mesh or subset (K ring peers plus zone coverage); always 1.", Labels: []string{"mode"},
+			render: func(f *Family, r *Results, e *encoder) {
+				if r.state.Plan.Mode != "" {
+					e.sample(f.Name, "", f.labels(r.state.Plan.Mode), 1)
+				}
+			}},
+		planGauge("nodeping_probe_plan_min_observing_zones", "The fewest zones any listed node is observed from, under the probe plan.",
+			func(p PlanState) int { return p.MinObservingZones }),
+		planGauge("nodeping_probe_plan_min_zone_pair_pairs", "The fewest node pairs that probe one ordered pair of zones, under the probe plan.",
+			func(p PlanState) int { return p.MinZonePairPairs }),
+		planGauge("nodeping_probe_plan_peers", "How many nodes this node probes under the probe plan.",
+			func(p PlanState) int { return p.Peers }),
+		planGauge("nodeping_probe_plan_subset_peers", "K, the ring peers each node probes in subset mode; 0 in full-mesh mode.",
+			func(p PlanState) int { return p.SubsetPeers }),
+		planGauge("nodeping_probe_plan_zone_pairs", "Ordered pairs of distinct zones in the nodes list.",
+			func(p PlanState) int { return p.ZonePairs }),
+		planGauge("nodeping_probe_plan_zone_pairs_covered", "Ordered pairs of distinct zones that the probe plan probes (all of them, by design).",
+			func(p PlanState) int { return p.ZonePairsCovered }),
 		perProbe("nodeping_probe_duration_seconds", "gauge", "How long each probe's last run took.",
 			func(p ProbeStats) float64 { return p.Duration.Seconds() }),
 		{Name: "nodeping_probe_failures_total", Type: "counter", Help: "Lost probes by reason, for probes that can tell why (tcp: refused, timeout, reset, other).", Labels: []string{"protocol", "reason"},

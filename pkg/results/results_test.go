@@ -50,6 +50,8 @@ func fixtureWith(compat string) *Results {
 		return Sample{Pair: Pair{Kind: KindDNS, Name: name, Host: resolver, Protocol: "dns"}, Stats: st, Code: code}
 	}
 	st := AgentState{
+		Plan:          PlanState{Mode: "subset", SubsetPeers: 8, Peers: 11, ZonePairs: 6, ZonePairsCovered: 6, MinZonePairPairs: 3, MinObservingZones: 2},
+		ListTooLarge:  1,
 		TargetsProbed: 4, TargetsInGrace: 1, ListNodes: 4, ListSkipped: map[string]int{"no_address": 1, "bad_address": 2},
 		ListLoadErrors: 1, ListLoaded: time.Unix(1700000000, 0), ICMPModes: map[string]string{"ipv4": "raw", "ipv6": "dgram"},
 		ICMP: probe.ICMPCounters{Late: 3}, Maintenance: map[string]string{"node-x": "cordoned"},
