@@ -21,9 +21,9 @@ import (
 )
 
 // compatIsICMPv4Only says whether --compat=flant writes Flant's series from ICMP over IPv4 only,
-// as Flant's agent did. The scenarios that need it are skipped until it does; set it to true
-// when that change to pkg/results is in.
-const compatIsICMPv4Only = false
+// as Flant's agent did. It does (pkg/results, TestFlantCompatGolden), so the scenarios that
+// need it (tcp-only, dual-stack-ipv6-broken) run.
+const compatIsICMPv4Only = true
 
 // dhNode is a node of a Deckhouse scenario.
 type dhNode struct {
