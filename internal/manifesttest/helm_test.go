@@ -273,6 +273,7 @@ func TestChartAgentFlags(t *testing.T) {
 		"agent.logLevel=debug":                    "--log-level=debug",
 		"agent.logFormat=json":                    "--log-format=json",
 		"agent.compat=flant":                      "--compat=flant",
+		"agent.rttDetail=true":                    "--rtt-detail=true",
 		"agent.textfile.name=x.prom":              "--textfile-name=x.prom",
 		"agent.extraArgs={--once}":                "--once",
 	}

@@ -42,6 +42,8 @@ type Config struct {
 	Once bool
 	// Compat is "" or results.CompatFlant, to add Flant node-ping's series.
 	Compat string
+	// RTTDetail adds the per-pair RTT gauges and every protocol's RTT histogram (--rtt-detail).
+	RTTDetail bool
 	// Plan chooses the peers from each list (zero: targets.DefaultOptions()).
 	Plan targets.Options
 	// Build is reported by nodeping_build_info.
@@ -113,6 +115,7 @@ func New(cfg Config, log *slog.Logger) *Agent {
 		cfg: cfg, log: log, clock: cfg.Clock, firstSeen: map[targetKey]time.Time{},
 		results: results.New(results.Source{Node: cfg.NodeName}, cfg.Build, cfg.Compat),
 	}
+	a.results.SetRTTDetail(cfg.RTTDetail)
 	for _, r := range cfg.Probes {
 		a.probes = append(a.probes, probeState{Registration: r, stats: results.ProbeStats{Protocol: r.Protocol}})
 	}

@@ -80,6 +80,7 @@ func Build(o *Options, build results.BuildInfo, log *slog.Logger) (*Agent, func(
 		ResolveTimeout: o.resolveTimeout(),
 		Once:           o.Once,
 		Compat:         o.Compat,
+		RTTDetail:      o.RTTDetail,
 		Build:          build,
 		Probes:         regs,
 		Components:     b.components,

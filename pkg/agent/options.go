@@ -24,6 +24,8 @@ type Options struct {
 	Engine, Compat      string
 	Once, ShowVersion   bool
 	LogLevel, LogFormat string
+	// RTTDetail adds the per-pair RTT min/max/stddev gauges and every protocol's RTT histogram.
+	RTTDetail bool
 
 	// Plan chooses the peers: full mesh, or a subset on large clusters (pkg/targets).
 	Plan targets.Options
@@ -81,6 +83,7 @@ func (o *Options) FlagSet() *flag.FlagSet {
 		p.addFlags(fs)
 	}
 	fs.StringVar(&o.Engine, "icmp-engine", "batch", "ICMP engine: batch (one shared socket per address family, fping-class cost) or pro-bing (one pro-bing Pinger per target; reference; it has no MTU probe)")
+	fs.BoolVar(&o.RTTDetail, "rtt-detail", false, "also write each pair's per-cycle RTT min/max/stddev gauges and the RTT histogram of every protocol, not only ICMP's (more than doubles the series; no shipped rule or panel needs them)")
 	fs.StringVar(&o.Compat, "compat", "", "also write another tool's series: flant (Flant node-ping's kube_node_ping_* and external_ping_*, from the ICMP probe over IPv4, so its dashboards and alert keep working)")
 	fs.BoolVar(&o.Once, "once", false, "run one cycle, write the file, print a one-line summary and exit (the file is kept)")
 	fs.StringVar(&o.LogLevel, "log-level", "info", "log level: debug, info, warn, error")

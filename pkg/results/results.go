@@ -189,6 +189,9 @@ type Results struct {
 	dnsHists   map[string]*histState // by resolver
 	writeTime  time.Time
 	buf        []byte
+	// rttDetail adds the per-cycle RTT min/max/stddev gauges of every pair and the RTT histogram
+	// of every protocol; without it there are no gauges and only ICMP has a histogram.
+	rttDetail bool
 }
 
 // CompatFlant adds Flant node-ping's series (kube_node_ping_*, external_ping_*) to the output.
@@ -200,6 +203,16 @@ func New(src Source, build BuildInfo, compat string) *Results {
 		src: src, build: build, compat: compat,
 		pairs: map[Pair]*pairState{}, hists: map[histKey]*histState{}, sendErrors: map[histKey]uint64{}, failures: map[failureKey]uint64{}, dnsCounts: map[dnsKey]uint64{}, dnsHists: map[string]*histState{},
 	}
+}
+
+// SetRTTDetail turns on the detailed RTT series (--rtt-detail): the per-cycle min/max/stddev
+// gauges of every pair and protocol, and the RTT histogram of every protocol, not only ICMP's.
+// They are off by default because no shipped rule or dashboard panel reads them and they more than
+// double an agent's series (docs/scale.md). Call it before the first cycle.
+func (r *Results) SetRTTDetail(on bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.rttDetail = on
 }
 
 // SetSource changes the source labels (the node's zone can arrive with a later nodes list). The
@@ -266,7 +279,7 @@ func (r *Results) Observe(sm Sample) {
 	for reason, n := range st.Failures {
 		r.failures[failureKey{p.Protocol, reason}] += uint64(n)
 	}
-	if p.Kind != KindNode || len(st.RTTs) == 0 {
+	if p.Kind != KindNode || len(st.RTTs) == 0 || !r.rttDetail && p.Protocol != "icmp" {
 		return
 	}
 	hk := histKey{zone: p.Zone, family: fam, protocol: p.Protocol}
@@ -515,7 +528,7 @@ func pairFamily(name, typ, help string, kind Kind, gaugeOnly bool, v func(p *pai
 	}
 	return &Family{Name: name, Type: typ, Help: help, Labels: labels, render: func(f *Family, r *Results, e *encoder) {
 		for _, p := range r.sorted {
-			if p.pair.Kind != kind || gaugeOnly && p.lastReceived == 0 {
+			if p.pair.Kind != kind || gaugeOnly && (p.lastReceived == 0 || !r.rttDetail) {
 				continue
 			}
 			e.sample(f.Name, "", p.labels, v(p))
@@ -545,13 +558,13 @@ func pairFamilies(prefix, what string, kind Kind) []*Family {
 			func(p *pairState) float64 { return float64(p.received) }),
 		pairFamily(prefix+"packets_sent_total", "counter", "Probe packets sent to "+what+" whose outcome is known (answered, timed out, or failed to send); packets in flight are not counted.", kind, false,
 			func(p *pairState) float64 { return float64(p.sent) }),
-		pairFamily(prefix+"rtt_max_seconds", "gauge", "Largest round-trip time to "+what+" in the last cycle; absent when nothing was answered.", kind, true,
+		pairFamily(prefix+"rtt_max_seconds", "gauge", "Largest round-trip time to "+what+" in the last cycle; absent when nothing was answered (only with --rtt-detail).", kind, true,
 			func(p *pairState) float64 { return p.lastMax }),
-		pairFamily(prefix+"rtt_min_seconds", "gauge", "Smallest round-trip time to "+what+" in the last cycle; absent when nothing was answered.", kind, true,
+		pairFamily(prefix+"rtt_min_seconds", "gauge", "Smallest round-trip time to "+what+" in the last cycle; absent when nothing was answered (only with --rtt-detail).", kind, true,
 			func(p *pairState) float64 { return p.lastMin }),
 		pairFamily(prefix+"rtt_seconds_total", "counter", "Sum of the round-trip times of the answered probe packets to "+what+".", kind, false,
 			func(p *pairState) float64 { return p.rttSum }),
-		pairFamily(prefix+"rtt_stddev_seconds", "gauge", "Population standard deviation of the round-trip times to "+what+" in the last cycle; absent when nothing was answered.", kind, true,
+		pairFamily(prefix+"rtt_stddev_seconds", "gauge", "Population standard deviation of the round-trip times to "+what+" in the last cycle; absent when nothing was answered (only with --rtt-detail).", kind, true,
 			func(p *pairState) float64 { return p.lastStddev }),
 	}
 }
@@ -602,7 +615,7 @@ func flantSource(p Pair) bool { return p.Protocol == "icmp" && family(p.IP) == "
 
 // The families that render label sets outside their render function.
 var (
-	famRTT = &Family{Name: "nodeping_rtt_seconds", Type: "histogram", Help: "Round-trip times of answered probe packets, per destination zone.",
+	famRTT = &Family{Name: "nodeping_rtt_seconds", Type: "histogram", Help: "Round-trip times of answered probe packets, per destination zone; ICMP only unless --rtt-detail.",
 		Labels: []string{"source_node", "source_zone", "destination_zone", "ip_family", "protocol"},
 		render: func(f *Family, r *Results, e *encoder) {
 			keys := make([]histKey, 0, len(r.hists))

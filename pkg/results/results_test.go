@@ -27,11 +27,14 @@ func ms(v ...float64) []time.Duration {
 	return out
 }
 
-// fixture builds results from a fixed set of cycles.
+// fixture builds results from a fixed set of cycles, with every optional series (--rtt-detail).
 func fixture() *Results { return fixtureWith("") }
 
-func fixtureWith(compat string) *Results {
+func fixtureWith(compat string) *Results { return fixtureDetail(compat, true) }
+
+func fixtureDetail(compat string, detail bool) *Results {
 	r := New(Source{Node: "node-a", Zone: "zone-1"}, BuildInfo{Version: "1.2.3", Revision: "abc"}, compat)
+	r.SetRTTDetail(detail)
 	b := Pair{Kind: KindNode, Name: "node-b", Zone: "zone-1", IP: netip.MustParseAddr("198.18.0.2"), Protocol: "icmp"}
 	b6 := Pair{Kind: KindNode, Name: "node-b", Zone: "zone-1", IP: netip.MustParseAddr("fd00::2"), Protocol: "icmp"}
 	c := Pair{Kind: KindNode, Name: `node-"c"`, Zone: "zone-2", IP: netip.MustParseAddr("198.18.1.3"), Protocol: "icmp"}
@@ -180,6 +183,36 @@ func TestWriteTextParses(t *testing.T) {
 	}
 	if c := h[0].GetHistogram().GetSampleCount() + h[1].GetHistogram().GetSampleCount() + h[2].GetHistogram().GetSampleCount(); c != 9 {
 		t.Errorf("histograms count %d RTTs, want 9", c)
+	}
+}
+
+// TestRTTDetailOff: without --rtt-detail (the DaemonSet's default) there are no per-pair RTT
+// gauges, and only ICMP has an RTT histogram; the counters are all there.
+func TestRTTDetailOff(t *testing.T) {
+	var full, lean bytes.Buffer
+	fixtureDetail("", true).WriteText(&full)
+	fixtureDetail("", false).WriteText(&lean)
+	for _, name := range []string{"nodeping_rtt_min_seconds{", "nodeping_rtt_max_seconds{", "nodeping_rtt_stddev_seconds{", "nodeping_external_rtt_min_seconds{"} {
+		if !strings.Contains(full.String(), name) {
+			t.Errorf("with --rtt-detail, no %s", name)
+		}
+		if strings.Contains(lean.String(), name) {
+			t.Errorf("without --rtt-detail, %s is written", name)
+		}
+	}
+	for _, line := range strings.Split(lean.String(), "\n") {
+		if strings.HasPrefix(line, "nodeping_rtt_seconds_count{") && !strings.Contains(line, `protocol="icmp"`) {
+			t.Errorf("without --rtt-detail, a non-ICMP histogram: %s", line)
+		}
+	}
+	if !strings.Contains(full.String(), `nodeping_rtt_seconds_count{source_node="node-a",source_zone="zone-1",destination_zone="zone-2",ip_family="ipv4",protocol="tcp"}`) {
+		t.Error("with --rtt-detail, no TCP histogram")
+	}
+	count := func(b bytes.Buffer, prefix string) int { return strings.Count(b.String(), "\n"+prefix) }
+	for _, c := range []string{"nodeping_packets_sent_total{", "nodeping_packets_received_total{", "nodeping_rtt_seconds_total{"} {
+		if count(full, c) != count(lean, c) || count(lean, c) == 0 {
+			t.Errorf("%s: %d series with --rtt-detail, %d without; want the same, more than 0", c, count(full, c), count(lean, c))
+		}
 	}
 }
 

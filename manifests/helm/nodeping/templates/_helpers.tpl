@@ -57,6 +57,7 @@ app.kubernetes.io/component: {{ . }}
   (list "log-level" $a.logLevel)
   (list "log-format" $a.logFormat)
   (list "compat" $a.compat)
+  (list "rtt-detail" (ternary "true" "" $a.rttDetail))
   (list "textfile-name" $a.textfile.name)
 -}}
 {{- range $flags -}}
