@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command nodeping-sim runs a simulated cluster on this machine (network namespaces as nodes, in
 // zones joined by a router; the real agent and node-exporter on every node; a real Prometheus),
 // injects a fault, and prints where to look and every alert the fault raises. Ctrl-C tears

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package simcluster runs a Kubernetes-like cluster of nodeping agents on one machine: every node
 // is a network namespace with its own IPv4 (198.18.0.0/15) and IPv6 (fd00::/8) address on a
 // bridge per zone, zones are joined through a router namespace (so inter-zone traffic crosses one

@@ -13,7 +13,6 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 )
 
@@ -54,10 +53,7 @@ func (c TCPConfig) effectiveMaxConns() int {
 	}
 	lim := c.NoFileLimit
 	if lim == 0 {
-		var rl syscall.Rlimit
-		if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err == nil {
-			lim = rl.Cur
-		}
+		lim = nofileLimit()
 	}
 	if lim > 0 {
 		ceiling := int(min(lim/4, lim-min(lim, ReservedFDs)))
