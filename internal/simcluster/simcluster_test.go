@@ -569,11 +569,11 @@ func TestDashboardQueries(t *testing.T) {
 	if _, err := c.Loss("node-2", 30); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Isolate("node-3"); err != nil {
+	if _, err := c.Loss("node-3", 30); err != nil {
 		t.Fatal(err)
 	}
 	subst := strings.NewReplacer(`"$source_node"`, `".*"`, `"$destination_node"`, `".*"`, `"$zone"`, `".*"`, `"$protocol"`, `"icmp"`, "$__rate_interval", "20s")
-	want := "NodePingNodeIsolated{node=node-3,zone=zone-c} NodePingNodeUnreachable{node=node-2,zone=zone-b}"
+	want := "NodePingNodeUnreachable{node=node-2,zone=zone-b} NodePingNodeUnreachable{node=node-3,zone=zone-c}"
 	waitQuery(t, 2*time.Minute, "the two culprit alerts firing: "+want, func() bool {
 		got := firing(t, c)
 		if len(got) >= 2 && strings.Join(got, " ") != want {
@@ -669,6 +669,9 @@ func TestDelayLinks(t *testing.T) {
 	const rtt = 40 * time.Millisecond
 	// check: the listed pairs from node-1 take rtt more (within -1ms..+20ms on a busy machine),
 	// the others less than 15ms (a loaded 2-core machine adds a few ms to a mean of 5 echoes).
+	// slack is how far under the added delay a slow pair's mean RTT may fall: 1ms without jitter;
+	// with ±20ms jitter the mean of a cycle's echoes spreads (about 4ms standard deviation).
+	slack := time.Millisecond
 	check := func(what string, slow ...string) {
 		t.Helper()
 		got := rttFrom(t, c, "node-1")
@@ -681,7 +684,7 @@ func TestDelayLinks(t *testing.T) {
 				isSlow = isSlow || strings.HasPrefix(k, s+"/")
 			}
 			switch v := got[k]; {
-			case isSlow && (v < rtt-time.Millisecond || v > rtt+20*time.Millisecond):
+			case isSlow && (v < rtt-slack || v > rtt+20*time.Millisecond):
 				t.Errorf("%s: RTT node-1 -> %s %v, want about %v", what, k, v, rtt)
 			case !isSlow && v > 15*time.Millisecond:
 				t.Errorf("%s: RTT node-1 -> %s %v, want under 15ms", what, k, v)
@@ -721,6 +724,7 @@ func TestDelayLinks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	slack = 12 * time.Millisecond
 	check("latency ±20ms jitter on node-3", "node-3")
 	f.Clear()
 }

@@ -327,7 +327,8 @@ func (s Spec) Expected(zoneOf func(node string) string) []Alert {
 	case "latency":
 		out = append(out, node("NodePingHighLatency", 0))
 	case "stop-agent":
-		out = append(out, node("NodePingAgentMissing", 0))
+		// The rule names the node only: the zone comes from the node's own series, which are gone.
+		out = append(out, Alert{"NodePingAgentMissing", map[string]string{"node": s.Nodes[0]}})
 	case "partition":
 		out = append(out, Alert{"NodePingZoneIsolated", map[string]string{"zone": s.Zones[0]}})
 	case "zone-link":

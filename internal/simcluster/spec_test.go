@@ -31,7 +31,7 @@ func TestParseSpec(t *testing.T) {
 		{"latency:node-2:50ms", "node-latency", "NodePingHighLatency{node=node-2,zone=zone-b}"},
 		{"latency:node-2:50ms:10ms", "node-latency", "NodePingHighLatency{node=node-2,zone=zone-b}"},
 		{"zone-latency:zone-a:zone-c:50ms", "zone-link-latency", "NodePingZoneLinkLatency{source_zone=zone-a,destination_zone=zone-c} NodePingZoneLinkLatency{source_zone=zone-c,destination_zone=zone-a}"},
-		{"stop-agent:node-5", "agent-missing", "NodePingAgentMissing{node=node-5,zone=zone-b}"},
+		{"stop-agent:node-5", "agent-missing", "NodePingAgentMissing{node=node-5}"},
 		{"cordoned-blackhole:node-6", "cordoned-blackhole", ""},
 		{"background-loss:0.3", "healthy", ""},
 		{"blackhole:node-2+loss:node-6:5", "two-node-faults", "NodePingNodeUnreachable{node=node-2,zone=zone-b} NodePingNodeUnreachable{node=node-6,zone=zone-c}"},
