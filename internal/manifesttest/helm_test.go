@@ -290,9 +290,9 @@ func TestChartAgentFlags(t *testing.T) {
 		}
 	}
 	// Off switches and defaults: no flag at all, so the agent's own default applies.
-	ds = find[appsv1.DaemonSet](t, helmTemplate(t, nil, "agent.mtu.size=0", "agent.tcp.port=0", "agent.udp.port=0", "agent.dns.names=null"), "DaemonSet", "nodeping-agent")
+	ds = find[appsv1.DaemonSet](t, helmTemplate(t, nil, "agent.mtu.size=0", "agent.tcp.port=0", "agent.udp.port=0", "agent.dns.names=null", "agent.plan.fullMeshMax=null"), "DaemonSet", "nodeping-agent")
 	if got := ds.Spec.Template.Spec.Containers[0].Args; len(got) != 3 {
-		t.Errorf("with every probe but ICMP off, want only --node-name, --nodes-file and --textfile-dir, got %q", got)
+		t.Errorf("with every probe but ICMP off and no plan value, want only --node-name, --nodes-file and --textfile-dir, got %q", got)
 	}
 
 	known := agentFlags(t)

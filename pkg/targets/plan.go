@@ -18,9 +18,14 @@ const (
 
 // Defaults of the probe-plan flags; docs/scale.md says how they were chosen.
 const (
-	// DefaultFullMeshMax keeps the full mesh up to 50 nodes: with the shipped DaemonSet's four
-	// protocols that is about 600 pair series per agent and 30,000 per cluster.
-	DefaultFullMeshMax = 50
+	// DefaultFullMeshMax keeps the binary's full mesh (what the agent did before subsetting) up to
+	// 5,000 nodes, the largest full mesh the ICMP engine is benchmarked at beside fping
+	// (scripts/bench-scale, docs/icmp-engine.md). The shipped DaemonSet and chart set
+	// --full-mesh-max=50 (RecommendedFullMeshMax) to keep their four protocols near 600 pair
+	// series per agent (docs/scale.md).
+	DefaultFullMeshMax = 5000
+	// RecommendedFullMeshMax is what the shipped manifests set.
+	RecommendedFullMeshMax = 50
 	// DefaultSubsetPeers is K: every node is observed by 8 ring sources, so the rules' majority
 	// ("more than half of a node's sources lose it") needs 5 of them and tolerates 3 bad sources.
 	DefaultSubsetPeers = 8

@@ -479,10 +479,17 @@ func TestPlanDeterministic(t *testing.T) {
 	}
 }
 
+// recommended is the plan the shipped manifests run: the defaults with --full-mesh-max 50.
+func recommended() Options {
+	o := DefaultOptions()
+	o.FullMeshMax = RecommendedFullMeshMax
+	return o
+}
+
 func TestPlanModes(t *testing.T) {
 	rng := rand.New(rand.NewPCG(13, 13))
 	l := cluster(rng, 50, 3, 0)
-	full := Build(l, DefaultOptions())
+	full := Build(l, recommended())
 	if full.Mode() != ModeFullMesh {
 		t.Fatalf("50 nodes with --full-mesh-max 50: mode %s", full.Mode())
 	}
@@ -494,7 +501,7 @@ func TestPlanModes(t *testing.T) {
 		}
 	}
 	l.Nodes = append(l.Nodes, nodelist.Node{Name: "one-more", Zone: "zone-a", IPv4: netip.MustParseAddr("198.18.1.1"), IPv6: netip.MustParseAddr("fd00::1")})
-	sub := Build(l, DefaultOptions())
+	sub := Build(l, recommended())
 	if sub.Mode() != ModeSubset {
 		t.Fatalf("51 nodes with --full-mesh-max 50: mode %s", sub.Mode())
 	}
@@ -534,14 +541,14 @@ func TestPlanModes(t *testing.T) {
 func TestPlanStats(t *testing.T) {
 	rng := rand.New(rand.NewPCG(14, 14))
 	l := cluster(rng, 600, 3, 0)
-	st := Build(l, DefaultOptions()).Stats()
+	st := Build(l, recommended()).Stats()
 	if st.Mode != ModeSubset || st.Nodes != 600 || st.Zones != 3 || st.SubsetPeers != 8 || st.ZonePairMin != 3 ||
 		st.ZonePairs != 6 || st.ZonePairsCovered != 6 || st.MinZonePairPairs < 3 || st.MinObservingZones < 2 ||
 		st.MaxPeers < 8 || st.MaxObservers < 8 || st.Pairs < 600*8 {
 		t.Fatalf("stats: %+v", st)
 	}
 	t.Logf("600 nodes, 3 zones: %+v", st)
-	st = Build(nodelist.List{Nodes: l.Nodes[:10]}, DefaultOptions()).Stats()
+	st = Build(nodelist.List{Nodes: l.Nodes[:10]}, recommended()).Stats()
 	if st.Mode != ModeFullMesh || st.Pairs != 90 || st.SubsetPeers != 0 || st.MaxPeers != 9 {
 		t.Fatalf("full mesh stats: %+v", st)
 	}
