@@ -5,7 +5,7 @@
 # Both base images are pinned by digest, so a rebuild takes the same bytes until someone bumps
 # them on purpose: scripts/pin-images prints the current digests of the tags below (with crane,
 # or docker buildx imagetools) and rewrites the FROM lines; review and commit the change. The
-# builder's Go is exactly the one go.mod names: GOTOOLCHAIN makes the go command fetch that
+# builder's Go is exactly the toolchain go.mod names: GOTOOLCHAIN makes the go command fetch that
 # release from the module proxy, checked against the checksum database, whatever the image ships.
 #
 # Capabilities: the binary carries NO file capability. A file capability (setcap cap_net_raw+ep)

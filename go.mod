@@ -1,6 +1,8 @@
 module github.com/nodeping/nodeping
 
-go 1.27.3
+go 1.26.8
+
+toolchain go1.27.3
 
 require (
 	github.com/miekg/dns v1.1.73

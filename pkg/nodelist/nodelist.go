@@ -190,7 +190,17 @@ type posError struct {
 	err       error
 }
 
-func (e *posError) Error() string { return fmt.Sprintf("line %d, column %d: %v", e.line, e.col, e.err) }
+func (e *posError) Error() string {
+	msg := e.err.Error()
+	var typ *json.UnmarshalTypeError
+	if errors.As(e.err, &typ) {
+		// Our own words, not encoding/json's, whose wording of the field changes between Go
+		// releases: the field's last name and what was there instead.
+		field := typ.Field[strings.LastIndexByte(typ.Field, '.')+1:]
+		msg = fmt.Sprintf("field %q: a JSON %s where a %s belongs", field, typ.Value, typ.Type)
+	}
+	return fmt.Sprintf("line %d, column %d: %s", e.line, e.col, msg)
+}
 func (e *posError) Unwrap() error { return e.err }
 
 // at adds the line and column (both from 1, the column in bytes) to a JSON syntax or type error

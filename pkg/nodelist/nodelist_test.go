@@ -53,7 +53,7 @@ func TestDecodeInvalid(t *testing.T) {
 		"invalid-truncated": "decode flant nodes list: line 1, column 27: unexpected end of JSON input",
 		"invalid-no-nodes":  `decode nodes list: object has neither "nodes" nor "cluster_targets"`,
 		"invalid-string":    `decode nodes list: invalid JSON: starts with '"', want '[' or '{'`,
-		"invalid-type":      "decode flant nodes list: line 1, column 11: json: cannot unmarshal number into Go struct field .0.name of type string",
+		"invalid-type":      "decode flant nodes list: line 1, column 11: field \"name\": a JSON number where a string belongs",
 		"invalid-trailing":  "decode flant nodes list: line 1, column 39: invalid character 't' after top-level value",
 		"invalid-line":      "decode nodes list object: line 4, column 43: invalid character '}' looking for beginning of object key string",
 	}
