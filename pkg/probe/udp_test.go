@@ -20,11 +20,11 @@ func startUDPResponder(t *testing.T, allow []netip.Addr, rate int) *responder.UD
 
 func startUDPResponderOn(t *testing.T, addr string, allow []netip.Addr, rate int) *responder.UDP {
 	t.Helper()
-	r, err := responder.ListenUDP(addr, rate, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	r, err := responder.ListenUDPLimit(addr, responder.Limit{Rate: float64(rate), Burst: rate}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.Allow(allow)
+	r.SetAllowed(allow)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- r.Serve(ctx) }()

@@ -165,12 +165,6 @@ type UDP struct {
 	dropped  drops
 }
 
-// ListenUDP listens on addr and answers each listed source at most rate packets per second, with a
-// burst of as many.
-func ListenUDP(addr string, rate int, log *slog.Logger) (*UDP, error) {
-	return ListenUDPLimit(addr, Limit{Rate: float64(rate), Burst: rate}, log)
-}
-
 // ListenUDPLimit listens on addr and answers each listed source at most lim. It answers nobody
 // until SetAllowed.
 func ListenUDPLimit(addr string, lim Limit, log *slog.Logger) (*UDP, error) {
@@ -199,9 +193,6 @@ func (u *UDP) SetAllowed(addrs []netip.Addr) {
 	u.allowed.set(addrs)
 	u.lim.keepOnly(&u.allowed)
 }
-
-// Allow is SetAllowed, under its first name.
-func (u *UDP) Allow(addrs []netip.Addr) { u.SetAllowed(addrs) }
 
 // Answered counts the probes echoed.
 func (u *UDP) Answered() uint64 { return u.answered.Load() }
