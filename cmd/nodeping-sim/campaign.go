@@ -3,15 +3,11 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/nodeping/nodeping/internal/simcluster"
@@ -67,26 +63,14 @@ func runCampaign(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 	}
-	dir, err := os.MkdirTemp("", "nodeping-sim-rules-")
-	if err != nil {
-		fmt.Fprintf(stderr, "nodeping-sim campaign: %v\n", err)
-		return 1
+	ctx, c, done, code := cf.start("nodeping-sim campaign", stderr, stderr, func(cfg *simcluster.Config) {
+		cfg.ScrapeInterval = 2 * time.Second
+		cfg.Seed = *seed
+	})
+	if c == nil {
+		return code
 	}
-	defer os.RemoveAll(dir)
-	cfg, err := cf.config(stderr, dir)
-	if err != nil {
-		fmt.Fprintf(stderr, "nodeping-sim campaign: %v\n", err)
-		return 2
-	}
-	cfg.ScrapeInterval = 2 * time.Second
-	cfg.Seed = *seed
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	c, err := simcluster.Start(ctx, cfg)
-	if err != nil {
-		fmt.Fprintf(stderr, "nodeping-sim campaign: %v\n", err)
-		return 1
-	}
+	defer done()
 	defer c.Close()
 	// Every pair answered on both protocols before the first fault.
 	pairs := float64(2 * cf.nodes * (cf.nodes - 1))

@@ -52,6 +52,36 @@ func (f *clusterFlags) register(fs *flag.FlagSet, defaultScale int) {
 }
 
 // config checks the flags and returns the cluster's configuration; the rules are scaled into dir.
+// start builds the cluster the flags describe (its rules in a temporary directory, tweak applied
+// to its config) under a context that SIGINT and SIGTERM cancel. On failure c is nil and code is
+// the exit code (2: bad flags, 1: the cluster did not start); otherwise done removes what start
+// made, after the caller's own teardown.
+func (f *clusterFlags) start(prog string, log, stderr io.Writer, tweak func(*simcluster.Config)) (ctx context.Context, c *simcluster.Cluster, done func(), code int) {
+	dir, err := os.MkdirTemp("", "nodeping-sim-rules-")
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
+		return nil, nil, nil, 1
+	}
+	cfg, err := f.config(log, dir)
+	if err != nil {
+		os.RemoveAll(dir)
+		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
+		return nil, nil, nil, 2
+	}
+	if tweak != nil {
+		tweak(&cfg)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	c, err = simcluster.Start(ctx, cfg)
+	if err != nil {
+		stop()
+		os.RemoveAll(dir)
+		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
+		return nil, nil, nil, 1
+	}
+	return ctx, c, func() { stop(); os.RemoveAll(dir) }, 0
+}
+
 func (f *clusterFlags) config(stdout io.Writer, dir string) (simcluster.Config, error) {
 	if f.agentBin == "" {
 		return simcluster.Config{}, errors.New("--agent-bin is required")
@@ -179,24 +209,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "nodeping-sim: --%v\n", err)
 		return 2
 	}
-	dir, err := os.MkdirTemp("", "nodeping-sim-rules-")
-	if err != nil {
-		fmt.Fprintf(stderr, "nodeping-sim: %v\n", err)
-		return 1
+	var withRules bool
+	ctx, c, done, code := cf.start("nodeping-sim", stdout, stderr, func(cfg *simcluster.Config) { withRules = len(cfg.RuleFiles) > 0 })
+	if c == nil {
+		return code
 	}
-	defer os.RemoveAll(dir)
-	cfg, err := cf.config(stdout, dir)
-	if err != nil {
-		fmt.Fprintf(stderr, "nodeping-sim: %v\n", err)
-		return 2
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	c, err := simcluster.Start(ctx, cfg)
-	if err != nil {
-		fmt.Fprintf(stderr, "nodeping-sim: %v\n", err)
-		return 1
-	}
+	defer done()
 	defer func() {
 		fmt.Fprintln(stdout, "nodeping-sim: tearing down")
 		if err := c.Close(); err != nil {
@@ -270,7 +288,7 @@ Queries to paste into it:
 	if *check {
 		return 0
 	}
-	if len(cfg.RuleFiles) > 0 {
+	if withRules {
 		var want []string
 		for _, a := range spec.Expected(c.ZoneOf) {
 			want = append(want, a.String())
