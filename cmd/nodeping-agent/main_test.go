@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/nodeping/nodeping/internal/testutil/dnstest"
 	"github.com/nodeping/nodeping/internal/testutil/netnstest"
+	"github.com/nodeping/nodeping/internal/testutil/nodeexporter"
 )
 
 // agentBin is the agent built once for the tests that run it as a separate process.
@@ -142,10 +142,6 @@ func TestNodeExporterServesTheFile(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("skipping: needs root for raw ICMP sockets (CI runs as root)")
 	}
-	ne, err := exec.LookPath("prometheus-node-exporter")
-	if err != nil {
-		t.Skip("skipping: prometheus-node-exporter not installed (apt-get install prometheus-node-exporter)")
-	}
 	dir := t.TempDir()
 	tf := filepath.Join(dir, "textfile")
 	os.Mkdir(tf, 0o755)
@@ -165,30 +161,11 @@ func TestNodeExporterServesTheFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer agent.Process.Kill()
-	port := freePort(t)
-	exporter := exec.Command(ne, fmt.Sprintf("--web.listen-address=127.0.0.1:%d", port), "--collector.disable-defaults",
-		"--collector.textfile", "--collector.textfile.directory="+tf)
-	if err := exporter.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { exporter.Process.Kill(); exporter.Wait() }()
-
-	var body string
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", port))
-		if err == nil {
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			body = string(b)
-			if answered(body, "icmp") == 5 && answered(body, "tcp") == 5 && answered(body, "udp") == 5 {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("node-exporter did not serve 5 answered pairs on icmp, tcp and udp in 15s; agent log:\n%s\nlast body:\n%s", readLog(), body)
-		}
-		time.Sleep(100 * time.Millisecond)
+	body, err := nodeexporter.Scrape(nodeexporter.Start(t, tf), 15*time.Second, func(body string) bool {
+		return answered(body, "icmp") == 5 && answered(body, "tcp") == 5 && answered(body, "udp") == 5
+	})
+	if err != nil {
+		t.Fatalf("node-exporter did not serve 5 answered pairs on icmp, tcp and udp: %v; agent log:\n%s\nlast body:\n%s", err, readLog(), body)
 	}
 	if !strings.Contains(body, "\nnode_textfile_scrape_error 0\n") {
 		t.Errorf("node_textfile_scrape_error is not 0:\n%s", body)

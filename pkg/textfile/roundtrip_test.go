@@ -4,9 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +15,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/nodeping/nodeping/internal/testutil/nodeexporter"
 	"github.com/nodeping/nodeping/pkg/nodelist"
 	"github.com/nodeping/nodeping/pkg/probe"
 	"github.com/nodeping/nodeping/pkg/results"
@@ -146,10 +144,6 @@ func TestNastyNamesPassPromtoolAndNodeExporter(t *testing.T) {
 	if err != nil {
 		t.Skip("skipping: promtool not installed (apt-get install prometheus)")
 	}
-	ne, err := exec.LookPath("prometheus-node-exporter")
-	if err != nil {
-		t.Skip("skipping: prometheus-node-exporter not installed")
-	}
 	l, data := listToTextfile(t, nastyList(nastyNames...), "")
 	if len(l.Nodes) != 1+len(nastyNames) {
 		t.Fatalf("decoded %d nodes, want %d", len(l.Nodes), 1+len(nastyNames))
@@ -164,27 +158,9 @@ func TestNastyNamesPassPromtoolAndNodeExporter(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "nodeping.prom"), data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	port := freePort(t)
-	cmd := exec.Command(ne, fmt.Sprintf("--web.listen-address=127.0.0.1:%d", port), "--collector.disable-defaults",
-		"--collector.textfile", "--collector.textfile.directory="+dir)
-	if err := cmd.Start(); err != nil {
+	body, err := nodeexporter.Scrape(nodeexporter.Start(t, dir), 20*time.Second, func(string) bool { return true })
+	if err != nil {
 		t.Fatal(err)
-	}
-	defer func() { cmd.Process.Kill(); cmd.Wait() }()
-	var body string
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", port))
-		if err == nil {
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			body = string(b)
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("node-exporter did not answer: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 	if !strings.Contains(body, "\nnode_textfile_scrape_error 0\n") {
 		t.Fatalf("node-exporter reports a scrape error for the file")
@@ -203,14 +179,4 @@ func TestNastyNamesPassPromtoolAndNodeExporter(t *testing.T) {
 	if want := 2*len(l.Nodes) - 1; len(mfs["nodeping_packets_sent_total"].GetMetric()) != want {
 		t.Errorf("node-exporter serves %d sent series, want about %d", len(mfs["nodeping_packets_sent_total"].GetMetric()), want)
 	}
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
