@@ -149,6 +149,9 @@ func (l *limiter) len() int {
 	return len(l.sources)
 }
 
+// udpSocketBuffer is the receive and send buffer the UDP responder asks for.
+const udpSocketBuffer = 4 << 20
+
 // UDP echoes probes back to their sender. On a host-network pod it must not be a reflection or
 // amplification vector: it answers only addresses in the current nodes list, never with more bytes
 // than it received (the same bytes), at most MaxUDPPayload of them, and at most its Limit per source
@@ -178,6 +181,15 @@ func ListenUDPLimit(addr string, lim Limit, log *slog.Logger) (*UDP, error) {
 	c, err := net.ListenUDP("udp", ua)
 	if err != nil {
 		return nil, fmt.Errorf("udp responder: %w", err)
+	}
+	// Peers' probes arrive in bursts (each agent sends its probes to all targets within a second
+	// or so). The default receive buffer (about 200 KB, a few hundred small datagrams) overflows
+	// on a busy node; the kernel caps the request at net.core.rmem_max and needs no privilege.
+	if err := c.SetReadBuffer(udpSocketBuffer); err != nil {
+		log.Debug("udp responder: setting the receive buffer failed", "bytes", udpSocketBuffer, "err", err)
+	}
+	if err := c.SetWriteBuffer(udpSocketBuffer); err != nil {
+		log.Debug("udp responder: setting the send buffer failed", "bytes", udpSocketBuffer, "err", err)
 	}
 	u := &UDP{conn: c, log: log, lim: newLimiter(lim, MaxSources), now: time.Now}
 	u.allowed.set(nil)
