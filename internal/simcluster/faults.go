@@ -28,8 +28,12 @@ type Fault struct {
 
 func (f *Fault) String() string { return f.desc }
 
-// Clear removes the fault. It is safe to call more than once.
+// Clear removes the fault. It is safe to call more than once, and on the nil Fault of a "none"
+// spec.
 func (f *Fault) Clear() error {
+	if f == nil {
+		return nil
+	}
 	f.once.Do(func() {
 		var errs []error
 		for i := len(f.undo) - 1; i >= 0; i-- {
