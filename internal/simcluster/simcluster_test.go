@@ -531,11 +531,11 @@ func TestSubsetSixtyNodes(t *testing.T) {
 	needsRound2Rules(t)
 	c := start(t, Config{Nodes: 60, Zones: 5, ScrapeInterval: 2 * time.Second, RuleFiles: []string{scaledRules(t)},
 		AgentArgs: []string{"--full-mesh-max=20", "--subset-peers=8"}})
-	// Every planned pair answers: as many pairs at zero loss as pairs probed, and fewer than a
-	// full mesh's 3,540.
+	// Every planned pair answers: as many pairs at zero loss as the 60 agents' plans name, and
+	// fewer than a full mesh's 3,540.
 	var pairs float64
 	waitQuery(t, 3*time.Minute, "every planned pair probed", func() bool {
-		s, err := c.Query(context.Background(), `count(nodeping:pair_loss_ratio:rate2m == 0) == count(nodeping:pair_loss_ratio:rate2m)`)
+		s, err := c.Query(context.Background(), `count(nodeping:pair_loss_ratio:rate2m == 0) == sum(nodeping_probe_plan_peers) and count(nodeping_probe_plan_peers) == 60`)
 		if err != nil || len(s) != 1 {
 			return false
 		}
