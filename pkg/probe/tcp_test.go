@@ -13,21 +13,14 @@ import (
 	"time"
 
 	"github.com/nodeping/nodeping/internal/testutil/netnstest"
+	"github.com/nodeping/nodeping/internal/testutil/servetest"
 	"github.com/nodeping/nodeping/pkg/responder"
 )
 
 func startResponder(t *testing.T) int {
 	t.Helper()
 	r, err := responder.ListenTCP("127.0.0.1:0", slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.SetAllowed([]netip.Addr{netip.MustParseAddr("127.0.0.1")})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Serve(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	return r.Addr().(*net.TCPAddr).Port
+	return servetest.Serve(t, r, err, netip.MustParseAddr("127.0.0.1")).Addr().(*net.TCPAddr).Port
 }
 
 func closedPort(t *testing.T) int {

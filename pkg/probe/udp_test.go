@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nodeping/nodeping/internal/testutil/servetest"
 	"github.com/nodeping/nodeping/pkg/responder"
 )
 
@@ -21,15 +22,7 @@ func startUDPResponder(t *testing.T, allow []netip.Addr, rate int) *responder.UD
 func startUDPResponderOn(t *testing.T, addr string, allow []netip.Addr, rate int) *responder.UDP {
 	t.Helper()
 	r, err := responder.ListenUDPLimit(addr, responder.Limit{Rate: float64(rate), Burst: rate}, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.SetAllowed(allow)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Serve(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	return r
+	return servetest.Serve(t, r, err, allow...)
 }
 
 func newUDP(t *testing.T, port int) *UDP {

@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/nodeping/nodeping/internal/testutil/servetest"
 )
 
 var (
@@ -31,15 +33,7 @@ func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)
 func serveTCP(t *testing.T, cfg TCPConfig, allow ...netip.Addr) *TCP {
 	t.Helper()
 	r, err := ListenTCPConfig("127.0.0.1:0", cfg, quiet())
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.SetAllowed(allow)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Serve(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	return r
+	return servetest.Serve(t, r, err, allow...)
 }
 
 // dialFrom connects to addr from the loopback address src.
@@ -159,15 +153,7 @@ func TestLogLimiter(t *testing.T) {
 func serveUDP(t *testing.T, lim Limit, allow ...netip.Addr) *UDP {
 	t.Helper()
 	r, err := ListenUDPLimit("127.0.0.1:0", lim, quiet())
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.SetAllowed(allow)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Serve(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	return r
+	return servetest.Serve(t, r, err, allow...)
 }
 
 func udpFrom(t *testing.T, src netip.Addr, to net.Addr) *net.UDPConn {
