@@ -3,7 +3,6 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -31,15 +30,8 @@ func runCampaign(args []string, stdout, stderr io.Writer) int {
 		fs.PrintDefaults()
 	}
 	cf.interval = 2 * time.Second
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "nodeping-sim campaign: unexpected argument %q\n", fs.Arg(0))
-		return 2
+	if code, ok := parseArgs(fs, args, "nodeping-sim campaign", stderr); !ok {
+		return code
 	}
 	if cf.rules == "" {
 		fmt.Fprintln(stderr, "nodeping-sim campaign: --rules is required (the campaign measures the alerts)")
