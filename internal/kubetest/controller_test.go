@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/nodeping/nodeping/internal/kubetest"
+	"github.com/nodeping/nodeping/internal/testutil/poll"
 	"github.com/nodeping/nodeping/pkg/controller"
 	"github.com/nodeping/nodeping/pkg/nodelist"
 )
@@ -150,14 +151,7 @@ func want(n int, tweak func(i int, line string) string) []string {
 
 func await(t *testing.T, what string, limit time.Duration, cond func() bool) time.Duration {
 	t.Helper()
-	start := time.Now()
-	for !cond() {
-		if time.Since(start) > limit {
-			t.Fatalf("not within %s: %s", limit, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return time.Since(start)
+	return poll.Until(t, what, limit, 50*time.Millisecond, cond)
 }
 
 func sameList(t *testing.T, s *kubetest.Server, w []string) func() bool {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nodeping/nodeping/internal/testutil/netnstest"
+	"github.com/nodeping/nodeping/internal/testutil/poll"
 )
 
 func testLogger(t testing.TB) *slog.Logger {
@@ -192,13 +193,7 @@ func TestICMPCancelCountsNothingInFlight(t *testing.T) {
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t *testing.T, within time.Duration, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %s", within)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	poll.Until(t, "the condition", within, 5*time.Millisecond, cond)
 }
 
 func TestICMPConfigValidate(t *testing.T) {

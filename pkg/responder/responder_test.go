@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nodeping/nodeping/internal/testutil/poll"
 	"github.com/nodeping/nodeping/internal/testutil/servetest"
 )
 
@@ -45,13 +46,7 @@ func dialFrom(src netip.Addr, addr net.Addr) (net.Conn, error) {
 // await polls cond until it holds or 10 s pass.
 func await(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	poll.Until(t, what, 10*time.Second, 5*time.Millisecond, cond)
 }
 
 // TestTCPAnswersOnlyListedAddresses: a listed peer's connection is held until it closes; an
