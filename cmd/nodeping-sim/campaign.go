@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -50,7 +51,7 @@ func runCampaign(args []string, stdout, stderr io.Writer) int {
 		cc.Settle = scaled(2*time.Minute, 0)
 	}
 	for _, class := range cc.Classes {
-		if !contains(simcluster.CampaignClasses, class) {
+		if !slices.Contains(simcluster.CampaignClasses, class) {
 			fmt.Fprintf(stderr, "nodeping-sim campaign: unknown class %q; want some of %s\n", class, strings.Join(simcluster.CampaignClasses, ","))
 			return 2
 		}
@@ -86,13 +87,4 @@ func runCampaign(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
-}
-
-func contains(list []string, x string) bool {
-	for _, y := range list {
-		if y == x {
-			return true
-		}
-	}
-	return false
 }

@@ -3,6 +3,7 @@ package rulecampaign
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -228,7 +229,7 @@ func Classes() []Class {
 			var pairs [][2]int
 			for s, ds := range c.Plan {
 				for _, d := range ds {
-					if s < d && contains(c.Plan[d], s) {
+					if s < d && slices.Contains(c.Plan[d], s) {
 						pairs = append(pairs, [2]int{s, d})
 					}
 				}
@@ -311,15 +312,6 @@ func b2f(b bool) float64 {
 		return 1
 	}
 	return 0
-}
-
-func contains(xs []int, x int) bool {
-	for _, v := range xs {
-		if v == x {
-			return true
-		}
-	}
-	return false
 }
 
 // Clusters are the shapes a campaign draws from: 12 and 38 nodes in 3 zones with some nodes
