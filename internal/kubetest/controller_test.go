@@ -288,18 +288,26 @@ func canI(out []byte) string {
 	return strings.TrimSpace(lines[len(lines)-1])
 }
 
+// kubeconfigAs writes a kubeconfig with the token of the ServiceAccount sa in namespace
+// nodeping, and returns its path.
+func kubeconfigAs(ctx context.Context, t *testing.T, s *kubetest.Server, sa string) string {
+	t.Helper()
+	cfg, err := s.As(ctx, "nodeping", sa)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kc := filepath.Join(t.TempDir(), strings.TrimPrefix(sa, "nodeping-")+".kubeconfig")
+	if err := s.WriteKubeconfig(cfg, kc); err != nil {
+		t.Fatal(err)
+	}
+	return kc
+}
+
 // TestAgentCanDoNothing: the agent's ServiceAccount has no permission beyond what every
 // authenticated user has (discovery and asking about itself).
 func TestAgentCanDoNothing(t *testing.T) {
 	s := server(t)
-	cfg, err := s.As(context.Background(), "nodeping", "nodeping-agent")
-	if err != nil {
-		t.Fatal(err)
-	}
-	kc := filepath.Join(t.TempDir(), "agent.kubeconfig")
-	if err := s.WriteKubeconfig(cfg, kc); err != nil {
-		t.Fatal(err)
-	}
+	kc := kubeconfigAs(context.Background(), t, s, "nodeping-agent")
 	for _, ns := range []string{"nodeping", "default", "kube-system"} {
 		out, err := s.Kubectl(nil, "--kubeconfig", kc, "auth", "can-i", "--list", "-n", ns)
 		if err != nil {
@@ -332,14 +340,7 @@ func TestAgentCanDoNothing(t *testing.T) {
 // Lease, and nothing else of note.
 func TestControllerRBACIsNarrow(t *testing.T) {
 	s := server(t)
-	cfg, err := s.As(context.Background(), "nodeping", "nodeping-controller")
-	if err != nil {
-		t.Fatal(err)
-	}
-	kc := filepath.Join(t.TempDir(), "controller.kubeconfig")
-	if err := s.WriteKubeconfig(cfg, kc); err != nil {
-		t.Fatal(err)
-	}
+	kc := kubeconfigAs(context.Background(), t, s, "nodeping-controller")
 	for q, w := range map[string]string{
 		"watch nodes": "yes", "update nodes": "no", "get secrets -n nodeping": "no",
 		"update configmaps/nodeping-nodes -n nodeping": "yes", "update configmaps/other -n nodeping": "no",
