@@ -1,7 +1,6 @@
 package probe
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"net/netip"
@@ -44,10 +43,7 @@ func TestICMPPast65536Echoes(t *testing.T) {
 	}
 	defer e.Close()
 	targets := scaleTargets(7000)
-	stats, err := e.Run(context.Background(), targets)
-	if err != nil {
-		t.Fatal(err)
-	}
+	stats := mustRun(t, e, targets)
 	sent, received, sendErrors := total(stats)
 	c := e.Counters()
 	t.Logf("sent %d received %d send errors %d counters %+v", sent, received, sendErrors, c)
@@ -72,10 +68,7 @@ func TestUDPPast65536Probes(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer u.Close()
-	stats, err := u.Run(context.Background(), scaleTargets(14000))
-	if err != nil {
-		t.Fatal(err)
-	}
+	stats := mustRun(t, u, scaleTargets(14000))
 	sent, received, _ := total(stats)
 	c := u.Counters()
 	// The responder counts an answer after it sends it: the last reply can beat its count here.
@@ -104,10 +97,7 @@ func TestUDPTableFullCounted(t *testing.T) {
 	}
 	defer u.Close()
 	u.tab = newInflight(64, 0)
-	stats, err := u.Run(context.Background(), scaleTargets(40))
-	if err != nil {
-		t.Fatal(err)
-	}
+	stats := mustRun(t, u, scaleTargets(40))
 	sent, received, sendErrors := total(stats)
 	c := u.Counters()
 	if sent != 120 || received != 0 || sendErrors != 120-64 || c.TableFull != 120-64 {

@@ -50,10 +50,7 @@ func TestUDPProbeAndResponder(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			r := startUDPResponder(t, tc.allow, 1000)
 			u := newUDP(t, r.Addr().(*net.UDPAddr).Port)
-			stats, err := u.Run(context.Background(), []netip.Addr{lo})
-			if err != nil {
-				t.Fatal(err)
-			}
+			stats := mustRun(t, u, []netip.Addr{lo})
 			if st := stats[0]; st.Sent != 4 || st.Received != tc.received || len(st.RTTs) != tc.received {
 				t.Errorf("sent %d received %d rtts %d; want 4 and %d", st.Sent, st.Received, len(st.RTTs), tc.received)
 			}
