@@ -99,9 +99,7 @@ func TestHelpDocumentsEveryFlag(t *testing.T) {
 
 // TestOnceSummary runs one cycle as a user would and reads the one line it prints.
 func TestOnceSummary(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("skipping: needs root for raw ICMP sockets (CI runs as root)")
-	}
+	requireRoot(t)
 	dir := t.TempDir()
 	var stdout, stderr bytes.Buffer
 	code := run(context.Background(), []string{"--once", "--node-name", "self", "--nodes-file", flantNodes(t, dir, 2), "--textfile-dir", dir,
@@ -109,6 +107,14 @@ func TestOnceSummary(t *testing.T) {
 	want := regexp.MustCompile(`^nodeping-agent: 2 targets in [0-9.]+m?s, icmp 4/4 answered; wrote ` + regexp.QuoteMeta(filepath.Join(dir, "node-ping_self.prom")) + "\n$")
 	if code != 0 || !want.MatchString(stdout.String()) {
 		t.Errorf("exit %d; stdout %q, want it to match %s; stderr:\n%s", code, stdout.String(), want, stderr.String())
+	}
+}
+
+// requireRoot skips the test unless it may open raw ICMP sockets.
+func requireRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("skipping: needs root for raw ICMP sockets (CI runs as root)")
 	}
 }
 
@@ -139,9 +145,7 @@ func flantNodes(t *testing.T, dir string, n int) string {
 // textfile directory: node-exporter serves every pair with no scrape error, and SIGTERM makes the
 // agent remove its file.
 func TestNodeExporterServesTheFile(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("skipping: needs root for raw ICMP sockets (CI runs as root)")
-	}
+	requireRoot(t)
 	dir := t.TempDir()
 	tf := filepath.Join(dir, "textfile")
 	os.Mkdir(tf, 0o755)

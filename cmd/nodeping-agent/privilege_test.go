@@ -106,9 +106,7 @@ func TestReducedBoundingSet(t *testing.T) {
 // to start, naming the holder's PID; the first one's leftover temporary files are removed at its
 // start, and nobody else's files are touched.
 func TestOneAgentPerTextfileDir(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("skipping: needs root for raw ICMP sockets (CI runs as root)")
-	}
+	requireRoot(t)
 	dir := t.TempDir()
 	tf := filepath.Join(dir, "tf")
 	os.Mkdir(tf, 0o755)

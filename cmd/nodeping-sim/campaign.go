@@ -3,10 +3,10 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -31,15 +31,8 @@ func runCampaign(args []string, stdout, stderr io.Writer) int {
 		fs.PrintDefaults()
 	}
 	cf.interval = 2 * time.Second
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "nodeping-sim campaign: unexpected argument %q\n", fs.Arg(0))
-		return 2
+	if code, ok := parseArgs(fs, args, "nodeping-sim campaign", stderr); !ok {
+		return code
 	}
 	if cf.rules == "" {
 		fmt.Fprintln(stderr, "nodeping-sim campaign: --rules is required (the campaign measures the alerts)")
@@ -58,7 +51,7 @@ func runCampaign(args []string, stdout, stderr io.Writer) int {
 		cc.Settle = scaled(2*time.Minute, 0)
 	}
 	for _, class := range cc.Classes {
-		if !contains(simcluster.CampaignClasses, class) {
+		if !slices.Contains(simcluster.CampaignClasses, class) {
 			fmt.Fprintf(stderr, "nodeping-sim campaign: unknown class %q; want some of %s\n", class, strings.Join(simcluster.CampaignClasses, ","))
 			return 2
 		}
@@ -94,13 +87,4 @@ func runCampaign(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
-}
-
-func contains(list []string, x string) bool {
-	for _, y := range list {
-		if y == x {
-			return true
-		}
-	}
-	return false
 }

@@ -175,6 +175,22 @@ func visibleQuery(s simcluster.Spec) (q, what string) {
 	return `sum by (source_node, destination_node) (increase(nodeping_packets_sent_total[30s])) - sum by (source_node, destination_node) (increase(nodeping_packets_received_total[30s])) > 0`, "loss"
 }
 
+// parseArgs parses args into fs; ok is false when the command is to exit at once with code: 0
+// after --help, 2 on a bad flag or an argument left over (told to stderr as prog's).
+func parseArgs(fs *flag.FlagSet, args []string, prog string, stderr io.Writer) (code int, ok bool) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0, false
+		}
+		return 2, false
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "%s: unexpected argument %q (see --help)\n", prog, fs.Arg(0))
+		return 2, false
+	}
+	return 0, true
+}
+
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "campaign" {
 		return runCampaign(args[1:], stdout, stderr)
@@ -190,15 +206,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fault := fs.String("fault", "loss:node-2:30", "fault to inject: "+simcluster.SpecSyntax())
 	faultAfter := fs.Duration("fault-after", 20*time.Second, "how long the cluster runs healthy before the fault")
 	check := fs.Bool("check", false, "exit 0 once Prometheus shows the fault (exit 1 if it does not within 2 minutes)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "nodeping-sim: unexpected argument %q (see --help)\n", fs.Arg(0))
-		return 2
+	if code, ok := parseArgs(fs, args, "nodeping-sim", stderr); !ok {
+		return code
 	}
 	// The fault is checked before anything is built or started.
 	spec, err := simcluster.ParseSpec(*fault)

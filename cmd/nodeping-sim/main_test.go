@@ -26,6 +26,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"--fault", "partition:zone-d"}, 2, `no zone "zone-d"`},
 		{[]string{"campaign"}, 2, "--rules is required"},
 		{[]string{"campaign", "--rules", "x.yml", "--classes", "node-blackhole,flood"}, 2, `unknown class "flood"`},
+		{[]string{"campaign", "--rules", "x.yml", "extra"}, 2, `nodeping-sim campaign: unexpected argument "extra"`},
 		{[]string{"campaign", "--help"}, 0, "class cases precision recall median_s worst_s alerts_per_fault"},
 	}
 	for _, tc := range cases {

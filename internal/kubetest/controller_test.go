@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/nodeping/nodeping/internal/kubetest"
+	"github.com/nodeping/nodeping/internal/testutil/poll"
 	"github.com/nodeping/nodeping/pkg/controller"
 	"github.com/nodeping/nodeping/pkg/nodelist"
 )
@@ -150,14 +151,7 @@ func want(n int, tweak func(i int, line string) string) []string {
 
 func await(t *testing.T, what string, limit time.Duration, cond func() bool) time.Duration {
 	t.Helper()
-	start := time.Now()
-	for !cond() {
-		if time.Since(start) > limit {
-			t.Fatalf("not within %s: %s", limit, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return time.Since(start)
+	return poll.Until(t, what, limit, 50*time.Millisecond, cond)
 }
 
 func sameList(t *testing.T, s *kubetest.Server, w []string) func() bool {
@@ -294,18 +288,26 @@ func canI(out []byte) string {
 	return strings.TrimSpace(lines[len(lines)-1])
 }
 
+// kubeconfigAs writes a kubeconfig with the token of the ServiceAccount sa in namespace
+// nodeping, and returns its path.
+func kubeconfigAs(ctx context.Context, t *testing.T, s *kubetest.Server, sa string) string {
+	t.Helper()
+	cfg, err := s.As(ctx, "nodeping", sa)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kc := filepath.Join(t.TempDir(), strings.TrimPrefix(sa, "nodeping-")+".kubeconfig")
+	if err := s.WriteKubeconfig(cfg, kc); err != nil {
+		t.Fatal(err)
+	}
+	return kc
+}
+
 // TestAgentCanDoNothing: the agent's ServiceAccount has no permission beyond what every
 // authenticated user has (discovery and asking about itself).
 func TestAgentCanDoNothing(t *testing.T) {
 	s := server(t)
-	cfg, err := s.As(context.Background(), "nodeping", "nodeping-agent")
-	if err != nil {
-		t.Fatal(err)
-	}
-	kc := filepath.Join(t.TempDir(), "agent.kubeconfig")
-	if err := s.WriteKubeconfig(cfg, kc); err != nil {
-		t.Fatal(err)
-	}
+	kc := kubeconfigAs(context.Background(), t, s, "nodeping-agent")
 	for _, ns := range []string{"nodeping", "default", "kube-system"} {
 		out, err := s.Kubectl(nil, "--kubeconfig", kc, "auth", "can-i", "--list", "-n", ns)
 		if err != nil {
@@ -338,14 +340,7 @@ func TestAgentCanDoNothing(t *testing.T) {
 // Lease, and nothing else of note.
 func TestControllerRBACIsNarrow(t *testing.T) {
 	s := server(t)
-	cfg, err := s.As(context.Background(), "nodeping", "nodeping-controller")
-	if err != nil {
-		t.Fatal(err)
-	}
-	kc := filepath.Join(t.TempDir(), "controller.kubeconfig")
-	if err := s.WriteKubeconfig(cfg, kc); err != nil {
-		t.Fatal(err)
-	}
+	kc := kubeconfigAs(context.Background(), t, s, "nodeping-controller")
 	for q, w := range map[string]string{
 		"watch nodes": "yes", "update nodes": "no", "get secrets -n nodeping": "no",
 		"update configmaps/nodeping-nodes -n nodeping": "yes", "update configmaps/other -n nodeping": "no",

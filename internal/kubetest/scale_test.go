@@ -136,14 +136,7 @@ func TestScale(t *testing.T) {
 			t.Fatalf("build the controller: %v\n%s", err, out)
 		}
 	}
-	cfg, err := s.As(ctx, "nodeping", "nodeping-controller")
-	if err != nil {
-		t.Fatal(err)
-	}
-	kc := filepath.Join(t.TempDir(), "controller.kubeconfig")
-	if err := s.WriteKubeconfig(cfg, kc); err != nil {
-		t.Fatal(err)
-	}
+	kc := kubeconfigAs(ctx, t, s, "nodeping-controller")
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

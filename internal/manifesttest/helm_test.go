@@ -110,15 +110,7 @@ func TestChartChecks(t *testing.T) {
 				files = append(files, ov.values)
 			}
 			objs := helmTemplate(t, files)
-			checkAgent(t, objs, ov.overlay)
-			checkController(t, objs)
-			checkRBAC(t, objs)
-			checkControllerService(t, objs)
-			for _, o := range objs {
-				if o.Namespace != "" && o.Namespace != "nodeping" {
-					t.Errorf("%s %s in namespace %q, want the release's", o.Kind, o.Name, o.Namespace)
-				}
-			}
+			checkAll(t, objs, ov.overlay)
 			switch filepath.Base(ov.overlay) {
 			case "flant-compat":
 				checkFlantDropIn(t, objs)

@@ -139,15 +139,7 @@ func TestOverlays(t *testing.T) {
 	for _, dir := range []string{"manifests/base", "manifests/overlays/kube-prometheus-stack", "manifests/overlays/standalone", "manifests/overlays/flant-compat"} {
 		t.Run(filepath.Base(dir), func(t *testing.T) {
 			objs := build(t, dir)
-			checkAgent(t, objs, dir)
-			checkController(t, objs)
-			checkRBAC(t, objs)
-			checkControllerService(t, objs)
-			for _, o := range objs {
-				if o.Namespace != "" && o.Namespace != "nodeping" {
-					t.Errorf("%s %s in namespace %q, want nodeping", o.Kind, o.Name, o.Namespace)
-				}
-			}
+			checkAll(t, objs, dir)
 			switch filepath.Base(dir) {
 			case "flant-compat":
 				checkFlantDropIn(t, objs)
@@ -186,6 +178,22 @@ func agentTextfileDir(t *testing.T, objs []object) string {
 	}
 	t.Fatal("agent has no --textfile-dir")
 	return ""
+}
+
+// checkAll runs the checks every rendering of the manifests passes, overlay or chart: the agent
+// (rendered from dir), the controller, RBAC, the controller's Service, and every namespaced
+// object in nodeping.
+func checkAll(t *testing.T, objs []object, dir string) {
+	t.Helper()
+	checkAgent(t, objs, dir)
+	checkController(t, objs)
+	checkRBAC(t, objs)
+	checkControllerService(t, objs)
+	for _, o := range objs {
+		if o.Namespace != "" && o.Namespace != "nodeping" {
+			t.Errorf("%s %s in namespace %q, want nodeping", o.Kind, o.Name, o.Namespace)
+		}
+	}
 }
 
 func checkAgent(t *testing.T, objs []object, dir string) {

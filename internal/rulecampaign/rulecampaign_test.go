@@ -110,6 +110,23 @@ func TestRingSubsetCoversZones(t *testing.T) {
 	}
 }
 
+// campaign draws n cases of all the classes from seed on clusters, runs them through the shipped
+// rules with promtool in batches of batch, logs the report and returns its totals.
+func campaign(t *testing.T, promtool string, seed uint64, n int, clusters []Cluster, batch int) Totals {
+	t.Helper()
+	classes := Classes()
+	cases := Generate(seed, n, clusters, classes)
+	fired, err := Run(context.Background(), Options{Promtool: promtool, RulesPath: "../../manifests/rules/nodeping.rules.yml", Dir: t.TempDir(), Batch: batch, Parallel: 2}, cases)
+	if err != nil {
+		t.Fatal(err)
+	}
+	scores, outcomes := Score(cases, fired, classes)
+	var b strings.Builder
+	tot := Report(&b, scores, outcomes)
+	t.Log("\n" + b.String())
+	return tot
+}
+
 // TestShortCampaign is the default suite's seeded campaign: every class on the 12-node cluster
 // (3 zones, 2 nodes without one), through the shipped rules, against the goals of issue 12. The
 // long campaign (scripts/test-long) adds the 38-node and 60-node subset clusters.
@@ -121,16 +138,7 @@ func TestShortCampaign(t *testing.T) {
 	if testing.Short() {
 		t.Skip("skipping the campaign in -short mode")
 	}
-	classes := Classes()
-	cases := Generate(2, len(classes), []Cluster{FullMesh("12n-3z", NewNodes(12, 3, 2))}, classes)
-	fired, err := Run(context.Background(), Options{Promtool: promtool, RulesPath: "../../manifests/rules/nodeping.rules.yml", Dir: t.TempDir(), Batch: 5, Parallel: 2}, cases)
-	if err != nil {
-		t.Fatal(err)
-	}
-	scores, outcomes := Score(cases, fired, classes)
-	var b strings.Builder
-	tot := Report(&b, scores, outcomes)
-	t.Log("\n" + b.String())
+	tot := campaign(t, promtool, 2, len(Classes()), []Cluster{FullMesh("12n-3z", NewNodes(12, 3, 2))}, 5)
 	if os.Getenv("NODEPING_CAMPAIGN_LENIENT") != "" {
 		return
 	}
@@ -150,16 +158,7 @@ func TestLongCampaign(t *testing.T) {
 	if err != nil {
 		t.Fatal("promtool not installed (apt-get install prometheus)")
 	}
-	classes := Classes()
-	cases := Generate(1, 240, Clusters(), classes)
-	fired, err := Run(context.Background(), Options{Promtool: promtool, RulesPath: "../../manifests/rules/nodeping.rules.yml", Dir: t.TempDir(), Batch: 8, Parallel: 2}, cases)
-	if err != nil {
-		t.Fatal(err)
-	}
-	scores, outcomes := Score(cases, fired, classes)
-	var b strings.Builder
-	tot := Report(&b, scores, outcomes)
-	t.Log("\n" + b.String())
+	tot := campaign(t, promtool, 1, 240, Clusters(), 8)
 	if tot.Precision < 0.98 || tot.Recall < 0.95 || tot.FalseInSilence != 0 || !(tot.CleanMedian <= 60) {
 		t.Errorf("goals missed: precision %.3f (>= 0.98), recall %.3f (>= 0.95), false alerts in silent runs %d (0), clean median %.0fs (<= 60)",
 			tot.Precision, tot.Recall, tot.FalseInSilence, tot.CleanMedian)

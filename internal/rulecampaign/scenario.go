@@ -3,6 +3,7 @@ package rulecampaign
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -132,6 +133,19 @@ func zoneOf(c Cluster, i int) string { return c.Nodes[i].Zone }
 // receives and p of those it sends.
 func oneWayEach(p float64) float64 { return 1 - (1-p)*(1-p) }
 
+// nodeLossy makes the cases in which an observed node drops a share of the packets it receives
+// and of those it sends, the share drawn from ps.
+func nodeLossy(ps ...float64) func(r *rand.Rand, c Cluster, cs *Case) bool {
+	return func(r *rand.Rand, c Cluster, cs *Case) bool {
+		x := observedNode(r, c)
+		p := ps[r.IntN(len(ps))]
+		cs.Loss = func(s, d int) float64 { return b2f(s == x || d == x) * oneWayEach(p) }
+		cs.Want = []Alert{nodeAlert("NodePingNodeUnreachable", c, x)}
+		cs.Detail = fmt.Sprintf("%s %.0f%% each way", c.Nodes[x].Name, 100*p)
+		return true
+	}
+}
+
 // Classes are the fault classes of issue 12, plus an agent that stops (issue 14).
 func Classes() []Class {
 	return []Class{
@@ -159,22 +173,8 @@ func Classes() []Class {
 			cs.Detail = c.Nodes[x].Name
 			return true
 		}},
-		{Name: "node-gray-1-3pct", Gray: true, Make: func(r *rand.Rand, c Cluster, cs *Case) bool {
-			x := observedNode(r, c)
-			p := []float64{0.01, 0.02, 0.03}[r.IntN(3)]
-			cs.Loss = func(s, d int) float64 { return b2f(s == x || d == x) * oneWayEach(p) }
-			cs.Want = []Alert{nodeAlert("NodePingNodeUnreachable", c, x)}
-			cs.Detail = fmt.Sprintf("%s %.0f%% each way", c.Nodes[x].Name, 100*p)
-			return true
-		}},
-		{Name: "node-lossy-5-30pct", Clean: true, Make: func(r *rand.Rand, c Cluster, cs *Case) bool {
-			x := observedNode(r, c)
-			p := []float64{0.05, 0.1, 0.2, 0.3}[r.IntN(4)]
-			cs.Loss = func(s, d int) float64 { return b2f(s == x || d == x) * oneWayEach(p) }
-			cs.Want = []Alert{nodeAlert("NodePingNodeUnreachable", c, x)}
-			cs.Detail = fmt.Sprintf("%s %.0f%% each way", c.Nodes[x].Name, 100*p)
-			return true
-		}},
+		{Name: "node-gray-1-3pct", Gray: true, Make: nodeLossy(0.01, 0.02, 0.03)},
+		{Name: "node-lossy-5-30pct", Clean: true, Make: nodeLossy(0.05, 0.1, 0.2, 0.3)},
 		{Name: "node-own-echoes-dropped", Clean: true, Make: func(r *rand.Rand, c Cluster, cs *Case) bool {
 			x := observedNode(r, c)
 			if len(c.Plan[x]) == 0 {
@@ -229,7 +229,7 @@ func Classes() []Class {
 			var pairs [][2]int
 			for s, ds := range c.Plan {
 				for _, d := range ds {
-					if s < d && contains(c.Plan[d], s) {
+					if s < d && slices.Contains(c.Plan[d], s) {
 						pairs = append(pairs, [2]int{s, d})
 					}
 				}
@@ -312,15 +312,6 @@ func b2f(b bool) float64 {
 		return 1
 	}
 	return 0
-}
-
-func contains(xs []int, x int) bool {
-	for _, v := range xs {
-		if v == x {
-			return true
-		}
-	}
-	return false
 }
 
 // Clusters are the shapes a campaign draws from: 12 and 38 nodes in 3 zones with some nodes

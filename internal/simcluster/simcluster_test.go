@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nodeping/nodeping/internal/testutil/poll"
 )
 
 // agentBin is the agent built once for every cluster of this package's tests.
@@ -90,14 +92,7 @@ func pairLoss(t *testing.T, c *Cluster, window string) map[string]float64 {
 // waitQuery polls a condition on Prometheus until it holds, and returns how long it took.
 func waitQuery(t *testing.T, within time.Duration, what string, cond func() bool) time.Duration {
 	t.Helper()
-	start := time.Now()
-	for !cond() {
-		if time.Since(start) > within {
-			t.Fatalf("not within %s: %s", within, what)
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
-	return time.Since(start)
+	return poll.Until(t, what, within, 500*time.Millisecond, cond)
 }
 
 func touches(pair, node string) bool {

@@ -127,6 +127,11 @@ func hugeList(n int) string {
 	return b.String()
 }
 
+// oneICMP is the rows' usual probes: one ICMP probe on c, every echo answered in 1ms.
+func oneICMP(c *fakeClock) []Registration {
+	return []Registration{{Protocol: "icmp", Probe: &fakeProbe{clock: c}}}
+}
+
 // TestLoop runs the agent's loop with fake probes and a fake clock, cycle by cycle, and compares
 // the families it names in the file with literal exposition text (kube-state-metrics' style).
 func TestLoop(t *testing.T) {
@@ -178,11 +183,9 @@ func TestLoop(t *testing.T) {
 				`nodeping_targets{state="probed"} 2` + "\n",
 		},
 		{
-			name:  "a reloaded list: a node that left is gone, one that joined is probed",
-			lists: map[int]string{0: listAB, 2: listAC},
-			probes: func(c *fakeClock) []Registration {
-				return []Registration{{Protocol: "icmp", Probe: &fakeProbe{clock: c}}}
-			},
+			name:     "a reloaded list: a node that left is gone, one that joined is probed",
+			lists:    map[int]string{0: listAB, 2: listAC},
+			probes:   oneICMP,
 			cycles:   3,
 			families: []string{"nodeping_packets_sent_total", "nodeping_nodes_list_nodes", "nodeping_nodes_list_last_load_timestamp_seconds"},
 			want: "nodeping_nodes_list_last_load_timestamp_seconds 1.80000003e+09\n" +
@@ -191,11 +194,9 @@ func TestLoop(t *testing.T) {
 				"nodeping_packets_sent_total" + pair("c", "198.18.0.4", "icmp") + " 2\n",
 		},
 		{
-			name:  "a malformed list is counted, and the last good one stays in use",
-			lists: map[int]string{0: listAB, 1: `[{"name": "broken", `},
-			probes: func(c *fakeClock) []Registration {
-				return []Registration{{Protocol: "icmp", Probe: &fakeProbe{clock: c}}}
-			},
+			name:     "a malformed list is counted, and the last good one stays in use",
+			lists:    map[int]string{0: listAB, 1: `[{"name": "broken", `},
+			probes:   oneICMP,
 			cycles:   3,
 			families: []string{"nodeping_packets_sent_total", "nodeping_nodes_list_load_errors_total"},
 			want: "nodeping_nodes_list_load_errors_total 2\n" +
@@ -203,11 +204,9 @@ func TestLoop(t *testing.T) {
 				"nodeping_packets_sent_total" + pair("b", "198.18.0.3", "icmp") + " 6\n",
 		},
 		{
-			name:  "a list above nodelist.MaxNodes is refused and counted, and the last good one stays in use",
-			lists: map[int]string{0: listAB, 1: hugeList(nodelist.MaxNodes + 1)},
-			probes: func(c *fakeClock) []Registration {
-				return []Registration{{Protocol: "icmp", Probe: &fakeProbe{clock: c}}}
-			},
+			name:     "a list above nodelist.MaxNodes is refused and counted, and the last good one stays in use",
+			lists:    map[int]string{0: listAB, 1: hugeList(nodelist.MaxNodes + 1)},
+			probes:   oneICMP,
 			cycles:   3,
 			families: []string{"nodeping_nodes_list_load_errors_total", "nodeping_nodes_list_nodes", "nodeping_nodes_list_too_large_total"},
 			want: "nodeping_nodes_list_load_errors_total 2\n" +
@@ -215,11 +214,9 @@ func TestLoop(t *testing.T) {
 				"nodeping_nodes_list_too_large_total 2\n",
 		},
 		{
-			name:  "the probe plan is visible: full mesh, no K, this node's peers",
-			lists: map[int]string{0: listAB},
-			probes: func(c *fakeClock) []Registration {
-				return []Registration{{Protocol: "icmp", Probe: &fakeProbe{clock: c}}}
-			},
+			name:     "the probe plan is visible: full mesh, no K, this node's peers",
+			lists:    map[int]string{0: listAB},
+			probes:   oneICMP,
 			cycles:   1,
 			families: []string{"nodeping_probe_plan_info", "nodeping_probe_plan_peers", "nodeping_probe_plan_subset_peers"},
 			want: "nodeping_probe_plan_info{mode=\"full-mesh\"} 1\n" +
@@ -287,12 +284,10 @@ func TestLoop(t *testing.T) {
 				"nodeping_resolve_errors_total 1\n",
 		},
 		{
-			name:  "above --full-mesh-max the agent probes its plan's peers only",
-			lists: map[int]string{0: list6},
-			cfg:   func(c *Config) { c.Plan = targets.Options{FullMeshMax: 3, SubsetPeers: 2, ZonePairMin: 1} },
-			probes: func(c *fakeClock) []Registration {
-				return []Registration{{Protocol: "icmp", Probe: &fakeProbe{clock: c}}}
-			},
+			name:   "above --full-mesh-max the agent probes its plan's peers only",
+			lists:  map[int]string{0: list6},
+			cfg:    func(c *Config) { c.Plan = targets.Options{FullMeshMax: 3, SubsetPeers: 2, ZonePairMin: 1} },
+			probes: oneICMP,
 			cycles: 1,
 			check: func(t *testing.T, probes []Registration) {
 				l, _, err := nodelist.Decode([]byte(list6))

@@ -17,6 +17,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 
+	"github.com/nodeping/nodeping/internal/testutil/poll"
 	"github.com/nodeping/nodeping/pkg/nodelist"
 )
 
@@ -129,13 +130,7 @@ func (h *harness) list(t *testing.T) []string {
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within 5s: %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	poll.Until(t, what, 5*time.Second, 5*time.Millisecond, cond)
 }
 
 func TestControllerKeepsConfigMapInStep(t *testing.T) {

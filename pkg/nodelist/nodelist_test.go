@@ -31,13 +31,20 @@ func render(l List, skips []Skip) string {
 	return b.String()
 }
 
+// testdata reads testdata/name.json.
+func testdata(t *testing.T, name string) []byte {
+	t.Helper()
+	in, err := os.ReadFile(filepath.Join("testdata", name+".json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return in
+}
+
 func TestDecodeGolden(t *testing.T) {
 	for _, name := range []string{"flant", "deckhouse", "nodeping", "skips", "extra-address", "empty-array", "loopback-only"} {
 		t.Run(name, func(t *testing.T) {
-			in, err := os.ReadFile(filepath.Join("testdata", name+".json"))
-			if err != nil {
-				t.Fatal(err)
-			}
+			in := testdata(t, name)
 			l, skips, err := Decode(in)
 			if err != nil {
 				t.Fatalf("Decode: %v", err)
@@ -59,11 +66,8 @@ func TestDecodeInvalid(t *testing.T) {
 	}
 	for name, want := range cases {
 		t.Run(name, func(t *testing.T) {
-			in, err := os.ReadFile(filepath.Join("testdata", name+".json"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			_, _, err = Decode(in)
+			in := testdata(t, name)
+			_, _, err := Decode(in)
 			if err == nil || err.Error() != want {
 				t.Errorf("Decode error = %v, want %q", err, want)
 			}
@@ -74,10 +78,7 @@ func TestDecodeInvalid(t *testing.T) {
 func TestEncodeRoundTrip(t *testing.T) {
 	for _, name := range []string{"flant", "deckhouse", "nodeping"} {
 		t.Run(name, func(t *testing.T) {
-			in, err := os.ReadFile(filepath.Join("testdata", name+".json"))
-			if err != nil {
-				t.Fatal(err)
-			}
+			in := testdata(t, name)
 			l, _, err := Decode(in)
 			if err != nil {
 				t.Fatal(err)

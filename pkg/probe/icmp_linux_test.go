@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nodeping/nodeping/internal/testutil/netnstest"
+	"github.com/nodeping/nodeping/internal/testutil/poll"
 )
 
 func testLogger(t testing.TB) *slog.Logger {
@@ -46,10 +47,7 @@ func TestICMPLoopback(t *testing.T) {
 	defer e.Close()
 	targets := append(loopbackTargets(50), netip.MustParseAddr("::1"))
 	for run := 0; run < 3; run++ {
-		stats, err := e.Run(context.Background(), targets)
-		if err != nil {
-			t.Fatal(err)
-		}
+		stats := mustRun(t, e, targets)
 		for i, st := range stats {
 			if st.Sent != cfg.Count || st.Received != cfg.Count || len(st.RTTs) != cfg.Count {
 				t.Errorf("run %d target %s: sent %d received %d rtts %d, want %d each", run, targets[i], st.Sent, st.Received, len(st.RTTs), cfg.Count)
@@ -77,18 +75,12 @@ func TestICMPMatchesProBing(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer e.Close()
-	ours, err := e.Run(context.Background(), targets)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ours := mustRun(t, e, targets)
 	pb, err := NewProBing(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ref, err := pb.Run(context.Background(), targets)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ref := mustRun(t, pb, targets)
 	for i := range targets {
 		if ours[i].Sent != ref[i].Sent || ours[i].Received != ref[i].Received {
 			t.Errorf("%s: engine sent/received %d/%d, pro-bing %d/%d", targets[i], ours[i].Sent, ours[i].Received, ref[i].Sent, ref[i].Received)
@@ -192,13 +184,7 @@ func TestICMPCancelCountsNothingInFlight(t *testing.T) {
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t *testing.T, within time.Duration, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %s", within)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	poll.Until(t, "the condition", within, 5*time.Millisecond, cond)
 }
 
 func TestICMPConfigValidate(t *testing.T) {
@@ -237,14 +223,8 @@ func TestMTUProbe(t *testing.T) {
 	targets := []netip.Addr{netip.MustParseAddr("127.0.0.2"), netip.MustParseAddr("::1")}
 	check := func(what string, wantMTU int) {
 		t.Helper()
-		small, err := e.Run(context.Background(), targets)
-		if err != nil {
-			t.Fatal(err)
-		}
-		large, err := mtu.Run(context.Background(), targets)
-		if err != nil {
-			t.Fatal(err)
-		}
+		small := mustRun(t, e, targets)
+		large := mustRun(t, mtu, targets)
 		for i := range targets {
 			if small[i].Received != 3 || large[i].Sent != 2 || large[i].Received != wantMTU || large[i].SendErrors != 0 {
 				t.Errorf("%s, %s: small echoes %d/3, MTU probe %d/%d (send errors %d); want 3/3 and %d/2",

@@ -1,7 +1,6 @@
 package probe
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"net/netip"
@@ -19,6 +18,16 @@ func scaleTargets(n int) []netip.Addr {
 	return out
 }
 
+// total adds up the echoes of a run: sent, received and refused by the kernel.
+func total(stats []Stats) (sent, received, sendErrors int) {
+	for _, st := range stats {
+		sent += st.Sent
+		received += st.Received
+		sendErrors += st.SendErrors
+	}
+	return sent, received, sendErrors
+}
+
 // TestICMPPast65536Echoes: one run of 7,000 targets x 10 echoes (70,000, more than the 65,536
 // sequence numbers) on loopback loses nothing and leaves nothing uncounted. Before the shared
 // in-flight table, this run counted 4,465 echoes lost.
@@ -34,16 +43,8 @@ func TestICMPPast65536Echoes(t *testing.T) {
 	}
 	defer e.Close()
 	targets := scaleTargets(7000)
-	stats, err := e.Run(context.Background(), targets)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sent, received, sendErrors int
-	for _, st := range stats {
-		sent += st.Sent
-		received += st.Received
-		sendErrors += st.SendErrors
-	}
+	stats := mustRun(t, e, targets)
+	sent, received, sendErrors := total(stats)
 	c := e.Counters()
 	t.Logf("sent %d received %d send errors %d counters %+v", sent, received, sendErrors, c)
 	if sent != 70000 || received != 70000 || c.TableFull != 0 {
@@ -67,15 +68,8 @@ func TestUDPPast65536Probes(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer u.Close()
-	stats, err := u.Run(context.Background(), scaleTargets(14000))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sent, received int
-	for _, st := range stats {
-		sent += st.Sent
-		received += st.Received
-	}
+	stats := mustRun(t, u, scaleTargets(14000))
+	sent, received, _ := total(stats)
 	c := u.Counters()
 	// The responder counts an answer after it sends it: the last reply can beat its count here.
 	waitFor(t, 5*time.Second, func() bool { return r.Answered() >= uint64(received) })
@@ -103,16 +97,8 @@ func TestUDPTableFullCounted(t *testing.T) {
 	}
 	defer u.Close()
 	u.tab = newInflight(64, 0)
-	stats, err := u.Run(context.Background(), scaleTargets(40))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sent, received, sendErrors int
-	for _, st := range stats {
-		sent += st.Sent
-		received += st.Received
-		sendErrors += st.SendErrors
-	}
+	stats := mustRun(t, u, scaleTargets(40))
+	sent, received, sendErrors := total(stats)
 	c := u.Counters()
 	if sent != 120 || received != 0 || sendErrors != 120-64 || c.TableFull != 120-64 {
 		t.Errorf("sent %d received %d send errors %d table full %d; want 120, 0, 56, 56", sent, received, sendErrors, c.TableFull)

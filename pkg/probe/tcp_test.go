@@ -13,21 +13,26 @@ import (
 	"time"
 
 	"github.com/nodeping/nodeping/internal/testutil/netnstest"
+	"github.com/nodeping/nodeping/internal/testutil/servetest"
 	"github.com/nodeping/nodeping/pkg/responder"
 )
 
 func startResponder(t *testing.T) int {
 	t.Helper()
 	r, err := responder.ListenTCP("127.0.0.1:0", slog.New(slog.NewTextHandler(io.Discard, nil)))
+	return servetest.Serve(t, r, err, netip.MustParseAddr("127.0.0.1")).Addr().(*net.TCPAddr).Port
+}
+
+// mustRun runs p once on targets and fails the test at once when the run fails.
+func mustRun(t testing.TB, p interface {
+	Run(context.Context, []netip.Addr) ([]Stats, error)
+}, targets []netip.Addr) []Stats {
+	t.Helper()
+	stats, err := p.Run(context.Background(), targets)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.SetAllowed([]netip.Addr{netip.MustParseAddr("127.0.0.1")})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Serve(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	return r.Addr().(*net.TCPAddr).Port
+	return stats
 }
 
 func closedPort(t *testing.T) int {
@@ -60,10 +65,7 @@ func TestTCPProbe(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			stats, err := p.Run(context.Background(), []netip.Addr{netip.MustParseAddr("127.0.0.1")})
-			if err != nil {
-				t.Fatal(err)
-			}
+			stats := mustRun(t, p, []netip.Addr{netip.MustParseAddr("127.0.0.1")})
 			st := stats[0]
 			if st.Sent != tc.count || st.Received != tc.received || len(st.RTTs) != tc.received {
 				t.Errorf("sent %d received %d rtts %d (failures %v), want %d, %d", st.Sent, st.Received, len(st.RTTs), st.Failures, tc.count, tc.received)

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nodeping/nodeping/internal/testutil/servetest"
 	"github.com/nodeping/nodeping/pkg/responder"
 )
 
@@ -21,15 +22,7 @@ func startUDPResponder(t *testing.T, allow []netip.Addr, rate int) *responder.UD
 func startUDPResponderOn(t *testing.T, addr string, allow []netip.Addr, rate int) *responder.UDP {
 	t.Helper()
 	r, err := responder.ListenUDPLimit(addr, responder.Limit{Rate: float64(rate), Burst: rate}, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.SetAllowed(allow)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Serve(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	return r
+	return servetest.Serve(t, r, err, allow...)
 }
 
 func newUDP(t *testing.T, port int) *UDP {
@@ -57,10 +50,7 @@ func TestUDPProbeAndResponder(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			r := startUDPResponder(t, tc.allow, 1000)
 			u := newUDP(t, r.Addr().(*net.UDPAddr).Port)
-			stats, err := u.Run(context.Background(), []netip.Addr{lo})
-			if err != nil {
-				t.Fatal(err)
-			}
+			stats := mustRun(t, u, []netip.Addr{lo})
 			if st := stats[0]; st.Sent != 4 || st.Received != tc.received || len(st.RTTs) != tc.received {
 				t.Errorf("sent %d received %d rtts %d; want 4 and %d", st.Sent, st.Received, len(st.RTTs), tc.received)
 			}

@@ -19,6 +19,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/nodeping/nodeping/internal/testutil/poll"
+	"github.com/nodeping/nodeping/internal/testutil/servetest"
 )
 
 var (
@@ -31,15 +34,7 @@ func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)
 func serveTCP(t *testing.T, cfg TCPConfig, allow ...netip.Addr) *TCP {
 	t.Helper()
 	r, err := ListenTCPConfig("127.0.0.1:0", cfg, quiet())
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.SetAllowed(allow)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Serve(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	return r
+	return servetest.Serve(t, r, err, allow...)
 }
 
 // dialFrom connects to addr from the loopback address src.
@@ -51,13 +46,7 @@ func dialFrom(src netip.Addr, addr net.Addr) (net.Conn, error) {
 // await polls cond until it holds or 10 s pass.
 func await(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	poll.Until(t, what, 10*time.Second, 5*time.Millisecond, cond)
 }
 
 // TestTCPAnswersOnlyListedAddresses: a listed peer's connection is held until it closes; an
@@ -159,15 +148,7 @@ func TestLogLimiter(t *testing.T) {
 func serveUDP(t *testing.T, lim Limit, allow ...netip.Addr) *UDP {
 	t.Helper()
 	r, err := ListenUDPLimit("127.0.0.1:0", lim, quiet())
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.SetAllowed(allow)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Serve(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	return r
+	return servetest.Serve(t, r, err, allow...)
 }
 
 func udpFrom(t *testing.T, src netip.Addr, to net.Addr) *net.UDPConn {

@@ -50,8 +50,8 @@ func run(args []string) error {
 	} else if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	cls := filterClasses(rulecampaign.Classes(), *classes)
-	cts := filterClusters(rulecampaign.Clusters(), *clusters)
+	cls := filterNamed(rulecampaign.Classes(), *classes, func(c rulecampaign.Class) string { return c.Name })
+	cts := filterNamed(rulecampaign.Clusters(), *clusters, func(c rulecampaign.Cluster) string { return c.Name })
 	if len(cls) == 0 || len(cts) == 0 {
 		return fmt.Errorf("no class or cluster left after -classes %q -clusters %q", *classes, *clusters)
 	}
@@ -80,26 +80,15 @@ func run(args []string) error {
 	return nil
 }
 
-func filterClasses(all []rulecampaign.Class, names string) []rulecampaign.Class {
+// filterNamed keeps the items of all whose name is in the comma-separated names, or all of them
+// when names is empty.
+func filterNamed[T any](all []T, names string, name func(T) string) []T {
 	if names == "" {
 		return all
 	}
-	var out []rulecampaign.Class
+	var out []T
 	for _, c := range all {
-		if strings.Contains(","+names+",", ","+c.Name+",") {
-			out = append(out, c)
-		}
-	}
-	return out
-}
-
-func filterClusters(all []rulecampaign.Cluster, names string) []rulecampaign.Cluster {
-	if names == "" {
-		return all
-	}
-	var out []rulecampaign.Cluster
-	for _, c := range all {
-		if strings.Contains(","+names+",", ","+c.Name+",") {
+		if strings.Contains(","+names+",", ","+name(c)+",") {
 			out = append(out, c)
 		}
 	}
