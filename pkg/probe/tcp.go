@@ -3,6 +3,7 @@ package probe
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"strconv"
@@ -85,13 +86,22 @@ type TCP struct {
 	cfg TCPConfig
 }
 
+// checkPortProbe is the one check of a probe that sends to a peer's port: a valid port, and a
+// positive count, interval and timeout.
+func checkPortProbe(protocol string, port, count int, interval, timeout time.Duration) error {
+	switch {
+	case port < 1 || port > 65535:
+		return fmt.Errorf("%s probe: port must be 1..65535", protocol)
+	case count < 1 || interval <= 0 || timeout <= 0:
+		return fmt.Errorf("%s probe: count, interval and timeout must be positive", protocol)
+	}
+	return nil
+}
+
 // NewTCP returns a TCP prober.
 func NewTCP(cfg TCPConfig) (*TCP, error) {
-	switch {
-	case cfg.Port < 1 || cfg.Port > 65535:
-		return nil, errors.New("tcp probe: port must be 1..65535")
-	case cfg.Count < 1 || cfg.Timeout <= 0 || cfg.Interval <= 0:
-		return nil, errors.New("tcp probe: count, interval and timeout must be positive")
+	if err := checkPortProbe("tcp", cfg.Port, cfg.Count, cfg.Interval, cfg.Timeout); err != nil {
+		return nil, err
 	}
 	cfg.Parallel = cfg.parallel()
 	return &TCP{cfg: cfg}, nil

@@ -123,3 +123,31 @@ func TestTCPReason(t *testing.T) {
 		t.Errorf("deadline exceeded: %q", got)
 	}
 }
+
+// TestPortProbesRefuseBadConfigs: the TCP and UDP probes refuse a bad port or timing with one
+// message each, naming the probe.
+func TestPortProbesRefuseBadConfigs(t *testing.T) {
+	ok := TCPConfig{Port: 9, Count: 1, Interval: time.Millisecond, Timeout: time.Second}
+	for _, tc := range []struct {
+		name string
+		edit func(*TCPConfig)
+		want string
+	}{
+		{"port 0", func(c *TCPConfig) { c.Port = 0 }, "%s probe: port must be 1..65535"},
+		{"port 65536", func(c *TCPConfig) { c.Port = 65536 }, "%s probe: port must be 1..65535"},
+		{"count 0", func(c *TCPConfig) { c.Count = 0 }, "%s probe: count, interval and timeout must be positive"},
+		{"interval 0", func(c *TCPConfig) { c.Interval = 0 }, "%s probe: count, interval and timeout must be positive"},
+		{"timeout -1", func(c *TCPConfig) { c.Timeout = -1 }, "%s probe: count, interval and timeout must be positive"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := ok
+			tc.edit(&c)
+			if _, err := NewTCP(c); err == nil || err.Error() != fmt.Sprintf(tc.want, "tcp") {
+				t.Errorf("NewTCP: %v, want %q", err, fmt.Sprintf(tc.want, "tcp"))
+			}
+			if _, err := NewUDP(UDPConfig{Port: c.Port, Count: c.Count, Interval: c.Interval, Timeout: c.Timeout}); err == nil || err.Error() != fmt.Sprintf(tc.want, "udp") {
+				t.Errorf("NewUDP: %v, want %q", err, fmt.Sprintf(tc.want, "udp"))
+			}
+		})
+	}
+}

@@ -71,11 +71,8 @@ type udpRun struct {
 
 // NewUDP opens the probe's sockets.
 func NewUDP(cfg UDPConfig) (*UDP, error) {
-	switch {
-	case cfg.Port < 1 || cfg.Port > 65535:
-		return nil, errors.New("udp probe: port must be 1..65535")
-	case cfg.Count < 1 || cfg.Interval <= 0 || cfg.Timeout <= 0:
-		return nil, errors.New("udp probe: count, interval and timeout must be positive")
+	if err := checkPortProbe("udp", cfg.Port, cfg.Count, cfg.Interval, cfg.Timeout); err != nil {
+		return nil, err
 	}
 	if cfg.Sockets < 1 {
 		cfg.Sockets = 4
