@@ -44,7 +44,7 @@ func (c ICMPConfig) Validate() error {
 
 // Span is how long a run takes at most: the last echo's send time plus its timeout.
 func (c ICMPConfig) Span() time.Duration {
-	return time.Duration(c.Count)*c.Interval + c.Timeout
+	return span(c.Count, c.Interval, c.Timeout)
 }
 
 // ICMPCounters are the engine's running totals across runs.

@@ -22,6 +22,13 @@ type spread struct {
 	jitter   []int64
 }
 
+// span is how long a run of count probes per target, interval apart, takes at most when each may
+// wait timeout for its answer: the last probe's send time plus its timeout. Every engine's
+// Span is this.
+func span(count int, interval, timeout time.Duration) time.Duration {
+	return time.Duration(count)*interval + timeout
+}
+
 // newSpread returns the schedule of one run; rnd supplies the order and the jitter.
 func newSpread(n, count int, interval time.Duration, rnd *mrand.Rand) *spread {
 	s := &spread{n: n, count: count, interval: int64(interval), order: make([]int32, n), jitter: make([]int64, n)}

@@ -49,7 +49,7 @@ func (c TCPConfig) parallel() int {
 // Span is how long a run to n targets takes when every peer answers at once: the last connect's
 // scheduled start plus its timeout.
 func (c TCPConfig) Span() time.Duration {
-	return time.Duration(c.Count)*c.Interval + c.Timeout
+	return span(c.Count, c.Interval, c.Timeout)
 }
 
 // WorstCase is the longest a run to n targets can take: every connect times out, so at most

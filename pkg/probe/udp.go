@@ -31,7 +31,7 @@ type UDPConfig struct {
 
 // Span is how long a run takes at most: the last probe's send time plus its timeout.
 func (c UDPConfig) Span() time.Duration {
-	return time.Duration(c.Count)*c.Interval + c.Timeout
+	return span(c.Count, c.Interval, c.Timeout)
 }
 
 // UDPCounters are the UDP probe's running totals across runs.
