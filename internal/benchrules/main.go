@@ -99,7 +99,7 @@ func main() {
 	}
 
 	l := syntheticList(nodes, zones)
-	plan := targets.Build(l, targets.DefaultOptions())
+	plan := targets.Build(l, shippedPlan)
 	byName := map[string]nodelist.Node{}
 	for _, n := range l.Nodes {
 		byName[n.Name] = n
@@ -161,7 +161,7 @@ func main() {
 func printPromtoolTest(l nodelist.List, rules, blackhole string) {
 	w := bufio.NewWriterSize(os.Stdout, 1<<20)
 	defer w.Flush()
-	plan := targets.Build(l, targets.DefaultOptions())
+	plan := targets.Build(l, shippedPlan)
 	byName := map[string]nodelist.Node{}
 	for _, n := range l.Nodes {
 		byName[n.Name] = n
@@ -208,6 +208,10 @@ func syntheticList(n, zones int) nodelist.List {
 // node: "today" is what main wrote before the decision (min/max/stddev gauges and a histogram
 // for every protocol), "shipped" what the DaemonSet keeps (counters for every protocol, the
 // histogram for icmp only). selfSeries is the self-metrics, DNS probe and responders.
+// shippedPlan is the probe plan of the shipped DaemonSet and chart (--full-mesh-max=50): subset
+// mode above 50 nodes. The binary's own default keeps a full mesh up to 5,000 nodes.
+var shippedPlan = targets.Options{FullMeshMax: targets.RecommendedFullMeshMax, SubsetPeers: targets.DefaultSubsetPeers, ZonePairMin: targets.DefaultZonePairMin}
+
 func printTable(zones int) {
 	const selfSeries = 50
 	p := len(protocols)
@@ -215,9 +219,9 @@ func printTable(zones int) {
 	fmt.Println("|---:|---|---|---|---|---:|---:|")
 	for _, n := range []int{10, 100, 1000, 5000} {
 		l := syntheticList(n, zones)
-		for _, o := range []targets.Options{{FullMeshMax: 1 << 30, SubsetPeers: 8, ZonePairMin: 3}, targets.DefaultOptions()} {
+		for _, o := range []targets.Options{{FullMeshMax: 1 << 30, SubsetPeers: 8, ZonePairMin: 3}, shippedPlan} {
 			plan := targets.Build(l, o)
-			if o.FullMeshMax == targets.DefaultFullMeshMax && n <= o.FullMeshMax {
+			if o.FullMeshMax == shippedPlan.FullMeshMax && n <= o.FullMeshMax {
 				continue // the default is the full mesh row
 			}
 			zoneOf := map[string]string{}
@@ -239,7 +243,7 @@ func printTable(zones int) {
 				maxPeers, maxToday, maxShipped = max(maxPeers, len(ps)), max(maxToday, t), max(maxShipped, s)
 			}
 			mode := plan.Mode()
-			if plan.Mode() == targets.ModeFullMesh && n > targets.DefaultFullMeshMax {
+			if plan.Mode() == targets.ModeFullMesh && n > shippedPlan.FullMeshMax {
 				mode += " (forced)"
 			}
 			fmt.Printf("| %d | %s | %.1f / %d | %.0f / %d | %.0f / %d | %d | %d |\n", n, mode,
