@@ -465,13 +465,24 @@ func assertAlerts(t *testing.T, c *Cluster, specs []string, within, silence time
 	}
 }
 
-// awaitAllPairs waits until every pair answers on both protocols.
+// awaitAllPairs waits until every pair answers on both protocols and the rules have the loss
+// baseline, without which no loss alert fires (4 minutes of history, 40 s scaled).
 func awaitAllPairs(t *testing.T, c *Cluster) {
 	t.Helper()
 	n := float64(2 * len(c.Nodes) * (len(c.Nodes) - 1))
 	waitQuery(t, 90*time.Second, "every pair probed on both protocols", func() bool {
 		s, err := c.Query(context.Background(), `count(nodeping:pair_mtu_loss_ratio:rate2m == 0) + count(nodeping:pair_loss_ratio:rate2m == 0)`)
 		return err == nil && len(s) == 1 && s[0].Value == n
+	})
+	awaitBaseline(t, c)
+}
+
+// awaitBaseline waits until the rules have the cluster's loss baseline.
+func awaitBaseline(t *testing.T, c *Cluster) {
+	t.Helper()
+	waitQuery(t, 90*time.Second, "the loss baseline", func() bool {
+		s, err := c.Query(context.Background(), `nodeping:loss_baseline:ratio1h`)
+		return err == nil && len(s) == 1
 	})
 }
 
@@ -541,6 +552,7 @@ func TestSubsetSixtyNodes(t *testing.T) {
 		t.Fatalf("subset plan: %v pairs probed, want between %d and %d", pairs, 60*8, 60*59)
 	}
 	t.Logf("subset plan: %v pairs probed (full mesh: 3540)", pairs)
+	awaitBaseline(t, c)
 	assertAlerts(t, c, []string{"none", "blackhole:node-7", "isolate:node-12", "zone-link:zone-a:zone-c"}, 2*time.Minute, time.Minute)
 }
 
