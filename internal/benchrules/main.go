@@ -204,14 +204,14 @@ func syntheticList(n, zones int) nodelist.List {
 	return l
 }
 
-// printTable prints the series per agent and per cluster, from the plan's real peers of every
-// node: "today" is what main wrote before the decision (min/max/stddev gauges and a histogram
-// for every protocol), "shipped" what the DaemonSet keeps (counters for every protocol, the
-// histogram for icmp only). selfSeries is the self-metrics, DNS probe and responders.
 // shippedPlan is the probe plan of the shipped DaemonSet and chart (--full-mesh-max=50): subset
 // mode above 50 nodes. The binary's own default keeps a full mesh up to 5,000 nodes.
 var shippedPlan = targets.Options{FullMeshMax: targets.RecommendedFullMeshMax, SubsetPeers: targets.DefaultSubsetPeers, ZonePairMin: targets.DefaultZonePairMin}
 
+// printTable prints the series per agent and per cluster, from the plan's real peers of every
+// node: "today" is what main wrote before the decision (min/max/stddev gauges and a histogram
+// for every protocol), "shipped" what the DaemonSet keeps (counters for every protocol, the
+// histogram for icmp only). selfSeries is the self-metrics, DNS probe and responders.
 func printTable(zones int) {
 	const selfSeries = 50
 	p := len(protocols)
@@ -222,7 +222,7 @@ func printTable(zones int) {
 		for _, o := range []targets.Options{{FullMeshMax: 1 << 30, SubsetPeers: 8, ZonePairMin: 3}, shippedPlan} {
 			plan := targets.Build(l, o)
 			if o.FullMeshMax == shippedPlan.FullMeshMax && n <= o.FullMeshMax {
-				continue // the default is the full mesh row
+				continue // below the shipped threshold its plan is the full-mesh row
 			}
 			zoneOf := map[string]string{}
 			for _, nd := range l.Nodes {

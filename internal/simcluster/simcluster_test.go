@@ -505,17 +505,15 @@ func TestAlertsRound2Named(t *testing.T) {
 	needsRound2Rules(t)
 	c := start(t, Config{RuleFiles: []string{scaledRules(t)}, AgentArgs: []string{"--mtu", "1500"}})
 	awaitAllPairs(t, c)
-	// Not here: a node losing 1% each way. Under the rules scaled 1/6 (10 s windows) it raised
-	// nothing within 2 minutes on 6 nodes: the scaled windows hold too few echoes for the pooled
-	// test. The promtool campaign proves it with the real windows (internal/rulecampaign).
+	// A node losing 1% each way needs more echoes than these agents send: TestGrayLossNamed.
 	faults := []string{"partition:zone-b", "latency:node-5:50ms"}
 	assertAlerts(t, c, faults, 2*time.Minute, 0)
 }
 
 // TestGrayLossNamed: a node losing 1% of its packets each way is named by exactly one alert,
 // NodePingNodeUnreachable. The rules are scaled 1/6 like the other tests, so every agent sends 60
-// echoes per peer per 5 s cycle: a scaled minute (10 s) then holds 120 echoes per pair, 600 per
-// direction per node, what a real minute holds in a full mesh of 16 nodes (40 per pair).
+// echoes per peer per 5 s cycle: a scaled 2-minute window (20 s) then holds 240 echoes per pair,
+// 1,200 per direction per node, what a real one holds in a full mesh of 16 nodes (80 per pair).
 func TestGrayLossNamed(t *testing.T) {
 	requireCluster(t)
 	needsRound2Rules(t)

@@ -13,7 +13,8 @@ import (
 
 // TestUDPReceiveBuffer: the UDP responder asks for a 4 MiB receive buffer (as much of it as
 // net.core.rmem_max allows), so that a burst of peers' probes is queued rather than dropped by
-// the kernel (bench-scale lost 10% of 25,000 probes a second with the default 200 KB).
+// the kernel (with the default 208 KB, bench-scale's responder answered 14,600 and 17,210 of
+// 25,000 probes sent within a second).
 func TestUDPReceiveBuffer(t *testing.T) {
 	data, err := os.ReadFile("/proc/sys/net/core/rmem_max")
 	if err != nil {
