@@ -116,12 +116,13 @@ func (cs Case) Series() []string {
 					p, delay, mp := bg, 0.0, bg
 					if on && cs.Loss != nil {
 						p = 1 - (1-bg)*(1-cs.Loss(s, d))
+						mp = p // what loses small echoes loses full-size ones
 					}
 					if on && cs.Delay != nil {
 						delay = cs.Delay(s, d)
 					}
 					if on && cs.MTULoss != nil {
-						mp = 1 - (1-bg)*(1-cs.MTULoss(s, d))
+						mp = 1 - (1-mp)*(1-cs.MTULoss(s, d))
 					}
 					got := EchoesPer - binomial(r, EchoesPer, p)
 					cycleRTT := rtt * (1 + math.Abs(r.NormFloat64())*0.15)

@@ -139,6 +139,7 @@ func nodeLossy(ps ...float64) func(r *rand.Rand, c Cluster, cs *Case) bool {
 	return func(r *rand.Rand, c Cluster, cs *Case) bool {
 		x := observedNode(r, c)
 		p := ps[r.IntN(len(ps))]
+		cs.MTU = true // a lossy node loses full-size echoes too: no MTU alert for that
 		cs.Loss = func(s, d int) float64 { return b2f(s == x || d == x) * oneWayEach(p) }
 		cs.Want = []Alert{nodeAlert("NodePingNodeUnreachable", c, x)}
 		cs.Detail = fmt.Sprintf("%s %.0f%% each way", c.Nodes[x].Name, 100*p)

@@ -157,6 +157,7 @@ func scenarios(t testing.TB) []scenario {
 		sc("blackholed-node", "A node blackholed (and no longer scraped): one NodePingNodeUnreachable; no pair or zone alert.", "node-blackhole", six, 1, 0),
 		sc("lossy-node", "A node losing 5-30% each way: one NodePingNodeUnreachable.", "node-lossy-5-30pct", six, 4, 0.002),
 		sc("gray-node", "A node losing 1-3% each way, in a 12-node cluster with 0.2% background loss: one NodePingNodeUnreachable, no pair alert.", "node-gray-1-3pct", twelve, 1, 0.002),
+		sc("gray-node-six", "A node losing 1-3% each way in a 6-node cluster: one NodePingNodeUnreachable. Its peers lose a full-size echo now and then too, which is no MTU black hole.", "node-gray-1-3pct", six, 7, 0.002),
 		sc("isolated-node", "A node whose own echo requests are dropped while all reach it: one NodePingNodeIsolated.", "node-own-echoes-dropped", six, 1, 0),
 		sc("zone-link", "The link between two zones is down: a NodePingZoneLinkDegraded each way, no node alert.", "zone-link-down", twelve, 1, 0.002),
 		sc("zone-link-lossy", "The link between two zones loses some echoes: a NodePingZoneLinkDegraded each way.", "zone-link-lossy", twelve, 1, 0.002),
