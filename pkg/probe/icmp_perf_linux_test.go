@@ -48,6 +48,35 @@ func TestICMPLateBetweenRuns(t *testing.T) {
 	}
 }
 
+// TestICMPCloseDuringRun: Close returns at once while a run sends (its receivers are paused),
+// and the run still ends.
+func TestICMPCloseDuringRun(t *testing.T) {
+	requireRoot(t)
+	cfg := ICMPConfig{Count: 5, Interval: 100 * time.Millisecond, Timeout: 200 * time.Millisecond, Size: 56}
+	e, err := NewICMP(cfg, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := e.Run(t.Context(), loopbackTargets(20))
+		done <- err
+	}()
+	time.Sleep(150 * time.Millisecond)
+	closed := make(chan error, 1)
+	go func() { closed <- e.Close() }()
+	select {
+	case <-closed:
+	case <-time.After(2 * time.Second):
+		t.Fatal("Close did not return within 2s of a run in progress")
+	}
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the run did not end within 5s of Close")
+	}
+}
+
 // BenchmarkICMPEcho is the engine's per-echo path on loopback: each op is one run of 10 echoes
 // to each of 1,000 targets in 127.0.0.0/8, 10ms apart. It reports the process's CPU time (user
 // and system, so the kernel's loopback work too) and heap allocations per echo; wall time per op

@@ -280,11 +280,6 @@ func (b *mmsgBatch) resetRecv(n int) {
 	}
 }
 
-// mmsg calls sendmmsg or recvmmsg. Every caller's call is non-blocking (MSG_DONTWAIT, or a
-// non-blocking socket), so it is a raw system call: the runtime does not treat the goroutine as
-// blocked, and the scheduler's monitor does not hand its processor to another thread while a
-// batch of echoes goes through the loopback device (which made sysmon and thread wake-ups a
-// sixth of the engine's CPU).
 // mmsgCall is one sendmmsg or recvmmsg call's arguments and results, with the function that
 // makes it (for RawConn.Control) built once: a call allocates nothing.
 type mmsgCall struct {
@@ -310,6 +305,11 @@ func newMmsgCall(trap uintptr, flags int) *mmsgCall {
 	return c
 }
 
+// mmsg calls sendmmsg or recvmmsg. Every caller's call is non-blocking (MSG_DONTWAIT, or a
+// non-blocking socket), so it is a raw system call: the runtime does not treat the goroutine as
+// blocked, and the scheduler's monitor does not hand its processor to another thread while a
+// batch of echoes goes through the loopback device (which made sysmon and thread wake-ups a
+// sixth of the engine's CPU).
 func mmsg(trap uintptr, fd uintptr, hdrs []unix.Mmsghdr, flags int) (int, unix.Errno) {
 	n, _, errno := unix.RawSyscall6(trap, fd, uintptr(unsafe.Pointer(&hdrs[0])), uintptr(len(hdrs)), uintptr(flags), 0, 0)
 	return int(n), errno
