@@ -346,36 +346,55 @@ type Stats struct {
 	MinObservingZones int
 }
 
-// Stats computes the plan's figures. It walks the whole plan: O(N*(K+Z log N)).
+// Stats computes the plan's figures. In subset mode it walks the whole plan: O(N*(K+Z log N));
+// in full-mesh mode it counts the pairs per zone instead of walking them: O(N + Z*Z).
 func (p *Plan) Stats() Stats {
 	st := Stats{Mode: p.mode, Nodes: len(p.nodes)}
 	if p.mode == ModeSubset {
 		st.SubsetPeers, st.ZonePairMin = p.opts.SubsetPeers, p.opts.ZonePairMin
 	}
 	zoneID := map[string]int{}
-	for _, n := range p.nodes {
-		if _, ok := zoneID[n.Zone]; !ok {
-			zoneID[n.Zone] = len(zoneID)
+	nz := make([]int, len(p.nodes)) // list index -> zone id
+	for i, n := range p.nodes {
+		id, ok := zoneID[n.Zone]
+		if !ok {
+			id = len(zoneID)
+			zoneID[n.Zone] = id
 		}
+		nz[i] = id
 	}
 	z := len(zoneID)
 	st.Zones = z
 	st.ZonePairs = z * (z - 1)
-	zp := make([]int, z*z)
-	in := make([]int, len(p.nodes))
-	obsZones := make([]map[int]bool, len(p.nodes))
-	for _, n := range p.nodes {
-		peers := p.peerIndexes(n.Name)
-		st.Pairs += len(peers)
-		st.MaxPeers = max(st.MaxPeers, len(peers))
-		za := zoneID[n.Zone]
-		for _, j := range peers {
-			in[j]++
-			zp[za*z+zoneID[p.nodes[j].Zone]]++
-			if obsZones[j] == nil {
-				obsZones[j] = map[int]bool{}
+	zp := make([]int, z*z)           // ordered zone pair -> pairs probed
+	in := make([]int, len(p.nodes))  // list index -> observers
+	obs := make([]int, len(p.nodes)) // list index -> zones it is observed from
+	if p.mode == ModeFullMesh {
+		p.fullMeshCounts(nz, z, &st, zp, in, obs)
+	} else {
+		// Observers zone by zone, so that a node's observing zones are counted with one mark each.
+		byZone := make([]int, 0, len(p.nodes))
+		for za := range z {
+			for i := range p.nodes {
+				if nz[i] == za {
+					byZone = append(byZone, i)
+				}
 			}
-			obsZones[j][za] = true
+		}
+		mark := make([]int, len(p.nodes)) // list index -> 1 + the last zone counted in obs
+		for _, i := range byZone {
+			peers := p.peerIndexes(p.nodes[i].Name)
+			st.Pairs += len(peers)
+			st.MaxPeers = max(st.MaxPeers, len(peers))
+			za := nz[i]
+			for _, j := range peers {
+				in[j]++
+				zp[za*z+nz[j]]++
+				if mark[j] != za+1 {
+					mark[j] = za + 1
+					obs[j]++
+				}
+			}
 		}
 	}
 	st.MinZonePairPairs = -1
@@ -398,12 +417,49 @@ func (p *Plan) Stats() Stats {
 	st.MinObservingZones = -1
 	for j := range p.nodes {
 		st.MaxObservers = max(st.MaxObservers, in[j])
-		if st.MinObservingZones < 0 || len(obsZones[j]) < st.MinObservingZones {
-			st.MinObservingZones = len(obsZones[j])
+		if st.MinObservingZones < 0 || obs[j] < st.MinObservingZones {
+			st.MinObservingZones = obs[j]
 		}
 	}
 	if st.MinObservingZones < 0 {
 		st.MinObservingZones = 0
 	}
 	return st
+}
+
+// fullMeshCounts fills Stats' pair counts of a full mesh without walking its N*(N-1) pairs: node
+// i probes every node but s = byName[its name] (itself, unless a later node has its name).
+func (p *Plan) fullMeshCounts(nz []int, z int, st *Stats, zp, in, obs []int) {
+	n := len(p.nodes)
+	if n == 0 {
+		return
+	}
+	st.Pairs = n * (n - 1)
+	st.MaxPeers = n - 1
+	cnt := make([]int, z) // zone id -> nodes
+	for i := range p.nodes {
+		cnt[nz[i]]++
+	}
+	for a := range z {
+		for b := range z {
+			zp[a*z+b] = cnt[a] * cnt[b]
+		}
+	}
+	for j := range in {
+		in[j] = n
+		obs[j] = z
+	}
+	// excl counts, per node s and zone, the observers of that zone that leave s out.
+	excl := make(map[[2]int]int, n)
+	for i, nd := range p.nodes {
+		s := p.byName[nd.Name]
+		in[s]--
+		zp[nz[i]*z+nz[s]]--
+		excl[[2]int{s, nz[i]}]++
+	}
+	for k, c := range excl {
+		if c == cnt[k[1]] {
+			obs[k[0]]-- // every node of that zone leaves it out
+		}
+	}
 }

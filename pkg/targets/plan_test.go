@@ -612,3 +612,86 @@ func BenchmarkStats5000(b *testing.B) {
 		}
 	}
 }
+
+// statsReference is Stats as it was first written: every node's peers walked, with a map of
+// observing zones per node. TestStatsMatchesReference checks Stats' faster counts against it.
+func statsReference(p *Plan) Stats {
+	st := Stats{Mode: p.mode, Nodes: len(p.nodes)}
+	if p.mode == ModeSubset {
+		st.SubsetPeers, st.ZonePairMin = p.opts.SubsetPeers, p.opts.ZonePairMin
+	}
+	zoneID := map[string]int{}
+	for _, n := range p.nodes {
+		if _, ok := zoneID[n.Zone]; !ok {
+			zoneID[n.Zone] = len(zoneID)
+		}
+	}
+	z := len(zoneID)
+	st.Zones, st.ZonePairs = z, z*(z-1)
+	zp := make([]int, z*z)
+	in := make([]int, len(p.nodes))
+	obsZones := make([]map[int]bool, len(p.nodes))
+	for _, n := range p.nodes {
+		peers := p.peerIndexes(n.Name)
+		st.Pairs += len(peers)
+		st.MaxPeers = max(st.MaxPeers, len(peers))
+		za := zoneID[n.Zone]
+		for _, j := range peers {
+			in[j]++
+			zp[za*z+zoneID[p.nodes[j].Zone]]++
+			if obsZones[j] == nil {
+				obsZones[j] = map[int]bool{}
+			}
+			obsZones[j][za] = true
+		}
+	}
+	st.MinZonePairPairs = -1
+	for a := range z {
+		for b := range z {
+			if a == b {
+				continue
+			}
+			if zp[a*z+b] > 0 {
+				st.ZonePairsCovered++
+			}
+			if st.MinZonePairPairs < 0 || zp[a*z+b] < st.MinZonePairPairs {
+				st.MinZonePairPairs = zp[a*z+b]
+			}
+		}
+	}
+	st.MinZonePairPairs = max(st.MinZonePairPairs, 0)
+	st.MinObservingZones = -1
+	for j := range p.nodes {
+		st.MaxObservers = max(st.MaxObservers, in[j])
+		if st.MinObservingZones < 0 || len(obsZones[j]) < st.MinObservingZones {
+			st.MinObservingZones = len(obsZones[j])
+		}
+	}
+	st.MinObservingZones = max(st.MinObservingZones, 0)
+	return st
+}
+
+// TestStatsMatchesReference: Stats (counted per zone in a full mesh, with arrays in a subset)
+// gives the figures of the plain walk over every pair, in both modes, with zone-less nodes,
+// single-node zones and duplicate names.
+func TestStatsMatchesReference(t *testing.T) {
+	rng := rand.New(rand.NewPCG(15, 15))
+	for c := range 60 {
+		n, z := []int{0, 1, 2, 3, 10, 40, 120}[c%7], 1+rng.IntN(6)
+		l := cluster(rng, n, z, []float64{0, 0.1, 1}[c%3])
+		if c%4 == 3 && n > 2 {
+			for range 1 + rng.IntN(3) {
+				l.Nodes[rng.IntN(n)].Name = l.Nodes[rng.IntN(n)].Name // duplicate names
+			}
+		}
+		if c%5 == 4 && n > 0 {
+			l.Nodes[rng.IntN(n)].Zone = "zone-alone"
+		}
+		for _, o := range []Options{{FullMeshMax: 1000, SubsetPeers: 8, ZonePairMin: 3}, {FullMeshMax: 5, SubsetPeers: 3, ZonePairMin: 2}} {
+			p := Build(l, o)
+			if got, want := p.Stats(), statsReference(p); got != want {
+				t.Fatalf("case %d (%d nodes, %d zones, %s): Stats() = %+v, want %+v", c, n, z, p.mode, got, want)
+			}
+		}
+	}
+}
