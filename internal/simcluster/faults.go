@@ -225,13 +225,19 @@ func linkDesc(what, a, b string, percent int) string {
 	return fmt.Sprintf("broken %s %s <-> %s", what, a, b)
 }
 
-// LossyLink drops percent% of all traffic between two nodes, both ways (everything at 100).
-func (c *Cluster) LossyLink(a, b string, percent int) (*Fault, error) {
+// nodePair looks up two nodes by name.
+func (c *Cluster) nodePair(a, b string) (Node, Node, error) {
 	na, err := c.Node(a)
 	if err != nil {
-		return nil, err
+		return Node{}, Node{}, err
 	}
 	nb, err := c.Node(b)
+	return na, nb, err
+}
+
+// LossyLink drops percent% of all traffic between two nodes, both ways (everything at 100).
+func (c *Cluster) LossyLink(a, b string, percent int) (*Fault, error) {
+	na, nb, err := c.nodePair(a, b)
 	if err != nil {
 		return nil, err
 	}
@@ -251,11 +257,7 @@ func (c *Cluster) LossyLink(a, b string, percent int) (*Fault, error) {
 // PairLoss drops percent% of the echo requests src sends to dst, at dst: only the pair
 // src->dst loses (dst's own probes of src, and their replies, pass).
 func (c *Cluster) PairLoss(src, dst string, percent int) (*Fault, error) {
-	ns, err := c.Node(src)
-	if err != nil {
-		return nil, err
-	}
-	nd, err := c.Node(dst)
+	ns, nd, err := c.nodePair(src, dst)
 	if err != nil {
 		return nil, err
 	}
