@@ -244,6 +244,23 @@ func header(doc string) string {
 		"rule_files:\n  - ../nodeping.rules.yml\nevaluation_interval: 15s\ntests:\n  - interval: 15s\n    input_series:\n"
 }
 
+// node1AgentAlert is the expected alert name (a warning) about node-1's agent at 17m, with its
+// summary and description.
+func node1AgentAlert(name, summary, description string) string {
+	return `      - eval_time: 17m
+        alertname: ` + name + `
+        exp_alerts:
+          - exp_labels:
+              instance: "node-1:9100"
+              job: "node"
+              severity: "warning"
+            exp_annotations:
+              summary: "` + summary + `"
+              description: "` + description + `"
+              runbook_url: "` + runbook + strings.ToLower(name) + `"
+`
+}
+
 // extraTests are golden files written by other tests here.
 var extraTests = map[string]bool{"textfile-stale.yml": true, "agent-errors.yml": true}
 
@@ -284,29 +301,10 @@ func TestTextfileAndAgentErrors(t *testing.T) {
       - eval_time: 10m
         alertname: NodePingTextfileWriteErrors
         exp_alerts: []
-      - eval_time: 17m
-        alertname: NodePingTextfileWriteErrors
-        exp_alerts:
-          - exp_labels:
-              instance: "node-1:9100"
-              job: "node"
-              severity: "warning"
-            exp_annotations:
-              summary: "The nodeping agent on node-1:9100 keeps failing to write its textfile"
-              description: "nodeping_textfile_write_errors_total grew by 20 in the last 5 minutes and has kept growing for 10: node-exporter serves an old file (or none). Check the agent's log for 'cannot write textfile', the directory's free space and permissions (runbook)."
-              runbook_url: "` + runbook + `nodepingtextfilewriteerrors"
-      - eval_time: 17m
-        alertname: NodePingNodesListErrors
-        exp_alerts:
-          - exp_labels:
-              instance: "node-1:9100"
-              job: "node"
-              severity: "warning"
-            exp_annotations:
-              summary: "The nodeping agent on node-1:9100 keeps failing to read its nodes list"
-              description: "nodeping_nodes_list_load_errors_total grew by 20 in the last 5 minutes and has kept growing for 10: the agent probes its last good list, so new nodes are not watched and removed ones show as lost. Check the agent's log and the nodes ConfigMap that the controller writes (runbook)."
-              runbook_url: "` + runbook + `nodepingnodeslisterrors"
-`
+` + node1AgentAlert("NodePingTextfileWriteErrors", "The nodeping agent on node-1:9100 keeps failing to write its textfile",
+		"nodeping_textfile_write_errors_total grew by 20 in the last 5 minutes and has kept growing for 10: node-exporter serves an old file (or none). Check the agent's log for 'cannot write textfile', the directory's free space and permissions (runbook).") +
+		node1AgentAlert("NodePingNodesListErrors", "The nodeping agent on node-1:9100 keeps failing to read its nodes list",
+			"nodeping_nodes_list_load_errors_total grew by 20 in the last 5 minutes and has kept growing for 10: the agent probes its last good list, so new nodes are not watched and removed ones show as lost. Check the agent's log and the nodes ConfigMap that the controller writes (runbook).")
 	for name, text := range map[string]string{"textfile-stale.yml": stale, "agent-errors.yml": errs} {
 		t.Run(name, func(t *testing.T) {
 			path := filepath.Join(testsDir, name)

@@ -101,6 +101,15 @@ func (c *Cluster) inject(ns, desc, chains string) (*Fault, error) {
 	return c.track(&Fault{desc: desc, undo: []func() error{undo}}), nil
 }
 
+// injectOn loads chains into a new table in the named node's namespace as one fault.
+func (c *Cluster) injectOn(node, desc, chains string) (*Fault, error) {
+	nd, err := c.Node(node)
+	if err != nil {
+		return nil, err
+	}
+	return c.inject(nd.NS, desc, chains)
+}
+
 // Loss drops percent% of the probe packets (ICMP echo requests and replies) that reach a node:
 // every pair with that node at either end loses about that share.
 func (c *Cluster) Loss(node string, percent int) (*Fault, error) {
@@ -172,11 +181,7 @@ func (c *Cluster) BackgroundLoss(percent float64) (*Fault, error) {
 // Blackhole cuts a node off: everything in or out but its loopback is dropped, node-exporter's
 // scrapes included, as when a node's link or switch port dies.
 func (c *Cluster) Blackhole(node string) (*Fault, error) {
-	nd, err := c.Node(node)
-	if err != nil {
-		return nil, err
-	}
-	return c.inject(nd.NS, "blackholed "+node, blackholeChains)
+	return c.injectOn(node, "blackholed "+node, blackholeChains)
 }
 
 const blackholeChains = `	chain input {
@@ -192,11 +197,7 @@ const blackholeChains = `	chain input {
 // Isolate drops the echo requests a node sends, before they leave: it loses every peer, while
 // they still reach it (and Prometheus still scrapes it).
 func (c *Cluster) Isolate(node string) (*Fault, error) {
-	nd, err := c.Node(node)
-	if err != nil {
-		return nil, err
-	}
-	return c.inject(nd.NS, "isolated "+node, `	chain output {
+	return c.injectOn(node, "isolated "+node, `	chain output {
 		type filter hook output priority 0;
 		icmp type echo-request drop
 		icmpv6 type echo-request drop
@@ -215,21 +216,32 @@ func dropShare(percent int) string {
 	return fmt.Sprintf("numgen random mod 100 < %d drop", percent)
 }
 
-// LossyLink drops percent% of all traffic between two nodes, both ways (everything at 100).
-func (c *Cluster) LossyLink(a, b string, percent int) (*Fault, error) {
+// linkDesc describes a fault dropping percent% of the traffic between a and b (all of it at 100,
+// a broken link); what is "link" or "zone link".
+func linkDesc(what, a, b string, percent int) string {
+	if percent < 100 {
+		return fmt.Sprintf("%d%% loss between %s and %s", percent, a, b)
+	}
+	return fmt.Sprintf("broken %s %s <-> %s", what, a, b)
+}
+
+// nodePair looks up two nodes by name.
+func (c *Cluster) nodePair(a, b string) (Node, Node, error) {
 	na, err := c.Node(a)
 	if err != nil {
-		return nil, err
+		return Node{}, Node{}, err
 	}
 	nb, err := c.Node(b)
+	return na, nb, err
+}
+
+// LossyLink drops percent% of all traffic between two nodes, both ways (everything at 100).
+func (c *Cluster) LossyLink(a, b string, percent int) (*Fault, error) {
+	na, nb, err := c.nodePair(a, b)
 	if err != nil {
 		return nil, err
 	}
-	desc := fmt.Sprintf("broken link %s <-> %s", a, b)
-	if percent < 100 {
-		desc = fmt.Sprintf("%d%% loss between %s and %s", percent, a, b)
-	}
-	return c.inject(na.NS, desc, fmt.Sprintf(`	chain input {
+	return c.inject(na.NS, linkDesc("link", a, b, percent), fmt.Sprintf(`	chain input {
 		type filter hook input priority 0;
 		ip saddr %[1]s %[3]s
 		ip6 saddr %[2]s %[3]s
@@ -245,11 +257,7 @@ func (c *Cluster) LossyLink(a, b string, percent int) (*Fault, error) {
 // PairLoss drops percent% of the echo requests src sends to dst, at dst: only the pair
 // src->dst loses (dst's own probes of src, and their replies, pass).
 func (c *Cluster) PairLoss(src, dst string, percent int) (*Fault, error) {
-	ns, err := c.Node(src)
-	if err != nil {
-		return nil, err
-	}
-	nd, err := c.Node(dst)
+	ns, nd, err := c.nodePair(src, dst)
 	if err != nil {
 		return nil, err
 	}
@@ -287,11 +295,7 @@ func (c *Cluster) LossyZoneLink(za, zb string, percent int) (*Fault, error) {
 	if err != nil {
 		return nil, err
 	}
-	desc := fmt.Sprintf("broken zone link %s <-> %s", za, zb)
-	if percent < 100 {
-		desc = fmt.Sprintf("%d%% loss between %s and %s", percent, za, zb)
-	}
-	return c.inject(c.Router, desc, fmt.Sprintf(`	chain forward {
+	return c.inject(c.Router, linkDesc("zone link", za, zb, percent), fmt.Sprintf(`	chain forward {
 		type filter hook forward priority 0;
 		ip saddr 198.18.%[1]d.0/24 ip daddr 198.18.%[2]d.0/24 %[3]s
 		ip saddr 198.18.%[2]d.0/24 ip daddr 198.18.%[1]d.0/24 %[3]s
@@ -324,11 +328,7 @@ func (c *Cluster) Partition(zone string) (*Fault, error) {
 // MTUBlackhole silently drops every packet longer than maxLen bytes (IP header included) that
 // reaches a node, as a path with a smaller MTU that filters ICMP "fragmentation needed" does.
 func (c *Cluster) MTUBlackhole(node string, maxLen int) (*Fault, error) {
-	nd, err := c.Node(node)
-	if err != nil {
-		return nil, err
-	}
-	return c.inject(nd.NS, fmt.Sprintf("MTU black hole at %d bytes on %s", maxLen, node), fmt.Sprintf(`	chain input {
+	return c.injectOn(node, fmt.Sprintf("MTU black hole at %d bytes on %s", maxLen, node), fmt.Sprintf(`	chain input {
 		type filter hook input priority 0;
 		meta length > %d drop
 	}

@@ -2,7 +2,10 @@ package agent
 
 import (
 	"context"
+	"flag"
+	"fmt"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/nodeping/nodeping/pkg/nodelist"
@@ -113,4 +116,17 @@ func (a addrProbe) ReportState(st *results.AgentState) {
 	if s, ok := a.p.(StateReporter); ok {
 		s.ReportState(st)
 	}
+}
+
+// everyFlag defines --<name>-every, which runs the probe only every Nth cycle.
+func everyFlag(fs *flag.FlagSet, every *int, name string) {
+	fs.IntVar(every, name+"-every", 1, "run the "+strings.ToUpper(name)+" probe every N cycles")
+}
+
+// checkEvery rejects a --<name>-every below 1.
+func checkEvery(name string, every int) error {
+	if every < 1 {
+		return fmt.Errorf("--%s-every %d: must be at least 1", name, every)
+	}
+	return nil
 }

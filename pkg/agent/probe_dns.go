@@ -22,15 +22,15 @@ type DNSOptions struct {
 func (p *DNSOptions) protocol() string { return "dns" }
 
 func (p *DNSOptions) addFlags(fs *flag.FlagSet) {
-	fs.IntVar(&p.Every, "dns-every", 1, "run the DNS probe every N cycles")
+	everyFlag(fs, &p.Every, "dns")
 	fs.StringVar(&p.Names, "dns-names", "", "comma-separated names the DNS probe resolves every cycle (the DaemonSet sets kubernetes.default.svc.cluster.local.); empty leaves it off")
 	fs.StringVar(&p.Resolvers, "dns-resolvers", "", "comma-separated host:port resolvers for the DNS probe (default: the nameservers of /etc/resolv.conf)")
 	fs.DurationVar(&p.Timeout, "dns-timeout", 2*time.Second, "how long the DNS probe waits for an answer; it must fit in the interval")
 }
 
 func (p *DNSOptions) validate(*Options) error {
-	if p.Every < 1 {
-		return fmt.Errorf("--dns-every %d: must be at least 1", p.Every)
+	if err := checkEvery("dns", p.Every); err != nil {
+		return err
 	}
 	if p.Names != "" && p.Timeout <= 0 {
 		return fmt.Errorf("--dns-timeout %s: must be positive", p.Timeout)

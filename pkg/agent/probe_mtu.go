@@ -16,7 +16,7 @@ func (p *MTUOptions) protocol() string { return "mtu" }
 func (p *MTUOptions) addFlags(fs *flag.FlagSet) {
 	fs.IntVar(&p.Size, "mtu", 0, "packet size in bytes of the MTU probe: echoes that fill the path MTU (1500 on most networks), with DF set, after each ICMP burst, reported with protocol=\"mtu\"; 0 leaves it off (batch engine only)")
 	fs.IntVar(&p.Count, "mtu-count", 1, "MTU probe echoes per target per cycle")
-	fs.IntVar(&p.Every, "mtu-every", 1, "run the MTU probe every N cycles")
+	everyFlag(fs, &p.Every, "mtu")
 }
 
 func (p *MTUOptions) validate(o *Options) error {
@@ -25,8 +25,9 @@ func (p *MTUOptions) validate(o *Options) error {
 		return fmt.Errorf("--mtu %d: must be 0 (off) or between 68 and 65000", p.Size)
 	case p.Size != 0 && p.Count < 1:
 		return fmt.Errorf("--mtu-count %d: must be at least 1", p.Count)
-	case p.Every < 1:
-		return fmt.Errorf("--mtu-every %d: must be at least 1", p.Every)
+	}
+	if err := checkEvery("mtu", p.Every); err != nil {
+		return err
 	}
 	if p.Size != 0 && o.Engine == "pro-bing" {
 		o.Notices = append(o.Notices, fmt.Sprintf("--mtu %d is off: the pro-bing engine has no MTU probe (use --icmp-engine=batch)", p.Size))

@@ -25,15 +25,15 @@ func (p *TCPOptions) protocol() string { return "tcp" }
 func (p *TCPOptions) addFlags(fs *flag.FlagSet) {
 	fs.IntVar(&p.Port, "tcp-port", 0, "TCP probe and responder port: the agent answers TCP handshakes on it and times its own to every peer's (protocol=\"tcp\", failures by reason); 0 leaves both off")
 	fs.IntVar(&p.Count, "tcp-count", 1, "TCP handshakes per target per cycle")
-	fs.IntVar(&p.Every, "tcp-every", 1, "run the TCP probe every N cycles")
+	everyFlag(fs, &p.Every, "tcp")
 }
 
 func (p *TCPOptions) validate(*Options) error {
 	if p.Port < 0 || p.Port > 65535 || p.Port != 0 && p.Count < 1 {
 		return fmt.Errorf("--tcp-port %d, --tcp-count %d: want a port 0..65535 (0 is off) and a count of at least 1", p.Port, p.Count)
 	}
-	if p.Every < 1 {
-		return fmt.Errorf("--tcp-every %d: must be at least 1", p.Every)
+	if err := checkEvery("tcp", p.Every); err != nil {
+		return err
 	}
 	return nil
 }

@@ -20,7 +20,7 @@ type UDPOptions struct {
 func (p *UDPOptions) protocol() string { return "udp" }
 
 func (p *UDPOptions) addFlags(fs *flag.FlagSet) {
-	fs.IntVar(&p.Every, "udp-every", 1, "run the UDP probe every N cycles")
+	everyFlag(fs, &p.Every, "udp")
 	fs.IntVar(&p.Port, "udp-port", 0, "UDP probe and echo responder port: the agent echoes probes from listed nodes on it and sends its own to every peer's, from rotating source ports (protocol=\"udp\"); 0 leaves both off")
 	fs.IntVar(&p.Count, "udp-count", 5, "UDP probes per target per cycle")
 	fs.IntVar(&p.Rate, "udp-responder-rate", 0, "most UDP probes the responder answers per second from each source address (burst: as many); the rest are dropped and counted (default 0: derived from --udp-count and --interval, see responder.DefaultPerSourceLimit)")
@@ -30,8 +30,8 @@ func (p *UDPOptions) validate(*Options) error {
 	if p.Port < 0 || p.Port > 65535 || p.Port != 0 && (p.Count < 1 || p.Rate < 0) {
 		return fmt.Errorf("--udp-port %d, --udp-count %d, --udp-responder-rate %d: want a port 0..65535 (0 is off), a count of at least 1 and a rate of 0 (derived) or more", p.Port, p.Count, p.Rate)
 	}
-	if p.Every < 1 {
-		return fmt.Errorf("--udp-every %d: must be at least 1", p.Every)
+	if err := checkEvery("udp", p.Every); err != nil {
+		return err
 	}
 	return nil
 }

@@ -271,10 +271,7 @@ func (e *ICMP) runEchoes(ctx context.Context, targets []netip.Addr, count int, i
 	for {
 		e.mu.Lock()
 		pending := rs.pending
-		var deadline int64
-		if f := e.tab.oldestActive(); f != nil {
-			deadline = f.sentMono + int64(e.cfg.Timeout)
-		}
+		deadline, _ := e.tab.deadline(e.cfg.Timeout)
 		e.mu.Unlock()
 		if pending == 0 {
 			return rs.stats, nil
@@ -294,9 +291,9 @@ func (e *ICMP) runEchoes(ctx context.Context, targets []netip.Addr, count int, i
 // expired. A CPU-starved agent therefore counts late only what really came late.
 func (e *ICMP) expire(rs *runState) {
 	e.mu.Lock()
-	f := e.tab.oldestActive()
+	deadline, ok := e.tab.deadline(e.cfg.Timeout)
 	cutoff := e.now()
-	due := f != nil && f.sentMono+int64(e.cfg.Timeout) <= cutoff
+	due := ok && deadline <= cutoff
 	e.mu.Unlock()
 	if !due {
 		return

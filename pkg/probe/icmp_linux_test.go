@@ -40,11 +40,7 @@ func loopbackTargets(n int) []netip.Addr {
 func TestICMPLoopback(t *testing.T) {
 	requireRoot(t)
 	cfg := ICMPConfig{Count: 5, Interval: 20 * time.Millisecond, Timeout: time.Second, Size: 56}
-	e, err := NewICMP(cfg, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
+	e := newTestEngine(t, cfg)
 	targets := append(loopbackTargets(50), netip.MustParseAddr("::1"))
 	for run := 0; run < 3; run++ {
 		stats := mustRun(t, e, targets)
@@ -70,11 +66,7 @@ func TestICMPMatchesProBing(t *testing.T) {
 	requireRoot(t)
 	cfg := ICMPConfig{Count: 4, Interval: 25 * time.Millisecond, Timeout: time.Second, Size: 56}
 	targets := append(loopbackTargets(20), netip.MustParseAddr("::1"))
-	e, err := NewICMP(cfg, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
+	e := newTestEngine(t, cfg)
 	ours := mustRun(t, e, targets)
 	pb, err := NewProBing(cfg)
 	if err != nil {
@@ -93,13 +85,25 @@ func TestICMPMatchesProBing(t *testing.T) {
 	}
 }
 
-// newNetnsEngine opens an engine whose sockets live in ns.
+// newTestEngine opens an engine, closed when the test ends.
+func newTestEngine(t testing.TB, cfg ICMPConfig) *ICMP {
+	e, err := NewICMP(cfg, testLogger(t))
+	return closeAtEnd(t, e, err)
+}
+
+// newNetnsEngine opens an engine whose sockets live in ns, closed when the test ends.
 func newNetnsEngine(t *testing.T, ns *netnstest.NS, cfg ICMPConfig) *ICMP {
 	var (
 		e   *ICMP
 		err error
 	)
 	ns.Do(func() { e, err = NewICMP(cfg, testLogger(t)) })
+	return closeAtEnd(t, e, err)
+}
+
+// closeAtEnd fails the test if opening e failed, and closes e when the test ends.
+func closeAtEnd(t testing.TB, e *ICMP, err error) *ICMP {
+	t.Helper()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,11 +15,7 @@ import (
 func TestICMPLateBetweenRuns(t *testing.T) {
 	requireRoot(t)
 	cfg := ICMPConfig{Count: 3, Interval: 10 * time.Millisecond, Timeout: time.Second, Size: 56}
-	e, err := NewICMP(cfg, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
+	e := newTestEngine(t, cfg)
 	targets := loopbackTargets(20)
 	mustRun(t, e, targets)
 	if c := e.Counters(); c.Late != 0 {
@@ -85,11 +81,7 @@ func BenchmarkICMPEcho(b *testing.B) {
 	requireRoot(b)
 	const n, count = 1000, 10
 	cfg := ICMPConfig{Count: count, Interval: 10 * time.Millisecond, Timeout: time.Second, Size: 56}
-	e, err := NewICMP(cfg, testLogger(b))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer e.Close()
+	e := newTestEngine(b, cfg)
 	targets := scaleTargets(n)
 	var (
 		ms0, ms1 runtime.MemStats

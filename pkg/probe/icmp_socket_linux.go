@@ -176,27 +176,24 @@ func (s *icmpSocket) setup(fd int, dontFragment bool) error {
 // replyFilter is a classic BPF program that passes only echo replies carrying id, so that the
 // raw socket wakes the engine for its own replies only (not for other ICMP, nor for other pingers).
 func replyFilter(v6 bool, id uint16) (*unix.SockFprog, error) {
+	// An ICMPv6 socket is given the ICMP message; an ICMPv4 one, the IPv4 packet: its loads are
+	// from X, set to the IPv4 header's length.
 	var prog []bpf.Instruction
-	if v6 {
-		prog = []bpf.Instruction{
-			bpf.LoadAbsolute{Off: 0, Size: 1},
-			bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: icmpv6EchoReply, SkipTrue: 3},
-			bpf.LoadAbsolute{Off: 4, Size: 2},
-			bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: uint32(id), SkipTrue: 1},
-			bpf.RetConstant{Val: 0xffff},
-			bpf.RetConstant{Val: 0},
-		}
-	} else {
-		prog = []bpf.Instruction{
-			bpf.LoadMemShift{Off: 0}, // X = IPv4 header length
-			bpf.LoadIndirect{Off: 0, Size: 1},
-			bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: icmpv4EchoReply, SkipTrue: 3},
-			bpf.LoadIndirect{Off: 4, Size: 2},
-			bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: uint32(id), SkipTrue: 1},
-			bpf.RetConstant{Val: 0xffff},
-			bpf.RetConstant{Val: 0},
-		}
+	var reply uint32 = icmpv6EchoReply
+	load := func(off uint32, size int) bpf.Instruction { return bpf.LoadAbsolute{Off: off, Size: size} }
+	if !v6 {
+		prog = []bpf.Instruction{bpf.LoadMemShift{Off: 0}} // X = IPv4 header length
+		reply = icmpv4EchoReply
+		load = func(off uint32, size int) bpf.Instruction { return bpf.LoadIndirect{Off: off, Size: size} }
 	}
+	prog = append(prog,
+		load(0, 1), // ICMP type
+		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: reply, SkipTrue: 3},
+		load(4, 2), // echo identifier
+		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: uint32(id), SkipTrue: 1},
+		bpf.RetConstant{Val: 0xffff},
+		bpf.RetConstant{Val: 0},
+	)
 	raw, err := bpf.Assemble(prog)
 	if err != nil {
 		return nil, fmt.Errorf("assemble ICMP reply filter: %w", err)

@@ -1,5 +1,7 @@
 package probe
 
+import "time"
+
 // InflightCapacity is how many probes one engine's in-flight table holds: an ICMP or UDP engine
 // can have at most this many probes sent within one timeout of the oldest one still unresolved.
 // A probe that finds the table full is not sent, and is counted (TableFull, and in its target's
@@ -96,6 +98,16 @@ func (t *inflight) oldestActive() *flight {
 		return nil
 	}
 	return &t.slots[t.oldest&t.mask]
+}
+
+// deadline is when the oldest unresolved probe times out (engine-monotonic), given the timeout;
+// ok is false when there is none.
+func (t *inflight) deadline(timeout time.Duration) (at int64, ok bool) {
+	f := t.oldestActive()
+	if f == nil {
+		return 0, false
+	}
+	return f.sentMono + int64(timeout), true
 }
 
 // expire resolves, oldest first, every active probe sent at or before sentBy (engine-monotonic),

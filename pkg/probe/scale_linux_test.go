@@ -37,11 +37,7 @@ func TestICMPPast65536Echoes(t *testing.T) {
 		t.Skip("skipping the 70,000-echo run in -short mode")
 	}
 	cfg := ICMPConfig{Count: 10, Interval: time.Second, Timeout: 2 * time.Second, Size: 56}
-	e, err := NewICMP(cfg, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
+	e := newTestEngine(t, cfg)
 	targets := scaleTargets(7000)
 	stats := mustRun(t, e, targets)
 	sent, received, sendErrors := total(stats)

@@ -174,10 +174,7 @@ func (u *UDP) Run(ctx context.Context, targets []netip.Addr) ([]Stats, error) {
 	for {
 		u.mu.Lock()
 		pending := rs.pending
-		var deadline int64
-		if f := u.tab.oldestActive(); f != nil {
-			deadline = f.sentMono + int64(u.cfg.Timeout)
-		}
+		deadline, _ := u.tab.deadline(u.cfg.Timeout)
 		u.mu.Unlock()
 		if pending == 0 {
 			return rs.stats, nil
@@ -193,9 +190,9 @@ func (u *UDP) Run(ctx context.Context, targets []netip.Addr) ([]Stats, error) {
 // when the kernel received the echo, after draining the sockets.
 func (u *UDP) expire(rs *udpRun) {
 	u.mu.Lock()
-	f := u.tab.oldestActive()
+	deadline, ok := u.tab.deadline(u.cfg.Timeout)
 	cutoff := u.now()
-	due := f != nil && f.sentMono+int64(u.cfg.Timeout) <= cutoff
+	due := ok && deadline <= cutoff
 	u.mu.Unlock()
 	if !due {
 		return
