@@ -397,23 +397,7 @@ func (p *Plan) Stats() Stats {
 			}
 		}
 	}
-	st.MinZonePairPairs = -1
-	for a := range z {
-		for b := range z {
-			if a == b {
-				continue
-			}
-			if zp[a*z+b] > 0 {
-				st.ZonePairsCovered++
-			}
-			if st.MinZonePairPairs < 0 || zp[a*z+b] < st.MinZonePairPairs {
-				st.MinZonePairPairs = zp[a*z+b]
-			}
-		}
-	}
-	if st.MinZonePairPairs < 0 {
-		st.MinZonePairPairs = 0
-	}
+	st.ZonePairsCovered, st.MinZonePairPairs = zonePairCoverage(zp, z)
 	st.MinObservingZones = -1
 	for j := range p.nodes {
 		st.MaxObservers = max(st.MaxObservers, in[j])
@@ -462,4 +446,25 @@ func (p *Plan) fullMeshCounts(nz []int, z int, st *Stats, zp, in, obs []int) {
 			obs[k[0]]-- // every node of that zone leaves it out
 		}
 	}
+}
+
+// zonePairCoverage reads zp, the pairs per ordered pair of zones (zp[a*z+b] from zone a to zone
+// b, of z zones): how many ordered pairs of distinct zones have at least one, and the fewest any
+// has (0 without two zones).
+func zonePairCoverage(zp []int, z int) (covered, fewest int) {
+	fewest = -1
+	for a := range z {
+		for b := range z {
+			if a == b {
+				continue
+			}
+			if zp[a*z+b] > 0 {
+				covered++
+			}
+			if fewest < 0 || zp[a*z+b] < fewest {
+				fewest = zp[a*z+b]
+			}
+		}
+	}
+	return covered, max(fewest, 0)
 }

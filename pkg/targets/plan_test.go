@@ -614,7 +614,8 @@ func BenchmarkStats5000(b *testing.B) {
 }
 
 // statsReference is Stats as it was first written: every node's peers walked, with a map of
-// observing zones per node. TestStatsMatchesReference checks Stats' faster counts against it.
+// observing zones per node. TestStatsMatchesReference checks Stats' faster counts against it
+// (the summary of the per-zone-pair counts, zonePairCoverage, is the same code in both).
 func statsReference(p *Plan) Stats {
 	st := Stats{Mode: p.mode, Nodes: len(p.nodes)}
 	if p.mode == ModeSubset {
@@ -645,21 +646,7 @@ func statsReference(p *Plan) Stats {
 			obsZones[j][za] = true
 		}
 	}
-	st.MinZonePairPairs = -1
-	for a := range z {
-		for b := range z {
-			if a == b {
-				continue
-			}
-			if zp[a*z+b] > 0 {
-				st.ZonePairsCovered++
-			}
-			if st.MinZonePairPairs < 0 || zp[a*z+b] < st.MinZonePairPairs {
-				st.MinZonePairPairs = zp[a*z+b]
-			}
-		}
-	}
-	st.MinZonePairPairs = max(st.MinZonePairPairs, 0)
+	st.ZonePairsCovered, st.MinZonePairPairs = zonePairCoverage(zp, z)
 	st.MinObservingZones = -1
 	for j := range p.nodes {
 		st.MaxObservers = max(st.MaxObservers, in[j])
