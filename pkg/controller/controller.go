@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 	v1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -72,28 +73,25 @@ type Metrics struct {
 	ExternalErrors prometheus.Counter
 }
 
-// NewMetrics registers the controller's metrics with reg.
+// NewMetrics registers the controller's metrics with reg (promauto: a metric cannot be declared
+// and left unregistered).
 func NewMetrics(reg prometheus.Registerer) *Metrics {
-	m := &Metrics{
-		Writes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "nodeping_controller_configmap_writes_total",
+	f := promauto.With(reg)
+	return &Metrics{
+		Writes: f.NewCounterVec(prometheus.CounterOpts{Name: "nodeping_controller_configmap_writes_total",
 			Help: "Writes of the nodes-list ConfigMap, by operation (create, update) and result (ok, error)."}, []string{"operation", "result"}),
-		Renders: prometheus.NewCounter(prometheus.CounterOpts{Name: "nodeping_controller_renders_total",
+		Renders: f.NewCounter(prometheus.CounterOpts{Name: "nodeping_controller_renders_total",
 			Help: "Renders of the nodes list from the Node informer's cache."}),
-		Nodes: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "nodeping_controller_nodes",
+		Nodes: f.NewGaugeVec(prometheus.GaugeOpts{Name: "nodeping_controller_nodes",
 			Help: "Nodes in the last render, by state: ready, not_ready, cordoned, or skipped (no usable address)."}, []string{"state"}),
-		LastSync: prometheus.NewGauge(prometheus.GaugeOpts{Name: "nodeping_controller_last_sync_timestamp_seconds",
-			Help: "When the ConfigMap was last known to match the Nodes, in seconds since the Unix epoch."}),
-		Bytes: prometheus.NewGauge(prometheus.GaugeOpts{Name: "nodeping_controller_nodes_list_bytes",
-			Help: "Size of the rendered nodes list; a ConfigMap holds at most 1 MiB."}),
-		Leader: prometheus.NewGauge(prometheus.GaugeOpts{Name: "nodeping_controller_leader",
-			Help: "1 while this replica holds the leader lease and writes the ConfigMap."}),
-		Events: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "nodeping_controller_node_events_total",
+		LastSync: f.NewGauge(prometheus.GaugeOpts{Name: "nodeping_controller_last_sync_timestamp_seconds", Help: "When the ConfigMap was last known to match the Nodes, in seconds since the Unix epoch."}),
+		Bytes:    f.NewGauge(prometheus.GaugeOpts{Name: "nodeping_controller_nodes_list_bytes", Help: "Size of the rendered nodes list; a ConfigMap holds at most 1 MiB."}),
+		Leader:   f.NewGauge(prometheus.GaugeOpts{Name: "nodeping_controller_leader", Help: "1 while this replica holds the leader lease and writes the ConfigMap."}),
+		Events: f.NewCounterVec(prometheus.CounterOpts{Name: "nodeping_controller_node_events_total",
 			Help: "Node events from the watch, by whether they change the nodes list (relevant: true, false); heartbeats are false and cost no render."}, []string{"relevant"}),
-		ExternalErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "nodeping_controller_external_targets_errors_total",
+		ExternalErrors: f.NewCounter(prometheus.CounterOpts{Name: "nodeping_controller_external_targets_errors_total",
 			Help: "Reads of --external-targets-file that were rejected (the last good targets stay)."}),
 	}
-	reg.MustRegister(m.Writes, m.Renders, m.Nodes, m.LastSync, m.Bytes, m.Leader, m.Events, m.ExternalErrors)
-	return m
 }
 
 // maxConfigMapBytes is the API server's limit on a ConfigMap's data.
