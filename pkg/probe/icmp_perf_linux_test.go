@@ -58,7 +58,12 @@ func TestICMPCloseDuringRun(t *testing.T) {
 		_, err := e.Run(t.Context(), loopbackTargets(20))
 		done <- err
 	}()
-	time.Sleep(150 * time.Millisecond)
+	// Wait until the run is sending, with its receivers paused.
+	waitFor(t, 5*time.Second, func() bool {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		return e.run != nil && e.paused != nil
+	})
 	closed := make(chan error, 1)
 	go func() { closed <- e.Close() }()
 	select {
