@@ -231,8 +231,9 @@ func (e *ICMP) runEchoes(ctx context.Context, targets []netip.Addr, count int, i
 	if *sb == nil {
 		*sb = newSendBatches(tmpl)
 	}
-	for f := range (*sb).fam {
-		(*sb).fam[f].n = 0 // a cancelled run may have left echoes queued
+	batches := *sb
+	for f := range batches.fam {
+		batches.fam[f].n = 0 // a cancelled run may have left echoes queued
 	}
 	start := e.now()
 	total := sp.total()
@@ -248,11 +249,11 @@ func (e *ICMP) runEchoes(ctx context.Context, targets []netip.Addr, count int, i
 			if start+at > now+int64(tick)/2 {
 				break
 			}
-			if (*sb).add(e, rs, t) {
-				e.flush(*sb, rs)
+			if batches.add(e, rs, t) {
+				e.flush(batches, rs)
 			}
 		}
-		e.flush(*sb, rs)
+		e.flush(batches, rs)
 		// The receivers are paused while the run sends: read the replies here, where one
 		// recvmmsg takes a whole batch's worth. Kernel receive timestamps time them, so reading
 		// them up to a tick late changes no RTT.
