@@ -31,5 +31,6 @@ RUN go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/nodep
 FROM gcr.io/distroless/static-debian12:nonroot@sha256:d093aa3e30dbadd3efe1310db061a14da60299baff8450a17fe0ccc514a16639
 COPY --from=build /out/nodeping-agent /out/nodeping-controller /usr/local/bin/
 COPY LICENSE /licenses/LICENSE
+LABEL org.opencontainers.image.title="nodeping" org.opencontainers.image.source="https://github.com/nodeping/nodeping" org.opencontainers.image.licenses="Apache-2.0"
 USER 65532:65532
 ENTRYPOINT ["/usr/local/bin/nodeping-agent"]
