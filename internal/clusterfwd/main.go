@@ -11,7 +11,7 @@
 //     which is all the agents' DNS probe and the controller ask of a cluster's resolver;
 //   - API server to kubelet (logs, exec, port-forward): it serves HTTP CONNECT on a unix socket
 //     that the API server's egress selector names, and dials the kubelet from the router
-//     namespace, which reaches every node. Only the nodes' kubelet port is allowed.
+//     namespace, which reaches every node. Only the nodes' kubelet and node-exporter ports are allowed.
 //
 // It runs until SIGTERM. Nothing here leaves the machine: the host side is loopback, and the
 // namespace side only reaches addresses cluster-up assigned inside its own namespaces.
@@ -30,6 +30,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -64,7 +65,7 @@ func run(args []string) error {
 	uds := fs.String("connect-socket", "", "unix socket to serve HTTP CONNECT on, for the API server's egress to kubelets")
 	router := fs.String("connect-netns", "", "network namespace to dial CONNECT targets from")
 	prefix := fs.String("connect-allow", "198.18.0.0/15", "CONNECT targets must be in this prefix")
-	port := fs.String("connect-port", "10250", "the only port CONNECT may reach")
+	ports := fs.String("connect-ports", "10250,9100", "the only ports CONNECT may reach (the kubelet's; node-exporter's for pod proxies), comma-separated")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -149,7 +150,7 @@ func run(args []string) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			serveConnect(ln, *router, allow, *port, log)
+			serveConnect(ln, *router, allow, strings.Split(*ports, ","), log)
 		}()
 	}
 	log.Info("forwarding", "api", *api, "listeners", len(listens), "connect", *uds)
@@ -212,7 +213,7 @@ func splice(a, b net.Conn) {
 }
 
 // serveConnect answers HTTP CONNECT requests, dialing allowed targets from inside netns ns.
-func serveConnect(ln net.Listener, ns string, allow netip.Prefix, port string, log *slog.Logger) {
+func serveConnect(ln net.Listener, ns string, allow netip.Prefix, ports []string, log *slog.Logger) {
 	for {
 		c, err := ln.Accept()
 		if err != nil {
@@ -226,7 +227,7 @@ func serveConnect(ln net.Listener, ns string, allow netip.Prefix, port string, l
 			if err != nil {
 				return
 			}
-			target, err := checkTarget(req, allow, port)
+			target, err := checkTarget(req, allow, ports)
 			if err != nil {
 				log.Warn("CONNECT refused", "target", req.Host, "err", err)
 				fmt.Fprintf(c, "HTTP/1.1 403 Forbidden\r\n\r\n%s\n", err)
@@ -257,7 +258,7 @@ func serveConnect(ln net.Listener, ns string, allow netip.Prefix, port string, l
 	}
 }
 
-func checkTarget(req *http.Request, allow netip.Prefix, port string) (string, error) {
+func checkTarget(req *http.Request, allow netip.Prefix, ports []string) (string, error) {
 	if req.Method != http.MethodConnect {
 		return "", fmt.Errorf("method %s, want CONNECT", req.Method)
 	}
@@ -266,8 +267,8 @@ func checkTarget(req *http.Request, allow netip.Prefix, port string) (string, er
 		return "", err
 	}
 	ip, err := netip.ParseAddr(host)
-	if err != nil || !allow.Contains(ip) || p != port {
-		return "", fmt.Errorf("%s is not a node's kubelet (%s port %s)", req.Host, allow, port)
+	if err != nil || !allow.Contains(ip) || !slices.Contains(ports, p) {
+		return "", fmt.Errorf("%s is not a node's port (%s, ports %s)", req.Host, allow, strings.Join(ports, ","))
 	}
 	return req.Host, nil
 }

@@ -1,0 +1,298 @@
+//go:build linux
+
+package clustertest
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// overlay is one documented install path and where its agents write.
+type overlay struct {
+	name    string // the overlay's directory, or "helm-flant-compat"
+	install string // the docs block that installs it
+	remove  string // the docs block that uninstalls it
+	// file is the agent's file on a node, for that node's name.
+	file         func(node string) string
+	nodeExporter bool // the path deploys node-exporter, so the verify block runs
+}
+
+// TestInstallPaths installs nodeping on a real cluster along each documented path, with the
+// docs' own commands, checks what runs and what it writes, and uninstalls it.
+func TestInstallPaths(t *testing.T) {
+	c := Start(t)
+	defaultFile := func(string) string { return "/var/lib/node_exporter/textfile_collector/nodeping.prom" }
+	flantFile := func(n string) string { return "/var/run/node-exporter-textfile/node-ping_" + n + ".prom" }
+	paths := []overlay{
+		{name: "standalone", install: "install", remove: "uninstall", file: defaultFile, nodeExporter: true},
+		{name: "kube-prometheus-stack", install: "install", remove: "uninstall", file: defaultFile},
+		{name: "flant-compat", install: "install", remove: "uninstall", file: flantFile},
+		{name: "helm-flant-compat", install: "helm-flant-compat", remove: "uninstall-helm", file: flantFile},
+	}
+	for _, p := range paths {
+		t.Run(p.name, func(t *testing.T) { installPath(t, c, p) })
+	}
+}
+
+func doc(t *testing.T, c *Cluster, name, overlayName string) string {
+	t.Helper()
+	block, err := Doc(c.Root, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The install and uninstall blocks name the standalone overlay and say "or" the others.
+	if !strings.HasPrefix(overlayName, "helm") {
+		block = strings.ReplaceAll(block, "manifests/overlays/standalone", "manifests/overlays/"+overlayName)
+	}
+	return block
+}
+
+func installPath(t *testing.T, c *Cluster, p overlay) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	if strings.HasPrefix(p.name, "helm") {
+		helm, err := exec.Command(filepath.Join(c.Root, "scripts", "tool-helm")).Output()
+		if err != nil {
+			t.Fatalf("scripts/tool-helm: %v", err)
+		}
+		t.Setenv("PATH", filepath.Dir(strings.TrimSpace(string(helm)))+":"+os.Getenv("PATH"))
+	}
+	start := time.Now()
+	if _, err := c.Sh(ctx, doc(t, c, p.install, p.name)); err != nil {
+		c.dumpPods(t, ctx)
+		t.Fatalf("install: %v", err)
+	}
+	t.Logf("%s: installed, every pod Ready, in %s", p.name, time.Since(start).Round(100*time.Millisecond))
+	uninstalled := false
+	defer func() {
+		if !uninstalled { // leave the cluster clean for the next path even when this one failed
+			c.Sh(context.Background(), doc(t, c, p.remove, p.name))
+		}
+	}()
+
+	// Every agent writes its file into its own node's hostPath.
+	took, err := Await(3*time.Minute, func() error {
+		for _, n := range c.Nodes {
+			b, err := os.ReadFile(n.HostPath(p.file(n.Name)))
+			if err != nil {
+				return err
+			}
+			if !strings.Contains(string(b), "nodeping_packets_received_total{") {
+				return fmt.Errorf("%s: %s has no probe results yet", n.Name, p.file(n.Name))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		c.dumpPods(t, ctx)
+		t.Fatalf("agents' files: %v", err)
+	}
+	t.Logf("%s: every node's file has probe results %s after the install", p.name, (time.Since(start)).Round(time.Second))
+	_ = took
+
+	c.checkAgentPods(t, ctx)
+	c.checkController(t, ctx)
+	if p.nodeExporter {
+		verify := doc(t, c, "verify", p.name)
+		if _, err := Await(2*time.Minute, func() error {
+			out, err := c.Sh(ctx, verify)
+			if err != nil {
+				return err
+			}
+			lines := strings.Split(strings.TrimSpace(out), "\n")
+			if len(lines) != len(c.Nodes) {
+				return fmt.Errorf("verify printed %d lines for %d nodes: %q", len(lines), len(c.Nodes), out)
+			}
+			for _, l := range lines {
+				f := strings.Fields(l)
+				if n, _ := strconv.Atoi(f[len(f)-1]); n == 0 {
+					return fmt.Errorf("no nodeping_ series: %q", l)
+				}
+			}
+			return nil
+		}); err != nil {
+			t.Errorf("the docs' verify step: %v", err)
+		}
+		c.checkCordon(t, ctx, p)
+	}
+
+	start = time.Now()
+	if _, err := c.Sh(ctx, doc(t, c, p.remove, p.name)); err != nil {
+		t.Fatalf("uninstall: %v", err)
+	}
+	uninstalled = true
+	// What stays: nothing of ours in the API; on the nodes, the agents removed their files.
+	if _, err := Await(2*time.Minute, func() error {
+		out, err := c.Kubectl(ctx, "get", "namespace,clusterrole,clusterrolebinding,priorityclass", "-o", "name")
+		if err != nil {
+			return err
+		}
+		for _, l := range strings.Fields(out) {
+			if strings.Contains(l, "nodeping") {
+				return fmt.Errorf("%s is still there", l)
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Errorf("after uninstall: %v", err)
+	}
+	for _, n := range c.Nodes {
+		if _, err := os.Stat(n.HostPath(p.file(n.Name))); err == nil {
+			t.Errorf("%s: %s is still there after uninstall; the agent removes it on SIGTERM", n.Name, p.file(n.Name))
+		}
+	}
+	t.Logf("%s: uninstalled in %s", p.name, time.Since(start).Round(100*time.Millisecond))
+}
+
+func (c *Cluster) dumpPods(t *testing.T, ctx context.Context) {
+	out, _ := c.Kubectl(ctx, "get", "pods", "-A", "-o", "wide")
+	ev, _ := c.Kubectl(ctx, "get", "events", "-A")
+	t.Logf("pods:\n%s\nevents:\n%s", out, tail([]byte(ev), 4000))
+}
+
+type podList struct {
+	Items []struct {
+		Metadata struct{ Name string } `json:"metadata"`
+		Spec     struct {
+			NodeName                     string `json:"nodeName"`
+			HostNetwork                  bool   `json:"hostNetwork"`
+			AutomountServiceAccountToken *bool  `json:"automountServiceAccountToken"`
+			Containers                   []struct {
+				SecurityContext struct {
+					ReadOnlyRootFilesystem *bool `json:"readOnlyRootFilesystem"`
+					Capabilities           struct {
+						Add, Drop []string
+					} `json:"capabilities"`
+				} `json:"securityContext"`
+			} `json:"containers"`
+		} `json:"spec"`
+		Status struct {
+			ContainerStatuses []struct {
+				Ready bool `json:"ready"`
+			} `json:"containerStatuses"`
+		} `json:"status"`
+	} `json:"items"`
+}
+
+// checkAgentPods: one Ready agent per node, running with the DaemonSet's security context, and the
+// process itself holds NET_RAW and no other capability.
+func (c *Cluster) checkAgentPods(t *testing.T, ctx context.Context) {
+	out, err := c.Kubectl(ctx, "-n", "nodeping", "get", "pods", "-l", "app.kubernetes.io/component=agent", "-o", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pods podList
+	if err := json.Unmarshal([]byte(out), &pods); err != nil {
+		t.Fatal(err)
+	}
+	nodes := map[string]bool{}
+	for _, p := range pods.Items {
+		nodes[p.Spec.NodeName] = true
+		sc := p.Spec.Containers[0].SecurityContext
+		if !p.Spec.HostNetwork || p.Spec.AutomountServiceAccountToken == nil || *p.Spec.AutomountServiceAccountToken ||
+			sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem ||
+			strings.Join(sc.Capabilities.Add, ",") != "NET_RAW" || strings.Join(sc.Capabilities.Drop, ",") != "ALL" {
+			t.Errorf("%s: not the DaemonSet's security context: %+v", p.Metadata.Name, p.Spec)
+		}
+		if len(p.Status.ContainerStatuses) != 1 || !p.Status.ContainerStatuses[0].Ready {
+			t.Errorf("%s is not Ready", p.Metadata.Name)
+		}
+	}
+	if len(nodes) != len(c.Nodes) {
+		t.Errorf("agents on %d nodes, want %d", len(nodes), len(c.Nodes))
+	}
+	// The agent processes, found through the nodes' network namespaces: effective capabilities
+	// exactly CAP_NET_RAW (bit 13).
+	for _, n := range c.Nodes {
+		pids, err := exec.Command("ip", "netns", "pids", n.NetNS).Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, pid := range strings.Fields(string(pids)) {
+			if exe, _ := os.Readlink("/proc/" + pid + "/exe"); filepath.Base(exe) != "nodeping-agent" {
+				continue
+			}
+			found = true
+			status, _ := os.ReadFile("/proc/" + pid + "/status")
+			for _, l := range strings.Split(string(status), "\n") {
+				if v, ok := strings.CutPrefix(l, "CapEff:\t"); ok && v != "0000000000002000" {
+					t.Errorf("%s: the agent's effective capabilities are %s, want only NET_RAW (0000000000002000)", n.Name, v)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("%s: no nodeping-agent process in its network namespace", n.Name)
+		}
+	}
+}
+
+// checkController: the ConfigMap lists every node with its zone, one replica holds the Lease.
+func (c *Cluster) checkController(t *testing.T, ctx context.Context) {
+	out, err := c.Kubectl(ctx, "-n", "nodeping", "get", "configmap", "nodeping-nodes", "-o", `jsonpath={.data.nodes\.json}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var list struct {
+		Nodes []struct{ Name, Zone string } `json:"nodes"`
+	}
+	if err := json.Unmarshal([]byte(out), &list); err != nil {
+		t.Fatalf("nodes list %q: %v", out, err)
+	}
+	got := map[string]string{}
+	for _, n := range list.Nodes {
+		got[n.Name] = n.Zone
+	}
+	for _, n := range c.Nodes {
+		if got[n.Name] != n.Zone {
+			t.Errorf("nodes list has %s in zone %q, want %q", n.Name, got[n.Name], n.Zone)
+		}
+	}
+	holder, err := c.Kubectl(ctx, "-n", "nodeping", "get", "lease", "nodeping-controller", "-o", "jsonpath={.spec.holderIdentity}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pods, err := c.Kubectl(ctx, "-n", "nodeping", "get", "pods", "-l", "app.kubernetes.io/component=controller", "-o", "name")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if holder == "" || !strings.Contains(pods, "pod/"+holder+"\n") {
+		t.Errorf("the Lease is held by %q, not by one of the controller's pods %q", holder, pods)
+	}
+}
+
+// checkCordon cordons a node and times how long until every agent marks it in maintenance: the
+// controller's write, then the kubelet's ConfigMap projection (the ..data swap), then a cycle.
+func (c *Cluster) checkCordon(t *testing.T, ctx context.Context, p overlay) {
+	n := c.Nodes[len(c.Nodes)-1]
+	if _, err := c.Kubectl(ctx, "cordon", n.Name); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Kubectl(context.Background(), "uncordon", n.Name)
+	want := fmt.Sprintf(`nodeping_node_maintenance{destination_node=%q`, n.Name)
+	took, err := Await(3*time.Minute, func() error {
+		for _, o := range c.Nodes {
+			if o.Name == n.Name {
+				continue
+			}
+			b, err := os.ReadFile(o.HostPath(p.file(o.Name)))
+			if err != nil || !strings.Contains(string(b), want) {
+				return fmt.Errorf("%s's agent does not mark %s in maintenance yet", o.Name, n.Name)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Errorf("cordon: %v", err)
+		return
+	}
+	t.Logf("cordon of %s reached every other agent's file in %s", n.Name, took.Round(time.Second))
+}
