@@ -82,23 +82,30 @@ func (sc scenario) render() string {
 	var b strings.Builder
 	b.WriteString(header(fmt.Sprintf("%s\n# Here: %s on %s, background loss %.1f%%.", sc.doc, sc.Detail, sc.Cluster.Name, 100*sc.Background)))
 	b.WriteString(strings.Join(sc.Series(), "\n"))
-	fault := rc.FaultStep * rc.StepSeconds
+	fault := sc.Fault() * rc.StepSeconds
 	b.WriteString("\n    promql_expr_test:\n")
-	fmt.Fprintf(&b, "      # Before the fault (at %ds): no alert.\n      - expr: 'ALERTS{alertstate=\"firing\"}'\n        eval_time: %ds\n        exp_samples: []\n", fault, fault-15)
 	var want []string
 	for _, a := range sc.Want {
 		want = append(want, labelString(fullLabels(sc.Cluster, a)))
 	}
 	sort.Strings(want)
-	fmt.Fprintf(&b, "      # 3m45s into the fault: exactly these.\n      - expr: 'ALERTS{alertstate=\"firing\"}'\n        eval_time: %ds\n        exp_samples:", fault+225)
-	if len(want) == 0 {
-		b.WriteString(" []\n")
-	} else {
+	exactly := func(comment string, at int) {
+		fmt.Fprintf(&b, "      # %s: exactly these.\n      - expr: 'ALERTS{alertstate=\"firing\"}'\n        eval_time: %ds\n        exp_samples:", comment, at)
+		if len(want) == 0 {
+			b.WriteString(" []\n")
+			return
+		}
 		b.WriteString("\n")
 		for _, w := range want {
 			fmt.Fprintf(&b, "          - labels: 'ALERTS%s'\n            value: 1\n", w)
 		}
 	}
+	if sc.FromStart {
+		exactly("The fault is there from the first sample, with no baseline yet: named within 2 minutes", 120)
+	} else {
+		fmt.Fprintf(&b, "      # Before the fault (at %ds): no alert.\n      - expr: 'ALERTS{alertstate=\"firing\"}'\n        eval_time: %ds\n        exp_samples: []\n", fault, fault-15)
+	}
+	exactly("3m45s into the fault", fault+225)
 	if sc.annotations != nil {
 		a := sc.Want[0]
 		l := fullLabels(sc.Cluster, a)
@@ -171,6 +178,8 @@ func scenarios(t testing.TB) []scenario {
 		sc("slow-zone-link", "Echoes between two zones are 5-30ms late: a NodePingZoneLinkLatency each way, no node alert.", "zone-link-latency", twelve, 1, 0.002),
 		sc("agent-missing", "A node's agent stops (or crashes) while the node still answers its peers: one NodePingAgentMissing.", "agent-missing", six, 1, 0),
 		sc("isolated-source-large-cluster", "A 25-node cluster without zones; one node loses every destination. Deckhouse's NodePingPacketLoss (sum by destination_node > 5%) sees 1/24 of that per destination and never fires; NodePingNodeIsolated does.", "node-own-echoes-dropped", nozone, 1, 0),
+		sc("blackholed-from-start", "A node blackholed from the first sample (nodeping, or a fresh Prometheus, started on a broken cluster): one NodePingNodeUnreachable within 2 minutes, with no baseline yet.", "node-blackhole-from-start", six, 1, 0.002),
+		sc("lossy-from-start", "A node losing half or more of its echoes from the first sample, in a 12-node cluster: one NodePingNodeUnreachable within 2 minutes, with no baseline yet.", "node-lossy-50pct-from-start", twelve, 1, 0.002),
 		sc("subset-healthy", "60 nodes in 5 zones, each probing 8 ring neighbours plus one node of every zone it misses, 0.3% background loss: no alert.", "healthy", subset, 1, 0.003),
 		sc("subset-blackholed-node", "The 60-node subset cluster, one node blackholed: one NodePingNodeUnreachable from its observers.", "node-blackhole", subset, 1, 0.002),
 		sc("subset-isolated-node", "The 60-node subset cluster, one node whose own echoes are dropped: one NodePingNodeIsolated.", "node-own-echoes-dropped", subset, 1, 0.002),
