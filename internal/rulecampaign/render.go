@@ -92,7 +92,10 @@ func (cs Case) Series() []string {
 		lag := r.IntN(2) // agents' cycles are not in phase: the fault shows a scrape later in some
 		staleAt := -1
 		if cs.Silent[s] || cs.Stopped[s] {
-			staleAt = FaultStep + lag
+			staleAt = cs.Fault() + lag
+		}
+		if staleAt == 0 {
+			continue // never scraped at all
 		}
 		frozen := cs.Frozen[s]
 		for _, d := range c.Plan[s] {
@@ -108,7 +111,7 @@ func (cs Case) Series() []string {
 				if cs.MTU {
 					msent[t], mrecv[t] = msent[t-1], mrecv[t-1]
 				}
-				on := t >= FaultStep+lag
+				on := t >= cs.Fault()+lag
 				if frozen && on {
 					continue
 				}

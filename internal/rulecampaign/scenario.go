@@ -83,9 +83,23 @@ type Case struct {
 	// Background is the cluster's background loss; each pair gets 0.5-1.5 times it.
 	Background float64
 	MTU        bool // write MTU probe series
+	// FromStart faults are there from the first sample (nodeping or Prometheus started on a
+	// broken cluster): no healthy history, no baseline.
+	FromStart bool
 	Effects
 	Want []Alert
 }
+
+// Fault is the step the fault starts at: FaultStep, or 0 for a fault from the start.
+func (cs Case) Fault() int {
+	if cs.FromStart {
+		return 0
+	}
+	return FaultStep
+}
+
+// FaultSeconds is Fault in seconds from the start of the run.
+func (cs Case) FaultSeconds() float64 { return float64(cs.Fault() * StepSeconds) }
 
 // Class is a fault class: Make builds a case on a cluster, or returns false when the cluster
 // cannot hold it (e.g. zone faults on a cluster without zones).
@@ -291,6 +305,24 @@ func Classes() []Class {
 			}
 			cs.Want = []Alert{zoneLink("NodePingZoneLinkLatency", a, b), zoneLink("NodePingZoneLinkLatency", b, a)}
 			cs.Detail = fmt.Sprintf("%s<->%s +%.0fms", a, b, ms)
+			return true
+		}},
+		{Name: "node-blackhole-from-start", Clean: true, Make: func(r *rand.Rand, c Cluster, cs *Case) bool {
+			x := observedNode(r, c)
+			cs.FromStart = true
+			cs.Loss = func(s, d int) float64 { return b2f(s == x || d == x) }
+			cs.Silent = map[int]bool{x: true}
+			cs.Want = []Alert{nodeAlert("NodePingNodeUnreachable", c, x)}
+			cs.Detail = c.Nodes[x].Name + " from the start"
+			return true
+		}},
+		{Name: "node-lossy-50pct-from-start", Clean: true, Make: func(r *rand.Rand, c Cluster, cs *Case) bool {
+			x := observedNode(r, c)
+			p := []float64{0.5, 0.7, 0.9}[r.IntN(3)]
+			cs.FromStart = true
+			cs.Loss = func(s, d int) float64 { return b2f(s == x || d == x) * p }
+			cs.Want = []Alert{nodeAlert("NodePingNodeUnreachable", c, x)}
+			cs.Detail = fmt.Sprintf("%s %.0f%% of its echoes from the start", c.Nodes[x].Name, 100*p)
 			return true
 		}},
 		{Name: "agent-missing", Make: func(r *rand.Rand, c Cluster, cs *Case) bool {

@@ -72,8 +72,8 @@ func Score(cases []Case, fired map[int][]Fired, classes []Class) ([]ClassScore, 
 	}
 	byClass := map[string]*ClassScore{}
 	var outcomes []Outcome
-	fault := float64(FaultStep * StepSeconds)
 	for _, cs := range cases {
+		fault := cs.FaultSeconds()
 		sc := byClass[cs.Class]
 		if sc == nil {
 			sc = &ClassScore{Class: cs.Class, Silence: silence[cs.Class], Clean: cs.Clean, Gray: cs.Gray, ClustersByName: map[string]int{}}
@@ -202,7 +202,7 @@ func Report(w io.Writer, scores []ClassScore, outcomes []Outcome) Totals {
 		}
 		var fs []string
 		for _, f := range o.False {
-			fs = append(fs, fmt.Sprintf("%s@%s", f.Key(), secs(f.At-float64(FaultStep*StepSeconds))))
+			fs = append(fs, fmt.Sprintf("%s@%s", f.Key(), secs(f.At-o.FaultSeconds())))
 		}
 		fmt.Fprintf(w, "  case %d %s on %s (%s, background %.2f%%): missed %v, false %v\n", o.ID, o.Class, o.Cluster.Name, o.Detail, 100*o.Background, o.Missed, fs)
 	}
