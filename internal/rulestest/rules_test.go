@@ -1,7 +1,7 @@
 // Package rulestest generates promtool unit tests for the shipped Prometheus rules from fault
 // scenarios, keeps them as golden files in manifests/rules/tests/ (runnable by hand with
 // promtool test rules), and runs them. The counters come from internal/rulecampaign (agents'
-// 15s cycles, seeded), on full-mesh clusters and on a 60-node, 5-zone cluster probing a K=8
+// 15s cycles, seeded), on full-mesh clusters and on a 30-node, 5-zone cluster probing a K=8
 // subset; the probe plan is data (rulecampaign.Cluster.Plan), so any planner can be swapped in.
 package rulestest
 
@@ -154,7 +154,7 @@ const runbook = "https://github.com/nodeping/nodeping/blob/main/docs/alerts.md#"
 func scenarios(t testing.TB) []scenario {
 	six := rc.FullMesh("6n-3z", rc.NewNodes(6, 3, 0))
 	nozone := rc.FullMesh("25n-0z", rc.NewNodes(25, 0, 0))
-	subset := rc.RingSubset("60n-5z-k8", rc.NewNodes(60, 5, 0), 8)
+	subset := rc.RingSubset("30n-5z-k8", rc.NewNodes(30, 5, 0), 8)
 	twelve := rc.FullMesh("12n-3z", rc.NewNodes(12, 3, 2))
 	sc := func(name, doc, class string, c rc.Cluster, seed uint64, bg float64) scenario {
 		return scenario{name: name, doc: doc, Case: caseOf(t, class, c, seed, bg)}
@@ -180,12 +180,12 @@ func scenarios(t testing.TB) []scenario {
 		sc("isolated-source-large-cluster", "A 25-node cluster without zones; one node loses every destination. Deckhouse's NodePingPacketLoss (sum by destination_node > 5%) sees 1/24 of that per destination and never fires; NodePingNodeIsolated does.", "node-own-echoes-dropped", nozone, 1, 0),
 		sc("blackholed-from-start", "A node blackholed from the first sample (nodeping, or a fresh Prometheus, started on a broken cluster): one NodePingNodeUnreachable within 2 minutes, with no baseline yet.", "node-blackhole-from-start", six, 1, 0.002),
 		sc("lossy-from-start", "A node losing half or more of its echoes from the first sample, in a 12-node cluster: one NodePingNodeUnreachable within 2 minutes, with no baseline yet.", "node-lossy-50pct-from-start", twelve, 1, 0.002),
-		sc("subset-healthy", "60 nodes in 5 zones, each probing 8 ring neighbours plus one node of every zone it misses, 0.3% background loss: no alert.", "healthy", subset, 1, 0.003),
-		sc("subset-blackholed-node", "The 60-node subset cluster, one node blackholed: one NodePingNodeUnreachable from its observers.", "node-blackhole", subset, 1, 0.002),
-		sc("subset-isolated-node", "The 60-node subset cluster, one node whose own echoes are dropped: one NodePingNodeIsolated.", "node-own-echoes-dropped", subset, 1, 0.002),
-		sc("subset-zone-link", "The 60-node subset cluster, a zone link down: a NodePingZoneLinkDegraded each way.", "zone-link-down", subset, 1, 0.002),
-		sc("subset-lossy-node", "The 60-node subset cluster, one node losing 5-30% each way: one NodePingNodeUnreachable.", "node-lossy-5-30pct", subset, 2, 0.002),
-		sc("subset-gray-node", "The 60-node subset cluster with 0.3% background loss, one node losing 1-3% each way: one NodePingNodeUnreachable, no pair alert.", "node-gray-1-3pct", subset, 1, 0.003),
+		sc("subset-healthy", "30 nodes in 5 zones, each probing 8 ring neighbours plus one node of every zone it misses, 0.3% background loss: no alert.", "healthy", subset, 1, 0.003),
+		sc("subset-blackholed-node", "The 30-node subset cluster, one node blackholed: one NodePingNodeUnreachable from its observers.", "node-blackhole", subset, 1, 0.002),
+		sc("subset-isolated-node", "The 30-node subset cluster, one node whose own echoes are dropped: one NodePingNodeIsolated.", "node-own-echoes-dropped", subset, 1, 0.002),
+		sc("subset-zone-link", "The 30-node subset cluster, a zone link down: a NodePingZoneLinkDegraded each way.", "zone-link-down", subset, 1, 0.002),
+		sc("subset-lossy-node", "The 30-node subset cluster, one node losing 5-30% each way: one NodePingNodeUnreachable.", "node-lossy-5-30pct", subset, 2, 0.002),
+		sc("subset-gray-node", "The 30-node subset cluster with 0.3% background loss, one node losing 1-3% each way: one NodePingNodeUnreachable, no pair alert.", "node-gray-1-3pct", subset, 1, 0.003),
 	}
 	for i := range out {
 		if out[i].name == "blackholed-node" {
@@ -223,6 +223,7 @@ func TestRuleScenarios(t *testing.T) {
 	for _, sc := range scenarios(t) {
 		names[sc.name+".yml"] = true
 		t.Run(sc.name, func(t *testing.T) {
+			t.Parallel() // promtool runs one file on one core
 			path := filepath.Join(testsDir, sc.name+".yml")
 			golden.Check(t, path, sc.render(), *update)
 			if out, err := exec.Command(promtool, "test", "rules", path).CombinedOutput(); err != nil {
