@@ -33,7 +33,17 @@ const (
 	// majority of its pairs means 2 of 3, and a zone link broken one way differs from one broken
 	// both ways in at least 3 pairs.
 	DefaultZonePairMin = 3
+	// DefaultMaxZones caps the zones a plan tells apart. Zones come from a Node label, so one
+	// mislabelling can give every node its own zone; a node alone in its zone probes about
+	// K + M(Z-1) peers, and with 16 zones that is 53 at the default K and M: about 1,000 series
+	// per agent with the shipped series (docs/scale.md), the budget subset mode keeps at any size.
+	// Real clusters have 3 to 6 zones.
+	DefaultMaxZones = 16
 )
+
+// foldedZone is the plan's name for the zones past Options.MaxZones, planned as one. A zone
+// label cannot hold a NUL byte, so no listed zone has this name.
+const foldedZone = "\x00folded"
 
 // Options choose the probe plan. Every agent must use the same options, or their plans disagree.
 type Options struct {
@@ -44,11 +54,23 @@ type Options struct {
 	// ZonePairMin (M): above FullMeshMax, every ordered pair of zones (a, b) is probed by at least
 	// min(M, |a|*|b|) node pairs.
 	ZonePairMin int
+	// MaxZones: the most zones the plan tells apart (0: DefaultMaxZones). When the list has more,
+	// the MaxZones-1 largest (ties by name) keep their own and the nodes of all the others are
+	// planned as one more zone (Stats.FoldedZones, Stats.FoldedNodes).
+	MaxZones int
 }
 
 // DefaultOptions returns the shipped defaults.
 func DefaultOptions() Options {
-	return Options{FullMeshMax: DefaultFullMeshMax, SubsetPeers: DefaultSubsetPeers, ZonePairMin: DefaultZonePairMin}
+	return Options{FullMeshMax: DefaultFullMeshMax, SubsetPeers: DefaultSubsetPeers, ZonePairMin: DefaultZonePairMin, MaxZones: DefaultMaxZones}
+}
+
+// maxZones is MaxZones with its default.
+func (o Options) maxZones() int {
+	if o.MaxZones == 0 {
+		return DefaultMaxZones
+	}
+	return o.MaxZones
 }
 
 // Validate reports options that cannot give a sound plan.
@@ -58,6 +80,9 @@ func (o Options) Validate() error {
 	}
 	if o.SubsetPeers < 2 {
 		return fmt.Errorf("--subset-peers %d: must be at least 2 (with one, a node and its only source look alike)", o.SubsetPeers)
+	}
+	if o.MaxZones < 0 || o.MaxZones == 1 {
+		return fmt.Errorf("--max-zones %d: must be at least 2 (0: %d), or no zone link can be told from a node", o.MaxZones, DefaultMaxZones)
 	}
 	if o.ZonePairMin < 1 {
 		return fmt.Errorf("zone pair minimum %d: must be at least 1", o.ZonePairMin)
@@ -70,6 +95,9 @@ func (o Options) Validate() error {
 // input.
 //
 // Full mesh (at most FullMeshMax nodes): every node probes every other node.
+//
+// Zones are the plan's: past MaxZones, the smallest zones of the list are planned as one
+// (planZones), so Z below is at most MaxZones whatever the list holds.
 //
 // Subset (more nodes): nodes sit on a ring ordered by the first 8 bytes of sha256(name) (ties by
 // name). A node u of zone a (a zone-less node is in zone "") probes the union of:
@@ -104,26 +132,33 @@ type Plan struct {
 	mode   string
 	byName map[string]int
 
+	// Zones as the plan sees them, past MaxZones folded into one (planZones).
+	zone        []int    // list index -> zone id
+	zones       []string // zone id -> name, sorted
+	listZones   int      // zones in the list
+	foldedZones int      // zones folded into foldedZone
+	foldedNodes int      // their nodes
+
 	// Subset mode only.
 	hash     []uint64 // by list index
 	ring     []int    // list indexes in ring order
 	pos      []int    // list index -> ring position
-	zone     []int    // list index -> zone id
-	zones    []string // zone id -> name, sorted
 	zoneRing [][]int  // zone id -> ring positions of its members, ascending
 	zoneIdx  []int    // list index -> index in its zone's zoneRing
 }
 
-// Build makes the plan of a list. It costs O(N log N); each Peers call then costs O(K + Z log N).
-// Options that do not validate are replaced by the defaults.
+// Build makes the plan of a list. It costs O(N log N); each Peers call then costs O(K + Z log N),
+// Z at most MaxZones. Options that do not validate are replaced by the defaults.
 func Build(l nodelist.List, o Options) *Plan {
 	if o.Validate() != nil {
 		o = DefaultOptions()
 	}
+	o.MaxZones = o.maxZones()
 	p := &Plan{opts: o, nodes: l.Nodes, byName: make(map[string]int, len(l.Nodes))}
 	for i, n := range l.Nodes {
 		p.byName[n.Name] = i
 	}
+	p.planZones()
 	if len(l.Nodes) <= o.FullMeshMax {
 		p.mode = ModeFullMesh
 		return p
@@ -132,18 +167,9 @@ func Build(l nodelist.List, o Options) *Plan {
 	n := len(l.Nodes)
 	p.hash = make([]uint64, n)
 	p.ring = make([]int, n)
-	zoneIDs := map[string]int{}
 	for i, nd := range l.Nodes {
 		p.hash[i] = ringHash(nd.Name)
 		p.ring[i] = i
-		if _, ok := zoneIDs[nd.Zone]; !ok {
-			zoneIDs[nd.Zone] = 0
-			p.zones = append(p.zones, nd.Zone)
-		}
-	}
-	sort.Strings(p.zones)
-	for id, z := range p.zones {
-		zoneIDs[z] = id
 	}
 	sort.Slice(p.ring, func(a, b int) bool {
 		ha, hb := p.hash[p.ring[a]], p.hash[p.ring[b]]
@@ -153,17 +179,57 @@ func Build(l nodelist.List, o Options) *Plan {
 		return l.Nodes[p.ring[a]].Name < l.Nodes[p.ring[b]].Name
 	})
 	p.pos = make([]int, n)
-	p.zone = make([]int, n)
 	p.zoneIdx = make([]int, n)
 	p.zoneRing = make([][]int, len(p.zones))
 	for r, i := range p.ring {
 		p.pos[i] = r
-		z := zoneIDs[l.Nodes[i].Zone]
-		p.zone[i] = z
+		z := p.zone[i]
 		p.zoneIdx[i] = len(p.zoneRing[z])
 		p.zoneRing[z] = append(p.zoneRing[z], r)
 	}
 	return p
+}
+
+// planZones gives every node its zone id. With more than MaxZones zones in the list, the
+// MaxZones-1 largest (ties by name) keep their own, and the nodes of the others share one more,
+// foldedZone. It costs O(N + Z log Z) and holds O(Z) besides the ids.
+func (p *Plan) planZones() {
+	size := map[string]int{}
+	for _, n := range p.nodes {
+		size[n.Zone]++
+	}
+	names := make([]string, 0, len(size))
+	for z := range size {
+		names = append(names, z)
+	}
+	p.listZones = len(names)
+	if c := p.opts.maxZones(); len(names) > c {
+		sort.Slice(names, func(a, b int) bool {
+			if size[names[a]] != size[names[b]] {
+				return size[names[a]] > size[names[b]]
+			}
+			return names[a] < names[b]
+		})
+		for _, z := range names[c-1:] {
+			p.foldedZones++
+			p.foldedNodes += size[z]
+		}
+		names = append(names[:c-1], foldedZone)
+	}
+	sort.Strings(names)
+	ids := make(map[string]int, len(names))
+	for id, z := range names {
+		ids[z] = id
+	}
+	p.zones = names
+	p.zone = make([]int, len(p.nodes))
+	for i, n := range p.nodes {
+		id, ok := ids[n.Zone]
+		if !ok {
+			id = ids[foldedZone]
+		}
+		p.zone[i] = id
+	}
 }
 
 // ringHash places a name on the ring: the first 8 bytes of its sha256, big-endian.
@@ -332,7 +398,9 @@ func (p *Plan) firstOfZone(z int, h uint64, m int) []int {
 type Stats struct {
 	Mode  string
 	Nodes int
-	Zones int
+	// Zones is the number of zones in the list; FoldedZones of them (FoldedNodes nodes), past
+	// Options.MaxZones, are planned as one zone. The zone figures below are of the plan's zones.
+	Zones, FoldedZones, FoldedNodes int
 	// SubsetPeers and ZonePairMin are K and M (0 in full-mesh mode).
 	SubsetPeers, ZonePairMin int
 	// Pairs is the number of ordered pairs probed in the whole cluster.
@@ -347,24 +415,15 @@ type Stats struct {
 }
 
 // Stats computes the plan's figures. In subset mode it walks the whole plan: O(N*(K+Z log N));
-// in full-mesh mode it counts the pairs per zone instead of walking them: O(N + Z*Z).
+// in full-mesh mode it counts the pairs per zone instead of walking them: O(N + Z*Z). Z is the
+// plan's zones, at most MaxZones.
 func (p *Plan) Stats() Stats {
-	st := Stats{Mode: p.mode, Nodes: len(p.nodes)}
+	st := Stats{Mode: p.mode, Nodes: len(p.nodes), Zones: p.listZones, FoldedZones: p.foldedZones, FoldedNodes: p.foldedNodes}
 	if p.mode == ModeSubset {
 		st.SubsetPeers, st.ZonePairMin = p.opts.SubsetPeers, p.opts.ZonePairMin
 	}
-	zoneID := map[string]int{}
-	nz := make([]int, len(p.nodes)) // list index -> zone id
-	for i, n := range p.nodes {
-		id, ok := zoneID[n.Zone]
-		if !ok {
-			id = len(zoneID)
-			zoneID[n.Zone] = id
-		}
-		nz[i] = id
-	}
-	z := len(zoneID)
-	st.Zones = z
+	nz := p.zone // list index -> zone id
+	z := len(p.zones)
 	st.ZonePairs = z * (z - 1)
 	zp := make([]int, z*z)           // ordered zone pair -> pairs probed
 	in := make([]int, len(p.nodes))  // list index -> observers

@@ -563,6 +563,9 @@ func TestOptionsValidate(t *testing.T) {
 		{Options{FullMeshMax: -1, SubsetPeers: 8, ZonePairMin: 3}, "--full-mesh-max -1: must not be negative"},
 		{Options{FullMeshMax: 50, SubsetPeers: 1, ZonePairMin: 3}, "--subset-peers 1: must be at least 2 (with one, a node and its only source look alike)"},
 		{Options{FullMeshMax: 50, SubsetPeers: 8, ZonePairMin: 0}, "zone pair minimum 0: must be at least 1"},
+		{Options{FullMeshMax: 50, SubsetPeers: 8, ZonePairMin: 3, MaxZones: 0}, ""},
+		{Options{FullMeshMax: 50, SubsetPeers: 8, ZonePairMin: 3, MaxZones: 1}, "--max-zones 1: must be at least 2 (0: 16), or no zone link can be told from a node"},
+		{Options{FullMeshMax: 50, SubsetPeers: 8, ZonePairMin: 3, MaxZones: -2}, "--max-zones -2: must be at least 2 (0: 16), or no zone link can be told from a node"},
 	}
 	for _, c := range cases {
 		err := c.o.Validate()
@@ -617,29 +620,31 @@ func BenchmarkStats5000(b *testing.B) {
 // observing zones per node. TestStatsMatchesReference checks Stats' faster counts against it
 // (the summary of the per-zone-pair counts, zonePairCoverage, is the same code in both).
 func statsReference(p *Plan) Stats {
-	st := Stats{Mode: p.mode, Nodes: len(p.nodes)}
+	st := Stats{Mode: p.mode, Nodes: len(p.nodes), FoldedZones: p.foldedZones, FoldedNodes: p.foldedNodes}
 	if p.mode == ModeSubset {
 		st.SubsetPeers, st.ZonePairMin = p.opts.SubsetPeers, p.opts.ZonePairMin
 	}
-	zoneID := map[string]int{}
-	for _, n := range p.nodes {
-		if _, ok := zoneID[n.Zone]; !ok {
-			zoneID[n.Zone] = len(zoneID)
+	listZones := map[string]bool{}
+	zoneID := map[string]int{} // of the plan's zones
+	for i, n := range p.nodes {
+		listZones[n.Zone] = true
+		if _, ok := zoneID[p.zones[p.zone[i]]]; !ok {
+			zoneID[p.zones[p.zone[i]]] = len(zoneID)
 		}
 	}
 	z := len(zoneID)
-	st.Zones, st.ZonePairs = z, z*(z-1)
+	st.Zones, st.ZonePairs = len(listZones), z*(z-1)
 	zp := make([]int, z*z)
 	in := make([]int, len(p.nodes))
 	obsZones := make([]map[int]bool, len(p.nodes))
-	for _, n := range p.nodes {
+	for i, n := range p.nodes {
 		peers := p.peerIndexes(n.Name)
 		st.Pairs += len(peers)
 		st.MaxPeers = max(st.MaxPeers, len(peers))
-		za := zoneID[n.Zone]
+		za := zoneID[p.zones[p.zone[i]]]
 		for _, j := range peers {
 			in[j]++
-			zp[za*z+zoneID[p.nodes[j].Zone]]++
+			zp[za*z+zoneID[p.zones[p.zone[j]]]]++
 			if obsZones[j] == nil {
 				obsZones[j] = map[int]bool{}
 			}
@@ -674,7 +679,7 @@ func TestStatsMatchesReference(t *testing.T) {
 		if c%5 == 4 && n > 0 {
 			l.Nodes[rng.IntN(n)].Zone = "zone-alone"
 		}
-		for _, o := range []Options{{FullMeshMax: 1000, SubsetPeers: 8, ZonePairMin: 3}, {FullMeshMax: 5, SubsetPeers: 3, ZonePairMin: 2}} {
+		for _, o := range []Options{{FullMeshMax: 1000, SubsetPeers: 8, ZonePairMin: 3}, {FullMeshMax: 5, SubsetPeers: 3, ZonePairMin: 2}, {FullMeshMax: 5, SubsetPeers: 3, ZonePairMin: 2, MaxZones: 3}} {
 			p := Build(l, o)
 			if got, want := p.Stats(), statsReference(p); got != want {
 				t.Fatalf("case %d (%d nodes, %d zones, %s): Stats() = %+v, want %+v", c, n, z, p.mode, got, want)
