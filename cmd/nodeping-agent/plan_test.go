@@ -36,7 +36,7 @@ func TestPlanSubcommand(t *testing.T) {
 		{"unlisted node", []string{"--nodes-file", "testdata/plan/zones.json", "--full-mesh-max", "4", "--subset-peers", "2", "--node-name", "stranger"}, nil, 0, "zones-stranger",
 			"stranger is not in the nodes list"},
 		{"zones past --max-zones", []string{"--nodes-file", "testdata/plan/zones.json", "--full-mesh-max", "4", "--subset-peers", "2", "--max-zones", "3"}, nil, 0, "zones-max-3",
-			"mode subset, 12 nodes, 4 zones, K 2, M 3: 45 pairs, at most 5 peers and 5 observers per node; 6 of 6 zone pairs covered, at least 5 pairs each; every node observed from at least 2 zones\nnodeping-agent plan: 2 zones past --max-zones 3 (4 nodes) are planned as one zone\n"},
+			"mode subset, 12 nodes, 4 zones, K 2, M 3: 46 pairs, at most 5 peers and 5 observers per node; 6 of 6 zone pairs covered, at least 5 pairs each; every node observed from at least 2 zones\nnodeping-agent plan: 2 zones past --max-zones 3 (4 nodes) are planned as one zone\n"},
 		{"bad zone cap", []string{"--nodes-file", "testdata/plan/flant.json", "--max-zones", "1"}, nil, 2, "", "--max-zones 1: must be at least 2 (0: 16)"},
 		{"help", []string{"--help"}, nil, 0, "", "-subset-peers"},
 		{"unknown flag", []string{"--interval", "1s"}, nil, 2, "", "flag provided but not defined: -interval"},

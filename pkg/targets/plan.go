@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strconv"
 
 	"github.com/nodeping/nodeping/pkg/nodelist"
 )
@@ -109,8 +110,9 @@ func (o Options) Validate() error {
 //     K+1 .. K+C (C = 2K) of the run of zone-z nodes that starts there. Their K ring sources are
 //     all of their own zone z; u adds a second zone. Each node takes at most C such duties.
 //  4. zone pairs: for every ordered pair of distinct zones (a, b), min(M, |a|*|b|) distinct pairs
-//     between the first min(M, |a|) nodes of a and the first min(M, |b|) nodes of b on the ring,
-//     each counted from a point hashed from the two zone names.
+//     from min(M, |a|) distinct nodes of a to min(M, |b|) distinct nodes of b: pair j takes the
+//     first node clockwise from a point hashed from the zone names and j, among the nodes the
+//     pairs before it use least (zonePairs).
 //
 // Guarantees (tested in plan_test.go over random clusters of 1..5,000 nodes in 1..10 zones):
 //   - no node probes itself, and every node is observed by exactly K ring sources (N > K);
@@ -125,7 +127,8 @@ func (o Options) Validate() error {
 //     two apart. Faults: node v (every pair from and to v lossy), node v inbound (every pair to
 //     v), node v outbound (every pair from v), zone link a->b (every pair from a node of a to a
 //     node of b), zone link a<->b (both directions);
-//   - a node that joins or leaves changes at most c*K pairs (docs/scale.md gives c).
+//   - a node that joins or leaves changes at most 4K + 3Z pairs among the other nodes with
+//     K >= 8, 3K + 3 + 6(Z-1) with any K (TestPlanChurn).
 type Plan struct {
 	opts   Options
 	nodes  []nodelist.Node
@@ -140,15 +143,16 @@ type Plan struct {
 	foldedNodes int      // their nodes
 
 	// Subset mode only.
-	hash     []uint64 // by list index
-	ring     []int    // list indexes in ring order
-	pos      []int    // list index -> ring position
-	zoneRing [][]int  // zone id -> ring positions of its members, ascending
-	zoneIdx  []int    // list index -> index in its zone's zoneRing
+	hash     []uint64   // by list index
+	ring     []int      // list indexes in ring order
+	pos      []int      // list index -> ring position
+	zoneRing [][]int    // zone id -> ring positions of its members, ascending
+	zoneIdx  []int      // list index -> index in its zone's zoneRing
+	zoneOut  [][][2]int // zone id a -> rule 4's pairs from a, to every other zone (zonePairs)
 }
 
-// Build makes the plan of a list. It costs O(N log N); each Peers call then costs O(K + Z log N),
-// Z at most MaxZones. Options that do not validate are replaced by the defaults.
+// Build makes the plan of a list. It costs O(N log N + Z*Z*M log N), Z the plan's zones (at most
+// MaxZones); each Peers call then costs O(K*K + Z*M). Options that do not validate are replaced by the defaults.
 func Build(l nodelist.List, o Options) *Plan {
 	if o.Validate() != nil {
 		o = DefaultOptions()
@@ -186,6 +190,14 @@ func Build(l nodelist.List, o Options) *Plan {
 		z := p.zone[i]
 		p.zoneIdx[i] = len(p.zoneRing[z])
 		p.zoneRing[z] = append(p.zoneRing[z], r)
+	}
+	p.zoneOut = make([][][2]int, len(p.zones))
+	for a := range p.zones {
+		for b := range p.zones {
+			if a != b {
+				p.zoneOut[a] = append(p.zoneOut[a], p.zonePairs(a, b)...)
+			}
+		}
 	}
 	return p
 }
@@ -238,9 +250,10 @@ func ringHash(s string) uint64 {
 	return binary.BigEndian.Uint64(h[:8])
 }
 
-// zonePoint is where the zone pair (a, b) starts counting its sources ("src") or targets ("dst").
-func zonePoint(a, b, role string) uint64 {
-	return ringHash("nodeping zone pair\x00" + a + "\x00" + b + "\x00" + role)
+// zonePoint is where pair j of the zone pair (a, b) looks for its source ("src") or its
+// destination ("dst").
+func zonePoint(a, b string, j int, role string) uint64 {
+	return ringHash("nodeping zone pair\x00" + a + "\x00" + b + "\x00" + role + "\x00" + strconv.Itoa(j))
 }
 
 // Mode says whether the plan is a full mesh or a subset.
@@ -357,18 +370,9 @@ func (p *Plan) subsetPeers(self int, out []int) []int {
 		}
 	}
 	// 4. zone pairs
-	for b := range p.zones {
-		if b == a {
-			continue
-		}
-		src := p.firstOfZone(a, zonePoint(p.zones[a], p.zones[b], "src"), p.opts.ZonePairMin)
-		ri := slices.Index(src, self)
-		if ri < 0 {
-			continue
-		}
-		dst := p.firstOfZone(b, zonePoint(p.zones[a], p.zones[b], "dst"), p.opts.ZonePairMin)
-		for i := ri; i < p.zonePairCount(a, b); i += len(src) {
-			add(dst[(i/len(src)+ri)%len(dst)])
+	for _, pr := range p.zoneOut[a] {
+		if pr[0] == self {
+			add(pr[1])
 		}
 	}
 	return out
@@ -382,16 +386,51 @@ func (p *Plan) zonePairCount(a, b int) int {
 	return min(p.opts.ZonePairMin, len(p.zoneRing[a])*len(p.zoneRing[b]))
 }
 
-// firstOfZone returns the list indexes of the first min(m, |z|) nodes of zone z on the ring,
-// clockwise from the point h.
-func (p *Plan) firstOfZone(z int, h uint64, m int) []int {
-	zr := p.zoneRing[z]
-	start := sort.Search(len(zr), func(k int) bool { return p.hash[p.ring[zr[k]]] >= h })
-	out := make([]int, 0, min(m, len(zr)))
-	for k := 0; k < m && k < len(zr); k++ {
-		out = append(out, p.ring[zr[(start+k)%len(zr)]])
+// zonePairs returns the pairs (list indexes, source then destination) that rule 4 gives the
+// ordered zone pair (a, b): min(M, |a|*|b|) distinct pairs, from min(M, |a|) distinct sources
+// to min(M, |b|) distinct destinations. Pair j's source is the first node of a clockwise from a
+// point hashed from the zone names and j, among the nodes the pairs before it use least; its
+// destination likewise in b, among those that make a new pair. Each pair has its own points, so
+// a node that joins or leaves moves only the pairs whose choice it is (or was), not the others.
+func (p *Plan) zonePairs(a, b int) [][2]int {
+	c := p.zonePairCount(a, b)
+	out := make([][2]int, 0, c)
+	var src, dst []int
+	for j := range c {
+		s := p.leastUsed(a, zonePoint(p.zones[a], p.zones[b], j, "src"), src, func(int) bool { return true })
+		d := p.leastUsed(b, zonePoint(p.zones[a], p.zones[b], j, "dst"), dst, func(d int) bool { return !slices.Contains(out, [2]int{s, d}) })
+		out = append(out, [2]int{s, d})
+		src, dst = append(src, s), append(dst, d)
 	}
 	return out
+}
+
+// leastUsed returns the list index of the first node of zone z clockwise from the point h that
+// ok accepts, among those that appear least often in used. It walks until it finds an unused
+// node, so at most len(used)+1 steps in a zone larger than used, |z| in a smaller one.
+func (p *Plan) leastUsed(z int, h uint64, used []int, ok func(int) bool) int {
+	zr := p.zoneRing[z]
+	start := sort.Search(len(zr), func(k int) bool { return p.hash[p.ring[zr[k]]] >= h })
+	best, bestUses := -1, 0
+	for k := range zr {
+		i := p.ring[zr[(start+k)%len(zr)]]
+		if !ok(i) {
+			continue
+		}
+		uses := 0
+		for _, u := range used {
+			if u == i {
+				uses++
+			}
+		}
+		if best < 0 || uses < bestUses {
+			best, bestUses = i, uses
+		}
+		if uses == 0 {
+			break
+		}
+	}
+	return best
 }
 
 // Stats describe a plan, for the agent's self-metrics and its start-up log line.
