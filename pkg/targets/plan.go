@@ -66,6 +66,23 @@ func DefaultOptions() Options {
 	return Options{FullMeshMax: DefaultFullMeshMax, SubsetPeers: DefaultSubsetPeers, ZonePairMin: DefaultZonePairMin, MaxZones: DefaultMaxZones}
 }
 
+// ringPeers is the ring's width of a subset plan of n nodes. Just past FullMeshMax it is as wide
+// as the full mesh it replaces, and it narrows by steps to K at twice FullMeshMax: a list that
+// goes from FullMeshMax to FullMeshMax+1 nodes and back changes each node's ring by one peer,
+// not every plan from a full mesh to K peers.
+func (o Options) ringPeers(n int) int {
+	top, band := o.FullMeshMax-1, o.FullMeshMax // ring width just past FullMeshMax; band: nodes until K
+	if top <= o.SubsetPeers || n >= o.FullMeshMax+band {
+		return o.SubsetPeers
+	}
+	left := o.FullMeshMax + band - n // nodes until the ring is K wide
+	return o.SubsetPeers + ((top-o.SubsetPeers)*left+band-1)/band
+}
+
+// RingPeers is the number of ring successors each node probes in subset mode (rule 1): K, or
+// more just past FullMeshMax (Options.ringPeers); 0 in full-mesh mode.
+func (p *Plan) RingPeers() int { return p.k }
+
 // maxZones is MaxZones with its default.
 func (o Options) maxZones() int {
 	if o.MaxZones == 0 {
@@ -103,7 +120,10 @@ func (o Options) Validate() error {
 // Subset (more nodes): nodes sit on a ring ordered by the first 8 bytes of sha256(name) (ties by
 // name). A node u of zone a (a zone-less node is in zone "") probes the union of:
 //
-//  1. ring: the next K nodes on the ring. Every node is observed by exactly K ring sources.
+//  1. ring: the next K nodes on the ring. Every node is observed by exactly K ring sources. Just
+//     past FullMeshMax the ring is wider (RingPeers): FullMeshMax-1 at FullMeshMax+1 nodes,
+//     narrowing to K at 2*FullMeshMax, so that crossing FullMeshMax does not flip every plan.
+//     K below stands for that width.
 //  2. zone ring: the next node of its own zone on the ring, when the zone has two nodes or more.
 //     Every node of such a zone is then observed from its own zone, and probes it.
 //  3. zone diversity: when the ring node after u is of another zone z, the nodes at positions
@@ -134,6 +154,7 @@ type Plan struct {
 	nodes  []nodelist.Node
 	mode   string
 	byName map[string]int
+	k      int // subset mode: the ring's width, RingPeers
 
 	// Zones as the plan sees them, past MaxZones folded into one (planZones).
 	zone        []int    // list index -> zone id
@@ -169,6 +190,7 @@ func Build(l nodelist.List, o Options) *Plan {
 	}
 	p.mode = ModeSubset
 	n := len(l.Nodes)
+	p.k = o.ringPeers(n)
 	p.hash = make([]uint64, n)
 	p.ring = make([]int, n)
 	for i, nd := range l.Nodes {
@@ -320,10 +342,10 @@ func (p *Plan) peerIndexes(name string) []int {
 	}
 	out := p.subsetPeers(self, nil)
 	slices.Sort(out)
-	return out
+	return slices.Compact(out)
 }
 
-// unlistedPeers are the K ring successors of a name that is not on the ring.
+// unlistedPeers are the RingPeers ring successors of a name that is not on the ring.
 func (p *Plan) unlistedPeers(name string) []int {
 	h := ringHash(name)
 	r := sort.Search(len(p.ring), func(k int) bool {
@@ -331,18 +353,19 @@ func (p *Plan) unlistedPeers(name string) []int {
 		return p.hash[i] > h || p.hash[i] == h && p.nodes[i].Name > name
 	})
 	var out []int
-	for s := 0; s < p.opts.SubsetPeers && s < len(p.ring); s++ {
+	for s := 0; s < p.k && s < len(p.ring); s++ {
 		out = append(out, p.ring[(r+s)%len(p.ring)])
 	}
 	slices.Sort(out)
 	return out
 }
 
-// subsetPeers appends the list indexes that the node at list index self probes, each once.
+// subsetPeers appends the list indexes that the node at list index self probes, some of them
+// more than once.
 func (p *Plan) subsetPeers(self int, out []int) []int {
-	n, k := len(p.ring), p.opts.SubsetPeers
+	n, k := len(p.ring), p.k
 	add := func(j int) {
-		if j != self && !slices.Contains(out, j) {
+		if j != self {
 			out = append(out, j)
 		}
 	}
@@ -440,7 +463,8 @@ type Stats struct {
 	// Zones is the number of zones in the list; FoldedZones of them (FoldedNodes nodes), past
 	// Options.MaxZones, are planned as one zone. The zone figures below are of the plan's zones.
 	Zones, FoldedZones, FoldedNodes int
-	// SubsetPeers and ZonePairMin are K and M (0 in full-mesh mode).
+	// SubsetPeers and ZonePairMin are the ring's width (RingPeers: K, or more just past
+	// FullMeshMax) and M (0 in full-mesh mode).
 	SubsetPeers, ZonePairMin int
 	// Pairs is the number of ordered pairs probed in the whole cluster.
 	Pairs int
@@ -459,7 +483,7 @@ type Stats struct {
 func (p *Plan) Stats() Stats {
 	st := Stats{Mode: p.mode, Nodes: len(p.nodes), Zones: p.listZones, FoldedZones: p.foldedZones, FoldedNodes: p.foldedNodes}
 	if p.mode == ModeSubset {
-		st.SubsetPeers, st.ZonePairMin = p.opts.SubsetPeers, p.opts.ZonePairMin
+		st.SubsetPeers, st.ZonePairMin = p.k, p.opts.ZonePairMin
 	}
 	nz := p.zone // list index -> zone id
 	z := len(p.zones)

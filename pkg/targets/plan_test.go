@@ -558,8 +558,12 @@ func TestPlanModes(t *testing.T) {
 	if sub.Mode() != ModeSubset {
 		t.Fatalf("51 nodes with --full-mesh-max 50: mode %s", sub.Mode())
 	}
+	// Just past --full-mesh-max the ring is as wide as the full mesh was (TestPlanBand).
+	if sub.RingPeers() != RecommendedFullMeshMax-1 {
+		t.Fatalf("51 nodes with --full-mesh-max 50: ring of %d peers, want %d", sub.RingPeers(), RecommendedFullMeshMax-1)
+	}
 	peers := sub.Peers(l.Nodes[0].Name)
-	if len(peers) < DefaultSubsetPeers || len(peers) >= 50 {
+	if len(peers) < sub.RingPeers() || len(peers) > 50 {
 		t.Fatalf("subset peers of %s: %d", l.Nodes[0].Name, len(peers))
 	}
 	// A dual-stack peer gives one target per address.
@@ -583,8 +587,8 @@ func TestPlanModes(t *testing.T) {
 		t.Fatalf("dual-stack peer gave %d targets, want 2", addrs)
 	}
 	// A node that is not in the list probes its K ring successors; nobody probes it.
-	if got := sub.Peers("not-listed"); len(got) != DefaultSubsetPeers {
-		t.Fatalf("Peers(not-listed) = %d nodes, want %d", len(got), DefaultSubsetPeers)
+	if got := sub.Peers("not-listed"); len(got) != sub.RingPeers() {
+		t.Fatalf("Peers(not-listed) = %d nodes, want %d", len(got), sub.RingPeers())
 	}
 	if tg, me := sub.Targets("not-listed"); me != nil || len(tg) == 0 {
 		t.Fatalf("Targets(not-listed) = %d targets, self %v", len(tg), me)
@@ -675,7 +679,7 @@ func BenchmarkStats5000(b *testing.B) {
 func statsReference(p *Plan) Stats {
 	st := Stats{Mode: p.mode, Nodes: len(p.nodes), FoldedZones: p.foldedZones, FoldedNodes: p.foldedNodes}
 	if p.mode == ModeSubset {
-		st.SubsetPeers, st.ZonePairMin = p.opts.SubsetPeers, p.opts.ZonePairMin
+		st.SubsetPeers, st.ZonePairMin = p.RingPeers(), p.opts.ZonePairMin
 	}
 	listZones := map[string]bool{}
 	zoneID := map[string]int{} // of the plan's zones
