@@ -46,7 +46,7 @@ func runPlan(args []string, getenv func(string) string, stdout, stderr io.Writer
 	fs.StringVar(&nodesFile, "nodes-file", "/etc/nodeping/nodes.json", "nodes list, in any format the agent reads")
 	planFlags(fs, &o)
 	fs.Usage = func() {
-		fmt.Fprint(stderr, "Usage: nodeping-agent plan [flags]\n\nPrints the probe plan of a nodes list without sending anything: one line per ordered pair,\nSOURCE<TAB>DESTINATION (node names), for --node-name only or for every node. It is the plan the\nagents build with the same flags. NODEPING_NODES_FILE, NODEPING_FULL_MESH_MAX and\nNODEPING_SUBSET_PEERS set the flags of the same name, as for the agent; flags win.\n\nFlags:\n")
+		fmt.Fprint(stderr, "Usage: nodeping-agent plan [flags]\n\nPrints the probe plan of a nodes list without sending anything: one line per ordered pair,\nSOURCE<TAB>DESTINATION (node names), for --node-name only or for every node. It is the plan the\nagents build with the same flags. NODEPING_NODES_FILE, NODEPING_FULL_MESH_MAX,\nNODEPING_SUBSET_PEERS and NODEPING_MAX_ZONES set the flags of the same name, as for the agent; flags win.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	var envErr error
@@ -105,5 +105,8 @@ func runPlan(args []string, getenv func(string) string, stdout, stderr io.Writer
 	st := p.Stats()
 	fmt.Fprintf(stderr, "nodeping-agent plan: mode %s, %d nodes, %d zones, K %d, M %d: %d pairs, at most %d peers and %d observers per node; %d of %d zone pairs covered, at least %d pairs each; every node observed from at least %d zones\n",
 		st.Mode, st.Nodes, st.Zones, st.SubsetPeers, st.ZonePairMin, st.Pairs, st.MaxPeers, st.MaxObservers, st.ZonePairsCovered, st.ZonePairs, st.MinZonePairPairs, st.MinObservingZones)
+	if st.FoldedZones > 0 {
+		fmt.Fprintf(stderr, "nodeping-agent plan: %d zones past --max-zones %d (%d nodes) are planned as one zone\n", st.FoldedZones, p.Options().MaxZones, st.FoldedNodes)
+	}
 	return 0
 }

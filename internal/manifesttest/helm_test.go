@@ -262,6 +262,7 @@ func TestChartAgentFlags(t *testing.T) {
 		"agent.dns.every=5":                       "--dns-every=5",
 		"agent.plan.fullMeshMax=150":              "--full-mesh-max=150",
 		"agent.plan.subsetPeers=12":               "--subset-peers=12",
+		"agent.plan.maxZones=24":                  "--max-zones=24",
 		"agent.logLevel=debug":                    "--log-level=debug",
 		"agent.logFormat=json":                    "--log-format=json",
 		"agent.compat=flant":                      "--compat=flant",

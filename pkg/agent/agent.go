@@ -270,6 +270,10 @@ func (a *Agent) useList(l nodelist.List, skips []nodelist.Skip, h [sha256.Size]b
 		ZonePairs: st.ZonePairs, ZonePairsCovered: st.ZonePairsCovered, MinZonePairPairs: st.MinZonePairPairs,
 		MinObservingZones: st.MinObservingZones,
 	}
+	if st.FoldedZones > 0 {
+		a.log.Warn("nodes list has more zones than --max-zones: the smallest are planned as one zone, and links between them are not covered",
+			"zones", st.Zones, "max_zones", plan.Options().MaxZones, "folded_zones", st.FoldedZones, "folded_nodes", st.FoldedNodes)
+	}
 	for _, p := range a.probes {
 		if u, ok := p.Probe.(ListUser); ok {
 			u.UseList(l)

@@ -96,8 +96,9 @@ func (o *Options) FlagSet() *flag.FlagSet {
 // both build the same plan from the same list.
 func PlanFlags(fs *flag.FlagSet, o *targets.Options) {
 	*o = targets.DefaultOptions()
-	fs.IntVar(&o.FullMeshMax, "full-mesh-max", o.FullMeshMax, "probe every other node while the nodes list has at most this many nodes; above it, probe a subset (--subset-peers); every agent must have the same value")
+	fs.IntVar(&o.FullMeshMax, "full-mesh-max", o.FullMeshMax, "probe every other node while the nodes list has at most this many nodes; above it, probe a subset: a ring as wide as the full mesh, narrowing to --subset-peers at twice this many nodes, so that crossing it by one node changes about one peer per node; every agent must have the same value")
 	fs.IntVar(&o.SubsetPeers, "subset-peers", o.SubsetPeers, "above --full-mesh-max, probe the next K nodes on a ring ordered by a hash of node names, plus enough nodes in other zones that every zone pair is covered; every agent must have the same value")
+	fs.IntVar(&o.MaxZones, "max-zones", o.MaxZones, "the most zones the probe plan tells apart: past it, the largest keep their own and the nodes of all the others are planned as one zone (logged), so that mislabelled nodes cannot make every agent probe every node; every agent must have the same value")
 }
 
 // Usage is the text --help prints before the flags.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strconv"
 
 	"github.com/nodeping/nodeping/pkg/nodelist"
 )
@@ -33,7 +34,17 @@ const (
 	// majority of its pairs means 2 of 3, and a zone link broken one way differs from one broken
 	// both ways in at least 3 pairs.
 	DefaultZonePairMin = 3
+	// DefaultMaxZones caps the zones a plan tells apart. Zones come from a Node label, so one
+	// mislabelling can give every node its own zone; a node alone in its zone probes about
+	// K + M(Z-1) peers, and with 16 zones that is 53 at the default K and M: about 1,000 series
+	// per agent with the shipped series (docs/scale.md), the budget subset mode keeps at any size.
+	// Real clusters have 3 to 6 zones.
+	DefaultMaxZones = 16
 )
+
+// foldedZone is the plan's name for the zones past Options.MaxZones, planned as one. A zone
+// label cannot hold a NUL byte, so no listed zone has this name.
+const foldedZone = "\x00folded"
 
 // Options choose the probe plan. Every agent must use the same options, or their plans disagree.
 type Options struct {
@@ -44,11 +55,40 @@ type Options struct {
 	// ZonePairMin (M): above FullMeshMax, every ordered pair of zones (a, b) is probed by at least
 	// min(M, |a|*|b|) node pairs.
 	ZonePairMin int
+	// MaxZones: the most zones the plan tells apart (0: DefaultMaxZones). When the list has more,
+	// the MaxZones-1 largest (ties by name) keep their own and the nodes of all the others are
+	// planned as one more zone (Stats.FoldedZones, Stats.FoldedNodes).
+	MaxZones int
 }
 
 // DefaultOptions returns the shipped defaults.
 func DefaultOptions() Options {
-	return Options{FullMeshMax: DefaultFullMeshMax, SubsetPeers: DefaultSubsetPeers, ZonePairMin: DefaultZonePairMin}
+	return Options{FullMeshMax: DefaultFullMeshMax, SubsetPeers: DefaultSubsetPeers, ZonePairMin: DefaultZonePairMin, MaxZones: DefaultMaxZones}
+}
+
+// ringPeers is the ring's width of a subset plan of n nodes. Just past FullMeshMax it is as wide
+// as the full mesh it replaces, and it narrows by steps to K at twice FullMeshMax: a list that
+// goes from FullMeshMax to FullMeshMax+1 nodes and back changes each node's ring by one peer,
+// not every plan from a full mesh to K peers.
+func (o Options) ringPeers(n int) int {
+	top, band := o.FullMeshMax-1, o.FullMeshMax // ring width just past FullMeshMax; band: nodes until K
+	if top <= o.SubsetPeers || n >= o.FullMeshMax+band {
+		return o.SubsetPeers
+	}
+	left := o.FullMeshMax + band - n // nodes until the ring is K wide
+	return o.SubsetPeers + ((top-o.SubsetPeers)*left+band-1)/band
+}
+
+// RingPeers is the number of ring successors each node probes in subset mode (rule 1): K, or
+// more just past FullMeshMax (Options.ringPeers); 0 in full-mesh mode.
+func (p *Plan) RingPeers() int { return p.k }
+
+// maxZones is MaxZones with its default.
+func (o Options) maxZones() int {
+	if o.MaxZones == 0 {
+		return DefaultMaxZones
+	}
+	return o.MaxZones
 }
 
 // Validate reports options that cannot give a sound plan.
@@ -58,6 +98,9 @@ func (o Options) Validate() error {
 	}
 	if o.SubsetPeers < 2 {
 		return fmt.Errorf("--subset-peers %d: must be at least 2 (with one, a node and its only source look alike)", o.SubsetPeers)
+	}
+	if o.MaxZones < 0 || o.MaxZones == 1 {
+		return fmt.Errorf("--max-zones %d: must be at least 2 (0: %d), or no zone link can be told from a node", o.MaxZones, DefaultMaxZones)
 	}
 	if o.ZonePairMin < 1 {
 		return fmt.Errorf("zone pair minimum %d: must be at least 1", o.ZonePairMin)
@@ -71,18 +114,25 @@ func (o Options) Validate() error {
 //
 // Full mesh (at most FullMeshMax nodes): every node probes every other node.
 //
+// Zones are the plan's: past MaxZones, the smallest zones of the list are planned as one
+// (planZones), so Z below is at most MaxZones whatever the list holds.
+//
 // Subset (more nodes): nodes sit on a ring ordered by the first 8 bytes of sha256(name) (ties by
 // name). A node u of zone a (a zone-less node is in zone "") probes the union of:
 //
-//  1. ring: the next K nodes on the ring. Every node is observed by exactly K ring sources.
+//  1. ring: the next K nodes on the ring. Every node is observed by exactly K ring sources. Just
+//     past FullMeshMax the ring is wider (RingPeers): FullMeshMax-1 at FullMeshMax+1 nodes,
+//     narrowing to K at 2*FullMeshMax, so that crossing FullMeshMax does not flip every plan.
+//     K below stands for that width.
 //  2. zone ring: the next node of its own zone on the ring, when the zone has two nodes or more.
 //     Every node of such a zone is then observed from its own zone, and probes it.
 //  3. zone diversity: when the ring node after u is of another zone z, the nodes at positions
 //     K+1 .. K+C (C = 2K) of the run of zone-z nodes that starts there. Their K ring sources are
 //     all of their own zone z; u adds a second zone. Each node takes at most C such duties.
 //  4. zone pairs: for every ordered pair of distinct zones (a, b), min(M, |a|*|b|) distinct pairs
-//     between the first min(M, |a|) nodes of a and the first min(M, |b|) nodes of b on the ring,
-//     each counted from a point hashed from the two zone names.
+//     from min(M, |a|) distinct nodes of a to min(M, |b|) distinct nodes of b: pair j takes the
+//     first node clockwise from a point hashed from the zone names and j, among the nodes the
+//     pairs before it use least (zonePairs).
 //
 // Guarantees (tested in plan_test.go over random clusters of 1..5,000 nodes in 1..10 zones):
 //   - no node probes itself, and every node is observed by exactly K ring sources (N > K);
@@ -97,53 +147,55 @@ func (o Options) Validate() error {
 //     two apart. Faults: node v (every pair from and to v lossy), node v inbound (every pair to
 //     v), node v outbound (every pair from v), zone link a->b (every pair from a node of a to a
 //     node of b), zone link a<->b (both directions);
-//   - a node that joins or leaves changes at most c*K pairs (docs/scale.md gives c).
+//   - a node that joins or leaves changes at most 4K + 3Z pairs among the other nodes with
+//     K >= 8, 3K + 3 + 6(Z-1) with any K (TestPlanChurn).
 type Plan struct {
 	opts   Options
 	nodes  []nodelist.Node
 	mode   string
 	byName map[string]int
+	k      int // subset mode: the ring's width, RingPeers
+
+	// Zones as the plan sees them, past MaxZones folded into one (planZones).
+	zone        []int    // list index -> zone id
+	zones       []string // zone id -> name, sorted
+	listZones   int      // zones in the list
+	foldedZones int      // zones folded into foldedZone
+	foldedNodes int      // their nodes
 
 	// Subset mode only.
-	hash     []uint64 // by list index
-	ring     []int    // list indexes in ring order
-	pos      []int    // list index -> ring position
-	zone     []int    // list index -> zone id
-	zones    []string // zone id -> name, sorted
-	zoneRing [][]int  // zone id -> ring positions of its members, ascending
-	zoneIdx  []int    // list index -> index in its zone's zoneRing
+	hash     []uint64   // by list index
+	ring     []int      // list indexes in ring order
+	pos      []int      // list index -> ring position
+	zoneRing [][]int    // zone id -> ring positions of its members, ascending
+	zoneIdx  []int      // list index -> index in its zone's zoneRing
+	zoneOut  [][][2]int // zone id a -> rule 4's pairs from a, to every other zone (zonePairs)
 }
 
-// Build makes the plan of a list. It costs O(N log N); each Peers call then costs O(K + Z log N).
-// Options that do not validate are replaced by the defaults.
+// Build makes the plan of a list. It costs O(N log N + Z*Z*M log N), Z the plan's zones (at most
+// MaxZones); each Peers call then costs O(K*K + Z*M). Options that do not validate are replaced by the defaults.
 func Build(l nodelist.List, o Options) *Plan {
 	if o.Validate() != nil {
 		o = DefaultOptions()
 	}
+	o.MaxZones = o.maxZones()
 	p := &Plan{opts: o, nodes: l.Nodes, byName: make(map[string]int, len(l.Nodes))}
 	for i, n := range l.Nodes {
 		p.byName[n.Name] = i
 	}
+	p.planZones()
 	if len(l.Nodes) <= o.FullMeshMax {
 		p.mode = ModeFullMesh
 		return p
 	}
 	p.mode = ModeSubset
 	n := len(l.Nodes)
+	p.k = o.ringPeers(n)
 	p.hash = make([]uint64, n)
 	p.ring = make([]int, n)
-	zoneIDs := map[string]int{}
 	for i, nd := range l.Nodes {
 		p.hash[i] = ringHash(nd.Name)
 		p.ring[i] = i
-		if _, ok := zoneIDs[nd.Zone]; !ok {
-			zoneIDs[nd.Zone] = 0
-			p.zones = append(p.zones, nd.Zone)
-		}
-	}
-	sort.Strings(p.zones)
-	for id, z := range p.zones {
-		zoneIDs[z] = id
 	}
 	sort.Slice(p.ring, func(a, b int) bool {
 		ha, hb := p.hash[p.ring[a]], p.hash[p.ring[b]]
@@ -153,17 +205,65 @@ func Build(l nodelist.List, o Options) *Plan {
 		return l.Nodes[p.ring[a]].Name < l.Nodes[p.ring[b]].Name
 	})
 	p.pos = make([]int, n)
-	p.zone = make([]int, n)
 	p.zoneIdx = make([]int, n)
 	p.zoneRing = make([][]int, len(p.zones))
 	for r, i := range p.ring {
 		p.pos[i] = r
-		z := zoneIDs[l.Nodes[i].Zone]
-		p.zone[i] = z
+		z := p.zone[i]
 		p.zoneIdx[i] = len(p.zoneRing[z])
 		p.zoneRing[z] = append(p.zoneRing[z], r)
 	}
+	p.zoneOut = make([][][2]int, len(p.zones))
+	for a := range p.zones {
+		for b := range p.zones {
+			if a != b {
+				p.zoneOut[a] = append(p.zoneOut[a], p.zonePairs(a, b)...)
+			}
+		}
+	}
 	return p
+}
+
+// planZones gives every node its zone id. With more than MaxZones zones in the list, the
+// MaxZones-1 largest (ties by name) keep their own, and the nodes of the others share one more,
+// foldedZone. It costs O(N + Z log Z) and holds O(Z) besides the ids.
+func (p *Plan) planZones() {
+	size := map[string]int{}
+	for _, n := range p.nodes {
+		size[n.Zone]++
+	}
+	names := make([]string, 0, len(size))
+	for z := range size {
+		names = append(names, z)
+	}
+	p.listZones = len(names)
+	if c := p.opts.maxZones(); len(names) > c {
+		sort.Slice(names, func(a, b int) bool {
+			if size[names[a]] != size[names[b]] {
+				return size[names[a]] > size[names[b]]
+			}
+			return names[a] < names[b]
+		})
+		for _, z := range names[c-1:] {
+			p.foldedZones++
+			p.foldedNodes += size[z]
+		}
+		names = append(names[:c-1], foldedZone)
+	}
+	sort.Strings(names)
+	ids := make(map[string]int, len(names))
+	for id, z := range names {
+		ids[z] = id
+	}
+	p.zones = names
+	p.zone = make([]int, len(p.nodes))
+	for i, n := range p.nodes {
+		id, ok := ids[n.Zone]
+		if !ok {
+			id = ids[foldedZone]
+		}
+		p.zone[i] = id
+	}
 }
 
 // ringHash places a name on the ring: the first 8 bytes of its sha256, big-endian.
@@ -172,9 +272,10 @@ func ringHash(s string) uint64 {
 	return binary.BigEndian.Uint64(h[:8])
 }
 
-// zonePoint is where the zone pair (a, b) starts counting its sources ("src") or targets ("dst").
-func zonePoint(a, b, role string) uint64 {
-	return ringHash("nodeping zone pair\x00" + a + "\x00" + b + "\x00" + role)
+// zonePoint is where pair j of the zone pair (a, b) looks for its source ("src") or its
+// destination ("dst").
+func zonePoint(a, b string, j int, role string) uint64 {
+	return ringHash("nodeping zone pair\x00" + a + "\x00" + b + "\x00" + role + "\x00" + strconv.Itoa(j))
 }
 
 // Mode says whether the plan is a full mesh or a subset.
@@ -241,10 +342,10 @@ func (p *Plan) peerIndexes(name string) []int {
 	}
 	out := p.subsetPeers(self, nil)
 	slices.Sort(out)
-	return out
+	return slices.Compact(out)
 }
 
-// unlistedPeers are the K ring successors of a name that is not on the ring.
+// unlistedPeers are the RingPeers ring successors of a name that is not on the ring.
 func (p *Plan) unlistedPeers(name string) []int {
 	h := ringHash(name)
 	r := sort.Search(len(p.ring), func(k int) bool {
@@ -252,18 +353,19 @@ func (p *Plan) unlistedPeers(name string) []int {
 		return p.hash[i] > h || p.hash[i] == h && p.nodes[i].Name > name
 	})
 	var out []int
-	for s := 0; s < p.opts.SubsetPeers && s < len(p.ring); s++ {
+	for s := 0; s < p.k && s < len(p.ring); s++ {
 		out = append(out, p.ring[(r+s)%len(p.ring)])
 	}
 	slices.Sort(out)
 	return out
 }
 
-// subsetPeers appends the list indexes that the node at list index self probes, each once.
+// subsetPeers appends the list indexes that the node at list index self probes, some of them
+// more than once.
 func (p *Plan) subsetPeers(self int, out []int) []int {
-	n, k := len(p.ring), p.opts.SubsetPeers
+	n, k := len(p.ring), p.k
 	add := func(j int) {
-		if j != self && !slices.Contains(out, j) {
+		if j != self {
 			out = append(out, j)
 		}
 	}
@@ -291,18 +393,9 @@ func (p *Plan) subsetPeers(self int, out []int) []int {
 		}
 	}
 	// 4. zone pairs
-	for b := range p.zones {
-		if b == a {
-			continue
-		}
-		src := p.firstOfZone(a, zonePoint(p.zones[a], p.zones[b], "src"), p.opts.ZonePairMin)
-		ri := slices.Index(src, self)
-		if ri < 0 {
-			continue
-		}
-		dst := p.firstOfZone(b, zonePoint(p.zones[a], p.zones[b], "dst"), p.opts.ZonePairMin)
-		for i := ri; i < p.zonePairCount(a, b); i += len(src) {
-			add(dst[(i/len(src)+ri)%len(dst)])
+	for _, pr := range p.zoneOut[a] {
+		if pr[0] == self {
+			add(pr[1])
 		}
 	}
 	return out
@@ -316,24 +409,62 @@ func (p *Plan) zonePairCount(a, b int) int {
 	return min(p.opts.ZonePairMin, len(p.zoneRing[a])*len(p.zoneRing[b]))
 }
 
-// firstOfZone returns the list indexes of the first min(m, |z|) nodes of zone z on the ring,
-// clockwise from the point h.
-func (p *Plan) firstOfZone(z int, h uint64, m int) []int {
-	zr := p.zoneRing[z]
-	start := sort.Search(len(zr), func(k int) bool { return p.hash[p.ring[zr[k]]] >= h })
-	out := make([]int, 0, min(m, len(zr)))
-	for k := 0; k < m && k < len(zr); k++ {
-		out = append(out, p.ring[zr[(start+k)%len(zr)]])
+// zonePairs returns the pairs (list indexes, source then destination) that rule 4 gives the
+// ordered zone pair (a, b): min(M, |a|*|b|) distinct pairs, from min(M, |a|) distinct sources
+// to min(M, |b|) distinct destinations. Pair j's source is the first node of a clockwise from a
+// point hashed from the zone names and j, among the nodes the pairs before it use least; its
+// destination likewise in b, among those that make a new pair. Each pair has its own points, so
+// a node that joins or leaves moves only the pairs whose choice it is (or was), not the others.
+func (p *Plan) zonePairs(a, b int) [][2]int {
+	c := p.zonePairCount(a, b)
+	out := make([][2]int, 0, c)
+	var src, dst []int
+	for j := range c {
+		s := p.leastUsed(a, zonePoint(p.zones[a], p.zones[b], j, "src"), src, func(int) bool { return true })
+		d := p.leastUsed(b, zonePoint(p.zones[a], p.zones[b], j, "dst"), dst, func(d int) bool { return !slices.Contains(out, [2]int{s, d}) })
+		out = append(out, [2]int{s, d})
+		src, dst = append(src, s), append(dst, d)
 	}
 	return out
+}
+
+// leastUsed returns the list index of the first node of zone z clockwise from the point h that
+// ok accepts, among those that appear least often in used. It walks until it finds an unused
+// node, so at most len(used)+1 steps in a zone larger than used, |z| in a smaller one.
+func (p *Plan) leastUsed(z int, h uint64, used []int, ok func(int) bool) int {
+	zr := p.zoneRing[z]
+	start := sort.Search(len(zr), func(k int) bool { return p.hash[p.ring[zr[k]]] >= h })
+	best, bestUses := -1, 0
+	for k := range zr {
+		i := p.ring[zr[(start+k)%len(zr)]]
+		if !ok(i) {
+			continue
+		}
+		uses := 0
+		for _, u := range used {
+			if u == i {
+				uses++
+			}
+		}
+		if best < 0 || uses < bestUses {
+			best, bestUses = i, uses
+		}
+		if uses == 0 {
+			break
+		}
+	}
+	return best
 }
 
 // Stats describe a plan, for the agent's self-metrics and its start-up log line.
 type Stats struct {
 	Mode  string
 	Nodes int
-	Zones int
-	// SubsetPeers and ZonePairMin are K and M (0 in full-mesh mode).
+	// Zones is the number of zones in the list; FoldedZones of them (FoldedNodes nodes), past
+	// Options.MaxZones, are planned as one zone. The zone figures below are of the plan's zones.
+	Zones, FoldedZones, FoldedNodes int
+	// SubsetPeers and ZonePairMin are the ring's width (RingPeers: K, or more just past
+	// FullMeshMax) and M (0 in full-mesh mode).
 	SubsetPeers, ZonePairMin int
 	// Pairs is the number of ordered pairs probed in the whole cluster.
 	Pairs int
@@ -347,24 +478,15 @@ type Stats struct {
 }
 
 // Stats computes the plan's figures. In subset mode it walks the whole plan: O(N*(K+Z log N));
-// in full-mesh mode it counts the pairs per zone instead of walking them: O(N + Z*Z).
+// in full-mesh mode it counts the pairs per zone instead of walking them: O(N + Z*Z). Z is the
+// plan's zones, at most MaxZones.
 func (p *Plan) Stats() Stats {
-	st := Stats{Mode: p.mode, Nodes: len(p.nodes)}
+	st := Stats{Mode: p.mode, Nodes: len(p.nodes), Zones: p.listZones, FoldedZones: p.foldedZones, FoldedNodes: p.foldedNodes}
 	if p.mode == ModeSubset {
-		st.SubsetPeers, st.ZonePairMin = p.opts.SubsetPeers, p.opts.ZonePairMin
+		st.SubsetPeers, st.ZonePairMin = p.k, p.opts.ZonePairMin
 	}
-	zoneID := map[string]int{}
-	nz := make([]int, len(p.nodes)) // list index -> zone id
-	for i, n := range p.nodes {
-		id, ok := zoneID[n.Zone]
-		if !ok {
-			id = len(zoneID)
-			zoneID[n.Zone] = id
-		}
-		nz[i] = id
-	}
-	z := len(zoneID)
-	st.Zones = z
+	nz := p.zone // list index -> zone id
+	z := len(p.zones)
 	st.ZonePairs = z * (z - 1)
 	zp := make([]int, z*z)           // ordered zone pair -> pairs probed
 	in := make([]int, len(p.nodes))  // list index -> observers

@@ -54,6 +54,7 @@ app.kubernetes.io/component: {{ . }}
   (list "dns-every" $a.dns.every)
   (list "full-mesh-max" $a.plan.fullMeshMax)
   (list "subset-peers" $a.plan.subsetPeers)
+  (list "max-zones" $a.plan.maxZones)
   (list "log-level" $a.logLevel)
   (list "log-format" $a.logFormat)
   (list "compat" $a.compat)
