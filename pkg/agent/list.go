@@ -133,19 +133,14 @@ func (a *Agent) useList(l nodelist.List, skips []nodelist.Skip, h [sha256.Size]b
 		MinObservingZones: st.MinObservingZones,
 	}
 	for _, p := range a.probes {
-		if u, ok := p.Probe.(ListUser); ok {
-			u.UseList(l)
-		}
 		if p.Fits != nil {
 			if err := p.Fits(len(sel)); err != nil {
 				a.log.Warn("probe may not fit the interval with this list", "protocol", p.Protocol, "targets", len(sel), "err", err)
 			}
 		}
 	}
-	for _, c := range a.cfg.Components {
-		if u, ok := c.(ListUser); ok {
-			u.UseList(l)
-		}
+	for _, r := range a.cfg.Responders {
+		r.UseList(l)
 	}
 	a.log.Info("nodes list loaded", "path", a.cfg.NodesFile, "format", l.Format, "nodes", len(l.Nodes),
 		"targets", len(sel), "external", len(l.External), "skipped", len(skips), "plan", st.Mode, "subset_peers", st.SubsetPeers, "peers", a.nodes.planState.Peers,

@@ -42,10 +42,11 @@ type Config struct {
 	Build results.BuildInfo
 	// Probes run one after the other every cycle (they may share sockets), in this order.
 	Probes []Registration
-	// Components are the agent's other parts (engines, responders); each may be a Server (run
-	// beside the loop, except with Once), a StateReporter and a ListUser. Probes may be the
-	// latter two as well.
-	Components []any
+	// Responders answer peers' probes beside the loop (not with Once); each is given every nodes
+	// list the agent starts using.
+	Responders []Responder
+	// Engines report the probe engines' running totals with every cycle's self-metrics.
+	Engines []Engine
 	// Resolver looks up external targets (nil: net.DefaultResolver).
 	Resolver Resolver
 	// Clock is the loop's time (nil: RealClock).
@@ -114,14 +115,12 @@ func (a *Agent) Run(ctx context.Context) error {
 		var wg sync.WaitGroup
 		sctx, stop := context.WithCancel(ctx)
 		defer func() { stop(); wg.Wait() }()
-		for _, c := range a.cfg.Components {
-			if s, ok := c.(Server); ok {
-				wg.Go(func() {
-					if err := s.Serve(sctx); err != nil && sctx.Err() == nil {
-						a.log.Error("responder stopped", "err", err)
-					}
-				})
-			}
+		for _, r := range a.cfg.Responders {
+			wg.Go(func() {
+				if err := r.Serve(sctx); err != nil && sctx.Err() == nil {
+					a.log.Error("responder stopped", "err", err)
+				}
+			})
 		}
 		defer func() {
 			if err := textfile.Remove(a.cfg.TextfilePath); err != nil {
@@ -306,8 +305,8 @@ func (a *Agent) Summary() string {
 	return b.String()
 }
 
-// state is the agent's self-metrics: the cycle's targets, the list's, and every probe's and
-// component's running totals.
+// state is the agent's self-metrics: the cycle's targets, the list's, the probes' runs, and the
+// engines' and responders' running totals.
 func (a *Agent) state(probed, grace int) results.AgentState {
 	st := results.AgentState{TargetsProbed: probed, TargetsInGrace: grace, ResolveErrors: a.resolveErr, WriteErrors: a.writeErr}
 	a.nodes.fill(&st)
@@ -315,14 +314,12 @@ func (a *Agent) state(probed, grace int) results.AgentState {
 		if p.ran {
 			st.Probes = append(st.Probes, p.stats)
 		}
-		if s, ok := p.Probe.(StateReporter); ok {
-			s.ReportState(&st)
-		}
 	}
-	for _, c := range a.cfg.Components {
-		if s, ok := c.(StateReporter); ok {
-			s.ReportState(&st)
-		}
+	for _, e := range a.cfg.Engines {
+		e.ReportState(&st)
+	}
+	for _, r := range a.cfg.Responders {
+		st.Responders = append(st.Responders, r.Stats())
 	}
 	return st
 }

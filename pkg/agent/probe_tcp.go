@@ -67,7 +67,7 @@ func (p *TCPOptions) build(b *builder) (*Registration, error) {
 		if err != nil {
 			return nil, fmt.Errorf("start the TCP responder: %w", err)
 		}
-		b.components = append(b.components, tcpResponder{r})
+		b.responders = append(b.responders, tcpResponder{r})
 	}
 	reg := &Registration{Protocol: "tcp", Probe: AddrProbe(t), Scope: NodesOnly, Every: p.Every}
 	if s := p.share(b.o); s != nil && !b.o.Once {
@@ -85,6 +85,6 @@ func (t tcpResponder) Serve(ctx context.Context) error { return t.r.Serve(ctx) }
 // nobody.
 func (t tcpResponder) UseList(l nodelist.List) { t.r.SetAllowed(allowList(l)) }
 
-func (t tcpResponder) ReportState(st *results.AgentState) {
-	st.Responders = append(st.Responders, results.ResponderStats{Protocol: "tcp", Answered: t.r.Accepted(), Dropped: t.r.Dropped()})
+func (t tcpResponder) Stats() results.ResponderStats {
+	return results.ResponderStats{Protocol: "tcp", Answered: t.r.Accepted(), Dropped: t.r.Dropped()}
 }

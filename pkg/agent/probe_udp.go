@@ -56,7 +56,7 @@ func (p *UDPOptions) build(b *builder) (*Registration, error) {
 		if err != nil {
 			return nil, fmt.Errorf("start the UDP responder: %w", err)
 		}
-		b.components = append(b.components, udpResponder{r})
+		b.responders = append(b.responders, udpResponder{r})
 	}
 	return &Registration{Protocol: "udp", Probe: AddrProbe(u), Scope: NodesOnly, Every: p.Every}, nil
 }
@@ -68,8 +68,8 @@ func (u udpResponder) Serve(ctx context.Context) error { return u.r.Serve(ctx) }
 
 func (u udpResponder) UseList(l nodelist.List) { u.r.SetAllowed(allowList(l)) }
 
-func (u udpResponder) ReportState(st *results.AgentState) {
-	st.Responders = append(st.Responders, results.ResponderStats{Protocol: "udp", Answered: u.r.Answered(), Dropped: u.r.Dropped()})
+func (u udpResponder) Stats() results.ResponderStats {
+	return results.ResponderStats{Protocol: "udp", Answered: u.r.Answered(), Dropped: u.r.Dropped()}
 }
 
 // allowList is every address of every listed node, this one's included: the responders answer
