@@ -66,6 +66,7 @@ func Build(o *Options, build results.BuildInfo, log *slog.Logger) (*Agent, func(
 		if reg == nil {
 			continue
 		}
+		reg.Protocol = p.protocol()
 		if s, ok := shares[reg.Protocol]; ok && !o.Once {
 			reg.Budget = s.Need()
 		}

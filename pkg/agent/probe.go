@@ -47,7 +47,8 @@ const (
 
 // Registration is one probe as the agent runs it; every probe is registered the same way.
 type Registration struct {
-	// Protocol labels its series: icmp, mtu, tcp, udp, dns.
+	// Protocol labels its series (probe.ProtocolICMP, ...); Build stamps it from the probe's
+	// options.
 	Protocol string
 	Probe    Probe
 	Scope    Scope

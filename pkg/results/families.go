@@ -4,6 +4,8 @@ import (
 	"runtime"
 	"sort"
 	"time"
+
+	"github.com/nodeping/nodeping/pkg/probe"
 )
 
 // The label names of the pair families, whose label sets are rendered once per pair and kept;
@@ -272,9 +274,9 @@ var families = func() []*Family {
 		famRTT,
 		{Name: "nodeping_send_errors_total", Type: Counter, Help: "Probe packets the kernel refused to send (no route, for example); each also counts as sent and lost.", Labels: []string{"ip_family", "protocol"},
 			render: func(f *Family, r *Results, e *encoder) {
-				keys := []histKey{{family: "ipv4", protocol: "icmp"}, {family: "ipv6", protocol: "icmp"}}
+				keys := []histKey{{family: "ipv4", protocol: probe.ProtocolICMP}, {family: "ipv6", protocol: probe.ProtocolICMP}}
 				for k := range r.sendErrors {
-					if k.protocol != "icmp" {
+					if k.protocol != probe.ProtocolICMP {
 						keys = append(keys, k)
 					}
 				}

@@ -1,5 +1,7 @@
 package results
 
+import "github.com/nodeping/nodeping/pkg/probe"
+
 // The label names of Flant's series, declared once; the families carry the same slices.
 var (
 	flantNodeLabelNames = []string{"destination_node", "destination_node_ip_address"}
@@ -51,4 +53,4 @@ func flantFamilies(prefix string, kind Kind) []*Family {
 }
 
 // flantSource tells the pairs Flant's series are taken from: ICMP over IPv4.
-func flantSource(p Pair) bool { return p.Protocol == "icmp" && family(p.IP) == "ipv4" }
+func flantSource(p Pair) bool { return p.Protocol == probe.ProtocolICMP && family(p.IP) == "ipv4" }

@@ -165,7 +165,7 @@ func (r *Results) Observe(sm Sample) {
 	for reason, n := range st.Failures {
 		r.failures[failureKey{p.Protocol, reason}] += uint64(n)
 	}
-	if p.Kind != KindNode || len(st.RTTs) == 0 || !r.rttDetail && p.Protocol != "icmp" {
+	if p.Kind != KindNode || len(st.RTTs) == 0 || !r.rttDetail && p.Protocol != probe.ProtocolICMP {
 		return
 	}
 	hk := histKey{zone: p.Zone, family: fam, protocol: p.Protocol}
