@@ -16,7 +16,8 @@ type builder struct {
 	log        *slog.Logger
 	resolvConf string
 	engine     *probe.ICMP // the batch ICMP engine, shared by the ICMP and MTU probes
-	components []any
+	responders []Responder
+	engines    []Engine
 	closers    []func() error
 }
 
@@ -31,7 +32,7 @@ func (b *builder) icmpEngine() (*probe.ICMP, error) {
 	}
 	b.engine = e
 	b.closers = append(b.closers, e.Close)
-	b.components = append(b.components, icmpEngine{e})
+	b.engines = append(b.engines, icmpEngine{e})
 	return e, nil
 }
 
@@ -65,6 +66,7 @@ func Build(o *Options, build results.BuildInfo, log *slog.Logger) (*Agent, func(
 		if reg == nil {
 			continue
 		}
+		reg.Protocol = p.protocol()
 		if s, ok := shares[reg.Protocol]; ok && !o.Once {
 			reg.Budget = s.Need()
 		}
@@ -83,7 +85,8 @@ func Build(o *Options, build results.BuildInfo, log *slog.Logger) (*Agent, func(
 		RTTDetail:      o.RTTDetail,
 		Build:          build,
 		Probes:         regs,
-		Components:     b.components,
+		Responders:     b.responders,
+		Engines:        b.engines,
 	}, log)
 	return a, b.close, nil
 }

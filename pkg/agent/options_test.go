@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/nodeping/nodeping/pkg/nodelist"
+	"github.com/nodeping/nodeping/pkg/probe"
 )
 
 func parse(t *testing.T, env map[string]string, args ...string) (Options, error) {
@@ -164,15 +165,15 @@ func TestDerivedOptions(t *testing.T) {
 }
 
 func TestTCPFits(t *testing.T) {
-	fits := tcpFits(1, 500*time.Millisecond, 725*time.Millisecond)
+	fits := tcpFits(probe.TCPConfig{Count: 1, Interval: 200 * time.Millisecond, Timeout: 500 * time.Millisecond}, 725*time.Millisecond)
 	for _, tc := range []struct {
 		targets int
 		want    string
 	}{
 		{1, ""},
 		{64, ""},
-		{65, "65 handshakes, 64 at a time, each up to 500ms: 1s when none is answered, over the TCP probe's 725ms"},
-		{1000, "1000 handshakes, 64 at a time, each up to 500ms: 8s when none is answered, over the TCP probe's 725ms"},
+		{65, "65 handshakes, each up to 500ms: 1.003s when none is answered, over the TCP probe's 725ms"},
+		{1000, "1000 handshakes, each up to 500ms: 8.008s when none is answered, over the TCP probe's 725ms"},
 	} {
 		err := fits(tc.targets)
 		if got := ""; err != nil {

@@ -47,7 +47,8 @@ const (
 
 // Registration is one probe as the agent runs it; every probe is registered the same way.
 type Registration struct {
-	// Protocol labels its series: icmp, mtu, tcp, udp, dns.
+	// Protocol labels its series (probe.ProtocolICMP, ...); Build stamps it from the probe's
+	// options.
 	Protocol string
 	Probe    Probe
 	Scope    Scope
@@ -66,23 +67,19 @@ type Registration struct {
 
 func (r Registration) due(cycle uint64) bool { return r.Every <= 1 || cycle%uint64(r.Every) == 0 }
 
-// Optional interfaces of a probe or of a component (Config.Components):
-
-// StateReporter adds running totals to the agent's self-metrics at the end of every cycle (an
-// engine's counters, a responder's answers).
-type StateReporter interface {
-	ReportState(st *results.AgentState)
-}
-
-// ListUser is given every nodes list the agent starts using (the UDP responder answers only its
-// addresses).
-type ListUser interface {
-	UseList(l nodelist.List)
-}
-
-// Server runs beside the loop until ctx ends (the responders that answer peers' probes).
-type Server interface {
+// Responder answers peers' probes beside the loop until ctx ends (the TCP and UDP responders).
+// It answers the addresses of the nodes list in use only, and adds what it answered and dropped
+// to the agent's self-metrics.
+type Responder interface {
 	Serve(ctx context.Context) error
+	UseList(l nodelist.List)
+	Stats() results.ResponderStats
+}
+
+// Engine adds a probe engine's running totals to the agent's self-metrics at the end of every
+// cycle.
+type Engine interface {
+	ReportState(st *results.AgentState)
 }
 
 // AddrProber is the shape of the engines that take addresses and give statistics indexed like
@@ -109,13 +106,6 @@ func (a addrProbe) Run(ctx context.Context, targets []Target, rep Reporter) erro
 		rep.Report(results.Sample{Pair: targets[i].Pair, Stats: st})
 	}
 	return nil
-}
-
-// ReportState passes the engine's running totals on, when it has any.
-func (a addrProbe) ReportState(st *results.AgentState) {
-	if s, ok := a.p.(StateReporter); ok {
-		s.ReportState(st)
-	}
 }
 
 // everyFlag defines --<name>-every, which runs the probe only every Nth cycle.

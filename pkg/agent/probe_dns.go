@@ -19,17 +19,17 @@ type DNSOptions struct {
 	Every            int
 }
 
-func (p *DNSOptions) protocol() string { return "dns" }
+func (p *DNSOptions) protocol() string { return probe.ProtocolDNS }
 
 func (p *DNSOptions) addFlags(fs *flag.FlagSet) {
-	everyFlag(fs, &p.Every, "dns")
+	everyFlag(fs, &p.Every, p.protocol())
 	fs.StringVar(&p.Names, "dns-names", "", "comma-separated names the DNS probe resolves every cycle (the DaemonSet sets kubernetes.default.svc.cluster.local.); empty leaves it off")
 	fs.StringVar(&p.Resolvers, "dns-resolvers", "", "comma-separated host:port resolvers for the DNS probe (default: the nameservers of /etc/resolv.conf)")
 	fs.DurationVar(&p.Timeout, "dns-timeout", 2*time.Second, "how long the DNS probe waits for an answer; it must fit in the interval")
 }
 
 func (p *DNSOptions) validate(*Options) error {
-	if err := checkEvery("dns", p.Every); err != nil {
+	if err := checkEvery(p.protocol(), p.Every); err != nil {
 		return err
 	}
 	if p.Names != "" && p.Timeout <= 0 {
@@ -42,7 +42,7 @@ func (p *DNSOptions) share(*Options) *Share {
 	if p.Names == "" {
 		return nil
 	}
-	return &Share{Protocol: "dns", What: fmt.Sprintf("--dns-timeout %s", p.Timeout), Wait: p.Timeout, Beside: true}
+	return &Share{Protocol: p.protocol(), What: fmt.Sprintf("--dns-timeout %s", p.Timeout), Wait: p.Timeout, Beside: true}
 }
 
 func (p *DNSOptions) build(b *builder) (*Registration, error) {
@@ -60,7 +60,7 @@ func (p *DNSOptions) build(b *builder) (*Registration, error) {
 	if err != nil {
 		return nil, fmt.Errorf("set up the DNS probe: %w", err)
 	}
-	return &Registration{Protocol: "dns", Probe: DNSProbe(d), Scope: NoTargets, Every: p.Every, Beside: true}, nil
+	return &Registration{Probe: DNSProbe(d), Scope: NoTargets, Every: p.Every, Beside: true}, nil
 }
 
 // DNSQuerier is the shape of probe.DNS: every name at every resolver.
@@ -77,7 +77,7 @@ type dnsProbe struct{ d DNSQuerier }
 func (p dnsProbe) Run(ctx context.Context, _ []Target, rep Reporter) error {
 	for _, q := range p.d.Run(ctx) {
 		st := probe.Stats{Sent: 1}
-		if q.Rcode != "timeout" && q.Rcode != "error" {
+		if q.Answered() {
 			st.Received, st.RTTs = 1, []time.Duration{q.Duration}
 		}
 		rep.Report(results.Sample{Pair: results.Pair{Kind: results.KindDNS, Name: q.Name, Host: q.Resolver}, Stats: st, Code: q.Rcode})

@@ -19,7 +19,7 @@ type ICMPOptions struct {
 	MTUSize      int // payload room for the MTU probe; set by MTUOptions.validate
 }
 
-func (p *ICMPOptions) protocol() string { return "icmp" }
+func (p *ICMPOptions) protocol() string { return probe.ProtocolICMP }
 
 func (p *ICMPOptions) addFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&p.On, "icmp", true, "run the ICMP probe (--icmp=false leaves only the other probes; the MTU probe still uses the ICMP sockets)")
@@ -40,7 +40,7 @@ func (p *ICMPOptions) share(*Options) *Share {
 	if !p.On {
 		return nil
 	}
-	return &Share{Protocol: "icmp", What: fmt.Sprintf("--icmp-count %d x --icmp-interval %s", p.Count, p.Interval),
+	return &Share{Protocol: p.protocol(), What: fmt.Sprintf("--icmp-count %d x --icmp-interval %s", p.Count, p.Interval),
 		Spread: time.Duration(p.Count) * p.Interval, Wait: p.Timeout}
 }
 
@@ -63,7 +63,7 @@ func (p *ICMPOptions) build(b *builder) (*Registration, error) {
 	if !p.On {
 		return nil, nil
 	}
-	return &Registration{Protocol: "icmp", Probe: AddrProbe(pr), Scope: AllTargets}, nil
+	return &Registration{Probe: AddrProbe(pr), Scope: AllTargets}, nil
 }
 
 // icmpEngine reports the batch engine's socket modes and running totals.

@@ -3,6 +3,8 @@ package agent
 import (
 	"flag"
 	"fmt"
+
+	"github.com/nodeping/nodeping/pkg/probe"
 )
 
 // MTUOptions set the MTU probe (protocol="mtu"): echoes that fill the path MTU, with DF set,
@@ -11,12 +13,12 @@ type MTUOptions struct {
 	Size, Count, Every int
 }
 
-func (p *MTUOptions) protocol() string { return "mtu" }
+func (p *MTUOptions) protocol() string { return probe.ProtocolMTU }
 
 func (p *MTUOptions) addFlags(fs *flag.FlagSet) {
 	fs.IntVar(&p.Size, "mtu", 0, "packet size in bytes of the MTU probe: echoes that fill the path MTU (1500 on most networks), with DF set, after each ICMP burst, reported with protocol=\"mtu\"; 0 leaves it off (batch engine only)")
 	fs.IntVar(&p.Count, "mtu-count", 1, "MTU probe echoes per target per cycle")
-	everyFlag(fs, &p.Every, "mtu")
+	everyFlag(fs, &p.Every, p.protocol())
 }
 
 func (p *MTUOptions) validate(o *Options) error {
@@ -26,7 +28,7 @@ func (p *MTUOptions) validate(o *Options) error {
 	case p.Size != 0 && p.Count < 1:
 		return fmt.Errorf("--mtu-count %d: must be at least 1", p.Count)
 	}
-	if err := checkEvery("mtu", p.Every); err != nil {
+	if err := checkEvery(p.protocol(), p.Every); err != nil {
 		return err
 	}
 	if p.Size != 0 && o.Engine == "pro-bing" {
@@ -41,7 +43,9 @@ func (p *MTUOptions) validate(o *Options) error {
 	return nil
 }
 
-func (p *MTUOptions) share(o *Options) *Share { return o.afterBurst("mtu", p.Size != 0, p.Count) }
+func (p *MTUOptions) share(o *Options) *Share {
+	return o.afterBurst(p.protocol(), p.Size != 0, p.Count)
+}
 
 func (p *MTUOptions) build(b *builder) (*Registration, error) {
 	if p.Size == 0 {
@@ -55,5 +59,5 @@ func (p *MTUOptions) build(b *builder) (*Registration, error) {
 	if err != nil {
 		return nil, fmt.Errorf("set up the MTU probe: %w", err)
 	}
-	return &Registration{Protocol: "mtu", Probe: AddrProbe(m), Scope: NodesOnly, Every: p.Every}, nil
+	return &Registration{Probe: AddrProbe(m), Scope: NodesOnly, Every: p.Every}, nil
 }

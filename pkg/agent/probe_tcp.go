@@ -12,42 +12,40 @@ import (
 	"github.com/nodeping/nodeping/pkg/results"
 )
 
-// tcpParallel caps the TCP handshakes in progress at once.
-const tcpParallel = 64
-
 // TCPOptions set the TCP handshake probe (protocol="tcp") and the responder that answers peers'.
 type TCPOptions struct {
 	Port, Count, Every int
 }
 
-func (p *TCPOptions) protocol() string { return "tcp" }
+func (p *TCPOptions) protocol() string { return probe.ProtocolTCP }
 
 func (p *TCPOptions) addFlags(fs *flag.FlagSet) {
 	fs.IntVar(&p.Port, "tcp-port", 0, "TCP probe and responder port: the agent answers TCP handshakes on it and times its own to every peer's (protocol=\"tcp\", failures by reason); 0 leaves both off")
 	fs.IntVar(&p.Count, "tcp-count", 1, "TCP handshakes per target per cycle")
-	everyFlag(fs, &p.Every, "tcp")
+	everyFlag(fs, &p.Every, p.protocol())
 }
 
 func (p *TCPOptions) validate(*Options) error {
 	if p.Port < 0 || p.Port > 65535 || p.Port != 0 && p.Count < 1 {
 		return fmt.Errorf("--tcp-port %d, --tcp-count %d: want a port 0..65535 (0 is off) and a count of at least 1", p.Port, p.Count)
 	}
-	if err := checkEvery("tcp", p.Every); err != nil {
+	if err := checkEvery(p.protocol(), p.Every); err != nil {
 		return err
 	}
 	return nil
 }
 
-func (p *TCPOptions) share(o *Options) *Share { return o.afterBurst("tcp", p.Port != 0, p.Count) }
+func (p *TCPOptions) share(o *Options) *Share {
+	return o.afterBurst(p.protocol(), p.Port != 0, p.Count)
+}
 
-// tcpFits tells whether handshakes to n targets, tcpParallel at a time, each up to timeout, fit
-// the probe's budget when none is answered.
-func tcpFits(count int, timeout, budget time.Duration) func(n int) error {
+// tcpFits tells whether a run to n targets still fits the probe's budget when no handshake is
+// answered, by the run's exact worst case.
+func tcpFits(cfg probe.TCPConfig, budget time.Duration) func(n int) error {
 	return func(n int) error {
-		rounds := (n*count + tcpParallel - 1) / tcpParallel
-		if worst := time.Duration(rounds) * timeout; worst > budget {
-			return fmt.Errorf("%d handshakes, %d at a time, each up to %s: %s when none is answered, over the TCP probe's %s",
-				n*count, tcpParallel, timeout, worst, budget)
+		if worst := cfg.WorstCase(n); worst > budget {
+			return fmt.Errorf("%d handshakes, each up to %s: %s when none is answered, over the TCP probe's %s",
+				n*cfg.Count, cfg.Timeout, worst.Round(time.Millisecond), budget)
 		}
 		return nil
 	}
@@ -57,8 +55,8 @@ func (p *TCPOptions) build(b *builder) (*Registration, error) {
 	if p.Port == 0 {
 		return nil, nil
 	}
-	timeout := b.o.ICMP.Timeout
-	t, err := probe.NewTCP(probe.TCPConfig{Port: p.Port, Count: p.Count, Interval: b.o.extraSpread(), Timeout: timeout, Parallel: tcpParallel})
+	cfg := probe.TCPConfig{Port: p.Port, Count: p.Count, Interval: b.o.extraSpread(), Timeout: b.o.ICMP.Timeout}
+	t, err := probe.NewTCP(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("set up the TCP probe: %w", err)
 	}
@@ -67,11 +65,11 @@ func (p *TCPOptions) build(b *builder) (*Registration, error) {
 		if err != nil {
 			return nil, fmt.Errorf("start the TCP responder: %w", err)
 		}
-		b.components = append(b.components, tcpResponder{r})
+		b.responders = append(b.responders, tcpResponder{r})
 	}
-	reg := &Registration{Protocol: "tcp", Probe: AddrProbe(t), Scope: NodesOnly, Every: p.Every}
+	reg := &Registration{Probe: AddrProbe(t), Scope: NodesOnly, Every: p.Every}
 	if s := p.share(b.o); s != nil && !b.o.Once {
-		reg.Fits = tcpFits(p.Count, timeout, s.Need())
+		reg.Fits = tcpFits(cfg, s.Need())
 	}
 	return reg, nil
 }
@@ -85,6 +83,6 @@ func (t tcpResponder) Serve(ctx context.Context) error { return t.r.Serve(ctx) }
 // nobody.
 func (t tcpResponder) UseList(l nodelist.List) { t.r.SetAllowed(allowList(l)) }
 
-func (t tcpResponder) ReportState(st *results.AgentState) {
-	st.Responders = append(st.Responders, results.ResponderStats{Protocol: "tcp", Answered: t.r.Accepted(), Dropped: t.r.Dropped()})
+func (t tcpResponder) Stats() results.ResponderStats {
+	return results.ResponderStats{Protocol: probe.ProtocolTCP, Answered: t.r.Accepted(), Dropped: t.r.Dropped()}
 }

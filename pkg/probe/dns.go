@@ -24,11 +24,20 @@ type DNSConfig struct {
 // DNSResult is one query's outcome.
 type DNSResult struct {
 	Resolver, Name string
-	// Rcode is the response code ("NOERROR", "NXDOMAIN", "SERVFAIL", ...), or "timeout" or
-	// "error" when no response came.
+	// Rcode is the response code ("NOERROR", "NXDOMAIN", "SERVFAIL", ...), or RcodeTimeout or
+	// RcodeError when no response came.
 	Rcode    string
 	Duration time.Duration
 }
+
+// The outcomes of a query that got no response, in DNSResult.Rcode.
+const (
+	RcodeTimeout = "timeout"
+	RcodeError   = "error"
+)
+
+// Answered tells whether a response came (with any response code).
+func (r DNSResult) Answered() bool { return r.Rcode != RcodeTimeout && r.Rcode != RcodeError }
 
 // DNS resolves names with github.com/miekg/dns, so that response codes and timings are exact.
 type DNS struct {
@@ -105,9 +114,9 @@ func (d *DNS) query(ctx context.Context, resolver, name string) DNSResult {
 	case err == nil:
 		res.Rcode = dns.RcodeToString[resp.Rcode]
 	case errors.As(err, &ne) && ne.Timeout(), errors.Is(err, context.DeadlineExceeded):
-		res.Rcode = "timeout"
+		res.Rcode = RcodeTimeout
 	default:
-		res.Rcode = "error"
+		res.Rcode = RcodeError
 	}
 	return res
 }

@@ -4,6 +4,16 @@ package probe
 
 import "time"
 
+// The protocols, as the agent labels their series (protocol="..."). Every probe and responder
+// takes its name from here.
+const (
+	ProtocolICMP = "icmp"
+	ProtocolMTU  = "mtu"
+	ProtocolTCP  = "tcp"
+	ProtocolUDP  = "udp"
+	ProtocolDNS  = "dns"
+)
+
 // Stats is what one target gave in one run.
 //
 // A packet counts as sent only once it is resolved: answered, past its deadline, or failed to send.

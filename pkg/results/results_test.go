@@ -151,7 +151,7 @@ func TestWriteTextParses(t *testing.T) {
 			t.Errorf("%s is not in Families()", name)
 			continue
 		}
-		if got := strings.ToLower(mf.GetType().String()); got != f.Type || mf.GetHelp() != f.Help {
+		if got := strings.ToLower(mf.GetType().String()); got != string(f.Type) || mf.GetHelp() != f.Help {
 			t.Errorf("%s: type %s help %q, want %s %q", name, got, mf.GetHelp(), f.Type, f.Help)
 		}
 		for _, m := range mf.GetMetric() {
@@ -251,9 +251,9 @@ func TestLabelKeysFromFamily(t *testing.T) {
 		name, rest, _ := strings.Cut(line, "{")
 		name, _, _ = strings.Cut(name, " ")
 		f, ok := byName[name]
-		if !ok && f.Type != "histogram" {
+		if !ok && f.Type != Histogram {
 			for _, suffix := range []string{"_bucket", "_sum", "_count"} {
-				if g, ok2 := byName[strings.TrimSuffix(name, suffix)]; ok2 && g.Type == "histogram" && strings.HasSuffix(name, suffix) {
+				if g, ok2 := byName[strings.TrimSuffix(name, suffix)]; ok2 && g.Type == Histogram && strings.HasSuffix(name, suffix) {
 					f, ok = g, true
 				}
 			}

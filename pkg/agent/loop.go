@@ -3,8 +3,6 @@ package agent
 
 import (
 	"context"
-	"crypto/sha256"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -13,16 +11,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nodeping/nodeping/pkg/nodelist"
 	"github.com/nodeping/nodeping/pkg/results"
 	"github.com/nodeping/nodeping/pkg/targets"
 	"github.com/nodeping/nodeping/pkg/textfile"
 )
-
-// Resolver looks up external targets' host names; *net.Resolver is one.
-type Resolver interface {
-	LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error)
-}
 
 // Config is what the agent does.
 type Config struct {
@@ -50,10 +42,11 @@ type Config struct {
 	Build results.BuildInfo
 	// Probes run one after the other every cycle (they may share sockets), in this order.
 	Probes []Registration
-	// Components are the agent's other parts (engines, responders); each may be a Server (run
-	// beside the loop, except with Once), a StateReporter and a ListUser. Probes may be the
-	// latter two as well.
-	Components []any
+	// Responders answer peers' probes beside the loop (not with Once); each is given every nodes
+	// list the agent starts using.
+	Responders []Responder
+	// Engines report the probe engines' running totals with every cycle's self-metrics.
+	Engines []Engine
 	// Resolver looks up external targets (nil: net.DefaultResolver).
 	Resolver Resolver
 	// Clock is the loop's time (nil: RealClock).
@@ -68,23 +61,11 @@ type Agent struct {
 	results *results.Results
 	probes  []probeState
 
-	list       nodelist.List
-	plan       *targets.Plan // of list
-	planState  results.PlanState
-	tooLarge   uint64 // lists refused for their size
-	listOK     bool
-	listHash   [sha256.Size]byte
-	badHash    [sha256.Size]byte // of the last unusable content, so that it is logged once
-	cycles     uint64            // cycles run, for probes that run every Nth
-	listLoaded time.Time
-	skipped    map[string]int
-	// maintenance holds the listed nodes that are cordoned or not Ready.
-	maintenance map[string]string
-	loadErrors  uint64
-	firstSeen   map[targetKey]time.Time
-	resolveErr  uint64
-	writeErr    uint64
-	last        summary
+	nodes      listState
+	cycles     uint64 // cycles run, for probes that run every Nth
+	resolveErr uint64
+	writeErr   uint64
+	last       summary
 }
 
 // probeState is a registered probe and what the loop saw of its runs.
@@ -112,7 +93,7 @@ func New(cfg Config, log *slog.Logger) *Agent {
 		cfg.Plan = targets.DefaultOptions()
 	}
 	a := &Agent{
-		cfg: cfg, log: log, clock: cfg.Clock, firstSeen: map[targetKey]time.Time{},
+		cfg: cfg, log: log, clock: cfg.Clock, nodes: listState{firstSeen: map[targetKey]time.Time{}},
 		results: results.New(results.Source{Node: cfg.NodeName}, cfg.Build, cfg.Compat),
 	}
 	a.results.SetRTTDetail(cfg.RTTDetail)
@@ -134,14 +115,12 @@ func (a *Agent) Run(ctx context.Context) error {
 		var wg sync.WaitGroup
 		sctx, stop := context.WithCancel(ctx)
 		defer func() { stop(); wg.Wait() }()
-		for _, c := range a.cfg.Components {
-			if s, ok := c.(Server); ok {
-				wg.Go(func() {
-					if err := s.Serve(sctx); err != nil && sctx.Err() == nil {
-						a.log.Error("responder stopped", "err", err)
-					}
-				})
-			}
+		for _, r := range a.cfg.Responders {
+			wg.Go(func() {
+				if err := r.Serve(sctx); err != nil && sctx.Err() == nil {
+					a.log.Error("responder stopped", "err", err)
+				}
+			})
 		}
 		defer func() {
 			if err := textfile.Remove(a.cfg.TextfilePath); err != nil {
@@ -154,7 +133,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	for {
 		start := a.clock.Now()
 		loadErr := a.load(start)
-		if a.cfg.Once && !a.listOK {
+		if a.cfg.Once && !a.nodes.ok {
 			return loadErr
 		}
 		err := a.cycle(ctx, start)
@@ -174,127 +153,6 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 }
 
-// load reads the nodes list and, when its content changed, decodes it. A list that does not read
-// or decode is counted every cycle it stays (logged when it first appears), and the last good one
-// stays in use.
-func (a *Agent) load(now time.Time) error {
-	data, err := nodelist.ReadFile(a.cfg.NodesFile, 0)
-	h := sha256.Sum256(data)
-	if err != nil {
-		err = fmt.Errorf("read nodes file: %w", err)
-	} else {
-		if a.listOK && h == a.listHash {
-			return nil
-		}
-		var (
-			l     nodelist.List
-			skips []nodelist.Skip
-		)
-		l, skips, err = nodelist.Decode(data)
-		if err == nil {
-			err = nodelist.CheckSize(l, 0)
-		}
-		if errors.Is(err, nodelist.ErrTooLarge) {
-			a.tooLarge++
-		}
-		if err == nil {
-			// Targets of the first good list are probed at once; later newcomers get grace.
-			a.useList(l, skips, h, now, !a.listOK)
-			a.badHash = [sha256.Size]byte{}
-			return nil
-		}
-		if errors.Is(err, nodelist.ErrEmpty) {
-			err = fmt.Errorf("nodes file %s: %w", a.cfg.NodesFile, err)
-		} else {
-			err = fmt.Errorf("nodes file %s: malformed: %w", a.cfg.NodesFile, err)
-		}
-	}
-	a.loadErrors++
-	repeated := h == a.badHash
-	a.badHash = h
-	switch {
-	case repeated:
-		a.log.Debug("nodes list still unusable", "err", err)
-	case a.listOK:
-		a.log.Error("cannot load nodes list; keeping the last good one", "err", err, "nodes", len(a.list.Nodes))
-	default:
-		a.log.Error("cannot load nodes list; nothing to probe until it loads", "err", err)
-	}
-	a.results.SetAgentState(a.state(0, 0))
-	return err
-}
-
-func (a *Agent) useList(l nodelist.List, skips []nodelist.Skip, h [sha256.Size]byte, now time.Time, first bool) {
-	a.skipped = map[string]int{}
-	a.maintenance = map[string]string{}
-	for _, n := range l.Nodes {
-		if st := n.State(); st != nodelist.StateReady {
-			a.maintenance[n.Name] = st
-		}
-	}
-	for _, s := range skips {
-		a.skipped[s.Reason]++
-		a.log.Warn("nodes list entry skipped", "name", s.Name, "reason", s.Reason, "detail", s.Detail)
-	}
-	plan := targets.Build(l, a.cfg.Plan)
-	sel, me := plan.Targets(a.cfg.NodeName)
-	zone := ""
-	if me != nil {
-		zone = me.Zone
-	} else {
-		a.log.Warn("this node is not in the nodes list; probing every node in it", "node", a.cfg.NodeName)
-	}
-	a.results.SetSource(results.Source{Node: a.cfg.NodeName, Zone: zone})
-	if len(sel) == 0 && len(l.External) == 0 {
-		a.log.Warn("nodes list has no target to probe", "path", a.cfg.NodesFile)
-	}
-	// Targets that are new after the first list get a grace period; targets that left are forgotten.
-	seen := make(map[targetKey]time.Time, len(sel))
-	for _, t := range sel {
-		k := targetKey{t.Node.Name, results.KindNode, t.Addr}
-		if at, ok := a.firstSeen[k]; ok || first {
-			seen[k] = at
-		} else {
-			seen[k] = now
-		}
-	}
-	for _, e := range l.External {
-		k := targetKey{e.Name, results.KindExternal, netip.Addr{}}
-		seen[k] = time.Time{}
-	}
-	a.firstSeen = seen
-	a.list, a.plan, a.listHash, a.listOK, a.listLoaded = l, plan, h, true, now
-	st := plan.Stats()
-	a.planState = results.PlanState{
-		Mode: st.Mode, SubsetPeers: st.SubsetPeers, Peers: len(plan.Peers(a.cfg.NodeName)),
-		ZonePairs: st.ZonePairs, ZonePairsCovered: st.ZonePairsCovered, MinZonePairPairs: st.MinZonePairPairs,
-		MinObservingZones: st.MinObservingZones,
-	}
-	if st.FoldedZones > 0 {
-		a.log.Warn("nodes list has more zones than --max-zones: the smallest are planned as one zone, and links between them are not covered",
-			"zones", st.Zones, "max_zones", plan.Options().MaxZones, "folded_zones", st.FoldedZones, "folded_nodes", st.FoldedNodes)
-	}
-	for _, p := range a.probes {
-		if u, ok := p.Probe.(ListUser); ok {
-			u.UseList(l)
-		}
-		if p.Fits != nil {
-			if err := p.Fits(len(sel)); err != nil {
-				a.log.Warn("probe may not fit the interval with this list", "protocol", p.Protocol, "targets", len(sel), "err", err)
-			}
-		}
-	}
-	for _, c := range a.cfg.Components {
-		if u, ok := c.(ListUser); ok {
-			u.UseList(l)
-		}
-	}
-	a.log.Info("nodes list loaded", "path", a.cfg.NodesFile, "format", l.Format, "nodes", len(l.Nodes),
-		"targets", len(sel), "external", len(l.External), "skipped", len(skips), "plan", st.Mode, "subset_peers", st.SubsetPeers, "peers", a.planState.Peers,
-		"zones", st.Zones, "zone_pairs_covered", fmt.Sprintf("%d/%d", st.ZonePairsCovered, st.ZonePairs),
-		"min_zone_pair_pairs", st.MinZonePairPairs, "min_observing_zones", st.MinObservingZones)
-}
-
 // cycle probes every target once and records the results.
 func (a *Agent) cycle(ctx context.Context, start time.Time) error {
 	var (
@@ -302,12 +160,12 @@ func (a *Agent) cycle(ctx context.Context, start time.Time) error {
 		grace = map[targetKey]bool{}
 	)
 	var sel []targets.Target
-	if a.plan != nil { // nil until a list loads
-		sel, _ = a.plan.Targets(a.cfg.NodeName)
+	if a.nodes.plan != nil { // nil until a list loads
+		sel, _ = a.nodes.plan.Targets(a.cfg.NodeName)
 	}
 	for _, t := range sel {
 		k := targetKey{t.Node.Name, results.KindNode, t.Addr}
-		if !a.firstSeen[k].IsZero() && start.Sub(a.firstSeen[k]) < a.cfg.Grace {
+		if at := a.nodes.firstSeen[k]; !at.IsZero() && start.Sub(at) < a.cfg.Grace {
 			grace[k] = true
 		}
 		all = append(all, Target{Pair: results.Pair{Kind: results.KindNode, Name: t.Node.Name, Zone: t.Node.Zone, IP: t.Addr}})
@@ -447,71 +305,21 @@ func (a *Agent) Summary() string {
 	return b.String()
 }
 
-// resolveExternal looks up every external target's host, in parallel, and returns one target per
-// address family found. Failures are logged and counted; that target is skipped this cycle.
-func (a *Agent) resolveExternal(ctx context.Context) []Target {
-	ext := a.list.External
-	if len(ext) == 0 {
-		return nil
-	}
-	found := make([][]netip.Addr, len(ext))
-	errs := make([]error, len(ext))
-	var wg sync.WaitGroup
-	for i, e := range ext {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if ip, err := netip.ParseAddr(e.Host); err == nil {
-				found[i] = []netip.Addr{ip.Unmap()}
-				return
-			}
-			rctx, cancel := context.WithTimeout(ctx, a.cfg.ResolveTimeout)
-			defer cancel()
-			found[i], errs[i] = a.cfg.Resolver.LookupNetIP(rctx, "ip", e.Host)
-		}()
-	}
-	wg.Wait()
-	var out []Target
-	for i, e := range ext {
-		if errs[i] == nil && len(found[i]) == 0 {
-			errs[i] = errors.New("no addresses")
-		}
-		if errs[i] != nil {
-			a.resolveErr++
-			a.log.Warn("cannot resolve external target; skipped this cycle", "name", e.Name, "host", e.Host, "err", errs[i])
-			continue
-		}
-		var have4, have6 bool
-		for _, ip := range found[i] {
-			ip = ip.Unmap()
-			if ip.Is4() && !have4 || ip.Is6() && !have6 {
-				have4, have6 = have4 || ip.Is4(), have6 || ip.Is6()
-				out = append(out, Target{Pair: results.Pair{Kind: results.KindExternal, Name: e.Name, Host: e.Host, IP: ip}})
-			}
-		}
-	}
-	return out
-}
-
+// state is the agent's self-metrics: the cycle's targets, the list's, the probes' runs, and the
+// engines' and responders' running totals.
 func (a *Agent) state(probed, grace int) results.AgentState {
-	st := results.AgentState{
-		TargetsProbed: probed, TargetsInGrace: grace,
-		ListNodes: len(a.list.Nodes), ListSkipped: a.skipped, Maintenance: a.maintenance, ListLoadErrors: a.loadErrors, ListLoaded: a.listLoaded,
-		ListTooLarge: a.tooLarge, Plan: a.planState,
-		ResolveErrors: a.resolveErr, WriteErrors: a.writeErr,
-	}
+	st := results.AgentState{TargetsProbed: probed, TargetsInGrace: grace, ResolveErrors: a.resolveErr, WriteErrors: a.writeErr}
+	a.nodes.fill(&st)
 	for _, p := range a.probes {
 		if p.ran {
 			st.Probes = append(st.Probes, p.stats)
 		}
-		if s, ok := p.Probe.(StateReporter); ok {
-			s.ReportState(&st)
-		}
 	}
-	for _, c := range a.cfg.Components {
-		if s, ok := c.(StateReporter); ok {
-			s.ReportState(&st)
-		}
+	for _, e := range a.cfg.Engines {
+		e.ReportState(&st)
+	}
+	for _, r := range a.cfg.Responders {
+		st.Responders = append(st.Responders, r.Stats())
 	}
 	return st
 }
