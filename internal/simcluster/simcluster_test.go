@@ -477,11 +477,12 @@ func awaitAllPairs(t *testing.T, c *Cluster) {
 	awaitBaseline(t, c)
 }
 
-// awaitBaseline waits until the rules have the cluster's loss baseline.
+// awaitBaseline waits until the rules have measured the cluster's loss baseline (until it has
+// its history, the 5% prior stands in, and gray loss is not named).
 func awaitBaseline(t *testing.T, c *Cluster) {
 	t.Helper()
-	waitQuery(t, 90*time.Second, "the loss baseline", func() bool {
-		s, err := c.Query(context.Background(), `nodeping:loss_baseline:ratio1h`)
+	waitQuery(t, 90*time.Second, "the measured loss baseline", func() bool {
+		s, err := c.Query(context.Background(), `nodeping:loss_baseline:ratio1h != 0.05`)
 		return err == nil && len(s) == 1
 	})
 }
@@ -519,6 +520,7 @@ func TestGrayLossNamed(t *testing.T) {
 	needsRound2Rules(t)
 	c := start(t, Config{RuleFiles: []string{scaledRules(t)}, Interval: 5 * time.Second, ICMPCount: 60, ICMPInterval: 50 * time.Millisecond, AgentArgs: []string{"--mtu", "1500"}})
 	awaitAllPairs(t, c)
+	awaitBaseline(t, c) // gray loss waits for the measured baseline
 	assertAlerts(t, c, []string{"loss:node-2:1"}, 2*time.Minute, 0)
 }
 
