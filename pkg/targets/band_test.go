@@ -3,12 +3,12 @@ package targets
 import (
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/nodeping/nodeping/internal/testutil/golden"
 	"github.com/nodeping/nodeping/pkg/nodelist"
 )
 
@@ -58,19 +58,7 @@ func TestPlanBand(t *testing.T) {
 		fmt.Fprintf(&got, "%d nodes: ring %d, pairs %d, peers at most %d, changed from %d nodes %d\n", n, p.RingPeers(), st.Pairs, st.MaxPeers, n-1, d)
 		prev = cur
 	}
-	path := filepath.Join("testdata", "band.golden")
-	if *updateGolden {
-		if err := os.WriteFile(path, []byte(got.String()), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got.String() != string(want) {
-		t.Errorf("figures:\n%s\nwant (%s):\n%s", got.String(), path, want)
-	}
+	golden.Check(t, filepath.Join("testdata", "band.golden"), got.String(), *updateGolden)
 }
 
 // TestRingPeers: the ring's width across the band, for the shipped and other thresholds.

@@ -4,12 +4,12 @@ import (
 	"flag"
 	"fmt"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
 
+	"github.com/nodeping/nodeping/internal/testutil/golden"
 	"github.com/nodeping/nodeping/pkg/nodelist"
 )
 
@@ -90,19 +90,7 @@ func TestPlanZoneCap(t *testing.T) {
 			c.name, st.Zones, st.FoldedZones, st.FoldedNodes, len(p.zones), st.Pairs, st.MaxPeers, st.MaxObservers,
 			st.ZonePairsCovered, st.ZonePairs, st.MinZonePairPairs, st.MinObservingZones, c.l.Nodes[42].Name, len(p.Peers(c.l.Nodes[42].Name)))
 	}
-	path := filepath.Join("testdata", "zonecap.golden")
-	if *updateGolden {
-		if err := os.WriteFile(path, []byte(got.String()), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got.String() != string(want) {
-		t.Errorf("figures:\n%s\nwant (%s):\n%s", got.String(), path, want)
-	}
+	golden.Check(t, filepath.Join("testdata", "zonecap.golden"), got.String(), *updateGolden)
 }
 
 // TestPlanZoneCapMemory: an agent's work on a list of 5,000 one-node zones (build the plan, its
