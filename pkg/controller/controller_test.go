@@ -443,3 +443,22 @@ func value(m prometheus.Metric) float64 {
 	}
 	return out.Gauge.GetValue()
 }
+
+// TestResyncKeepsLastSyncFresh: with no event at all, the controller still compares the list with
+// the ConfigMap every Resync, so the last sync timestamp stays fresh, and writes nothing.
+func TestResyncKeepsLastSyncFresh(t *testing.T) {
+	client := fake.NewClientset(node("a", "", true, "InternalIP=10.0.0.1"))
+	m := NewMetrics(prometheus.NewRegistry())
+	c := New(Config{Namespace: ns, Name: cmName, Resync: 20 * time.Millisecond}, client, slog.New(slog.NewTextHandler(io.Discard, nil)), m)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	h := &harness{client: client}
+	waitFor(t, "the list written", func() bool { return len(h.list(t)) == 1 })
+	first, renders := value(m.LastSync), value(m.Renders)
+	waitFor(t, "three resyncs", func() bool { return value(m.Renders) >= renders+3 && value(m.LastSync) > first })
+	if n := h.writes(); n != 1 {
+		t.Errorf("%d ConfigMap writes, want 1: a resync of an unchanged list writes nothing", n)
+	}
+}
