@@ -277,7 +277,8 @@ func node1AgentAlert(name, summary, description string) string {
 }
 
 // extraTests are golden files written by other tests here.
-var extraTests = map[string]bool{"textfile-stale.yml": true, "agent-errors.yml": true, "no-data.yml": true}
+var extraTests = map[string]bool{"textfile-stale.yml": true, "agent-errors.yml": true, "no-data.yml": true,
+	"controller-down.yml": true, "controller-no-leader.yml": true, "nodes-list-too-large.yml": true, "nodes-list-stale.yml": true}
 
 func TestTextfileAndAgentErrors(t *testing.T) {
 	promtool := requirePromtool(t)

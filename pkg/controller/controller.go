@@ -38,8 +38,12 @@ type Config struct {
 	// MinWriteInterval caps the write rate: no two ConfigMap writes closer than this. Every kubelet
 	// re-reads the whole ConfigMap after each write.
 	MinWriteInterval time.Duration
-	// MaxBackoff caps the wait between retries after API errors.
+	// MaxBackoff caps the wait between retries after API errors and refused writes.
 	MaxBackoff time.Duration
+	// Resync is how often the list is rendered and compared with the ConfigMap without any event
+	// (a write only if they differ), so that nodeping_controller_last_sync_timestamp_seconds stays
+	// fresh in a quiet cluster. Zero means 5 minutes.
+	Resync time.Duration
 }
 
 // Controller renders Nodes into the nodes-list ConfigMap.
@@ -58,6 +62,11 @@ type Controller struct {
 
 	extMu    sync.Mutex
 	external []nodelist.External
+
+	// tooLarge is the size of the last rendered list refused for being over a ConfigMap's limit,
+	// 0 while the list fits: the refusal is logged once per size, not once per retry.
+	tooLargeMu sync.Mutex
+	tooLarge   int
 }
 
 // Metrics are the controller's own.
@@ -77,9 +86,9 @@ type Metrics struct {
 // and left unregistered).
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	f := promauto.With(reg)
-	return &Metrics{
+	m := &Metrics{
 		Writes: f.NewCounterVec(prometheus.CounterOpts{Name: "nodeping_controller_configmap_writes_total",
-			Help: "Writes of the nodes-list ConfigMap, by operation (create, update) and result (ok, error)."}, []string{"operation", "result"}),
+			Help: "Writes of the nodes-list ConfigMap, by operation (create, update) and result (ok, error, or too_large: not sent because the list is over a ConfigMap's 1 MiB, and the ConfigMap keeps the last list written)."}, []string{"operation", "result"}),
 		Renders: f.NewCounter(prometheus.CounterOpts{Name: "nodeping_controller_renders_total",
 			Help: "Renders of the nodes list from the Node informer's cache."}),
 		Nodes: f.NewGaugeVec(prometheus.GaugeOpts{Name: "nodeping_controller_nodes",
@@ -92,10 +101,27 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		ExternalErrors: f.NewCounter(prometheus.CounterOpts{Name: "nodeping_controller_external_targets_errors_total",
 			Help: "Reads of --external-targets-file that were rejected (the last good targets stay)."}),
 	}
+	// Every series exists from the start at 0, so that the first refused write or error is an
+	// increase that rules see.
+	for _, op := range []string{"create", "update"} {
+		for _, result := range []string{"ok", "error", "too_large"} {
+			m.Writes.WithLabelValues(op, result)
+		}
+	}
+	for _, state := range []string{nodelist.StateReady, nodelist.StateNotReady, nodelist.StateCordoned, "skipped"} {
+		m.Nodes.WithLabelValues(state)
+	}
+	for _, relevant := range []string{"true", "false"} {
+		m.Events.WithLabelValues(relevant)
+	}
+	return m
 }
 
 // maxConfigMapBytes is the API server's limit on a ConfigMap's data.
 const maxConfigMapBytes = 1 << 20
+
+// errTooLarge marks a sync that rendered a list over maxConfigMapBytes and wrote nothing.
+var errTooLarge = errors.New("nodes list over a ConfigMap's 1 MiB")
 
 // New builds a controller on client.
 func New(cfg Config, client kubernetes.Interface, log *slog.Logger, m *Metrics) *Controller {
@@ -107,6 +133,9 @@ func New(cfg Config, client kubernetes.Interface, log *slog.Logger, m *Metrics) 
 	}
 	if cfg.MaxWait == 0 {
 		cfg.MaxWait = 5 * cfg.Debounce
+	}
+	if cfg.Resync == 0 {
+		cfg.Resync = 5 * time.Minute
 	}
 	c := &Controller{cfg: cfg, client: client, log: log, metrics: m, trigger: make(chan struct{}, 1)}
 	// The cache holds only what the nodes list needs (SlimNode): a real Node is 10-25 KB, mostly
@@ -160,11 +189,14 @@ func (c *Controller) Run(ctx context.Context) error {
 		lastWrite time.Time
 	)
 	c.kick()
+	resync := time.NewTicker(c.cfg.Resync)
+	defer resync.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-c.trigger:
+		case <-resync.C:
 		}
 		// Gather the rest of a burst: wait for a quiet period, but no longer than MaxWait.
 		if c.cfg.Debounce > 0 && !c.settle(ctx, time.Now().Add(c.cfg.MaxWait)) {
@@ -186,7 +218,9 @@ func (c *Controller) Run(ctx context.Context) error {
 		}
 		if err != nil {
 			backoff = min(max(2*backoff, time.Second), c.cfg.MaxBackoff)
-			c.log.Error("sync failed; retrying", "err", err, "in", backoff)
+			if !errors.Is(err, errTooLarge) { // logged by sync, once per size
+				c.log.Error("sync failed; retrying", "err", err, "in", backoff)
+			}
 			if !c.sleep(ctx, backoff) {
 				return nil
 			}
@@ -272,12 +306,13 @@ func (c *Controller) sync(ctx context.Context) (wrote bool, err error) {
 	if len(skipped) > 0 {
 		c.log.Warn("nodes without a usable address left out of the list", "nodes", skipped)
 	}
-	if len(data) > maxConfigMapBytes {
-		return false, fmt.Errorf("nodes list is %d bytes, over a ConfigMap's 1 MiB", len(data))
-	}
+	c.noteFits(len(data))
 	cm, err := c.cms.ConfigMaps(c.cfg.Namespace).Get(c.cfg.Name)
 	switch {
 	case apierrors.IsNotFound(err):
+		if len(data) > maxConfigMapBytes {
+			return false, c.refuse("create", len(data), len(l.Nodes))
+		}
 		cm = &v1.ConfigMap{
 			ObjectMeta: metav1.ObjectMeta{Name: c.cfg.Name, Namespace: c.cfg.Namespace,
 				Labels: map[string]string{"app.kubernetes.io/name": "nodeping", "app.kubernetes.io/managed-by": "nodeping-controller"}},
@@ -298,6 +333,9 @@ func (c *Controller) sync(ctx context.Context) (wrote bool, err error) {
 		c.metrics.LastSync.SetToCurrentTime()
 		return false, nil // changes that do not touch the list: no write
 	}
+	if len(data) > maxConfigMapBytes {
+		return false, c.refuse("update", len(data), len(l.Nodes))
+	}
 	cm = cm.DeepCopy()
 	if cm.Data == nil {
 		cm.Data = map[string]string{}
@@ -316,4 +354,33 @@ func (c *Controller) wrote(op string, err error, nodes int) error {
 	c.metrics.LastSync.SetToCurrentTime()
 	c.log.Info("nodes list written", "operation", op, "nodes", nodes)
 	return nil
+}
+
+// refuse counts a write not sent because the list is over a ConfigMap's limit (the ConfigMap keeps
+// the last list written), and logs it when the size differs from the last refused one.
+func (c *Controller) refuse(op string, size, nodes int) error {
+	c.metrics.Writes.WithLabelValues(op, "too_large").Inc()
+	c.tooLargeMu.Lock()
+	changed := c.tooLarge != size
+	c.tooLarge = size
+	c.tooLargeMu.Unlock()
+	if changed {
+		c.log.Error("nodes list too large for a ConfigMap; the ConfigMap keeps the last list written, retrying",
+			"bytes", size, "limit", maxConfigMapBytes, "nodes", nodes, "operation", op)
+	}
+	return fmt.Errorf("%s configmap %s/%s: %d bytes: %w", op, c.cfg.Namespace, c.cfg.Name, size, errTooLarge)
+}
+
+// noteFits logs, once, that a list refused before fits again.
+func (c *Controller) noteFits(size int) {
+	if size > maxConfigMapBytes {
+		return
+	}
+	c.tooLargeMu.Lock()
+	was := c.tooLarge
+	c.tooLarge = 0
+	c.tooLargeMu.Unlock()
+	if was != 0 {
+		c.log.Info("nodes list fits a ConfigMap again", "bytes", size, "limit", maxConfigMapBytes)
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -326,5 +327,138 @@ func TestHeartbeatCostsNoRender(t *testing.T) {
 	}
 	if n := sb.(*v1.Node); len(n.Status.Images) != 0 || n.Status.Conditions[0].LastHeartbeatTime != (metav1.Time{}) {
 		t.Errorf("SlimNode kept images or heartbeat times: %+v", n.Status)
+	}
+}
+
+// syncBuffer is a log sink that tests read while the controller writes to it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) count(msg string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return strings.Count(s.b.String(), msg)
+}
+
+// TestNodesListTooLarge: nodes join until the list is over a ConfigMap's 1 MiB. Every refused
+// write is counted (result too_large), the refusal is logged once however often it is retried,
+// and the ConfigMap keeps the last list written; once nodes leave and the list fits, it is
+// written again.
+func TestNodesListTooLarge(t *testing.T) {
+	long := strings.Repeat("x", 240) // node names may be 253 characters long: fewer nodes to fill 1 MiB
+	mk := func(i int) *v1.Node {
+		return node(fmt.Sprintf("%s-%05d", long, i), "eu-central-1a", true, fmt.Sprintf("InternalIP=10.%d.%d.%d", i/65536, i/256%256, i%256))
+	}
+	var all []*v1.Node
+	for i := range 5000 {
+		all = append(all, mk(i))
+	}
+	size := func(n int) int {
+		l, _ := Render(all[:n])
+		data, err := nodelist.Encode(l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(data)
+	}
+	// fits is the most nodes whose list fits: one more is over the limit.
+	lo, hi := 1, len(all)
+	if size(hi) <= maxConfigMapBytes {
+		t.Fatalf("%d nodes fit a ConfigMap", hi)
+	}
+	for lo+1 < hi {
+		if mid := (lo + hi) / 2; size(mid) <= maxConfigMapBytes {
+			lo = mid
+		} else {
+			hi = mid
+		}
+	}
+	fits := lo
+	var objs []runtime.Object
+	for _, n := range all[:fits] {
+		objs = append(objs, n)
+	}
+	client := fake.NewClientset(objs...)
+	logs := &syncBuffer{}
+	m := NewMetrics(prometheus.NewRegistry())
+	c := New(Config{Namespace: ns, Name: cmName, MaxBackoff: 5 * time.Millisecond}, client, slog.New(slog.NewTextHandler(logs, nil)), m)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	h := &harness{client: client}
+	waitFor(t, "the fitting list written", func() bool { return len(h.list(t)) == fits })
+
+	refused := func() float64 { return value(m.Writes.WithLabelValues("update", "too_large")) }
+	if refused() != 0 {
+		t.Fatalf("too_large is %v before the list grew", refused())
+	}
+	if _, err := client.CoreV1().Nodes().Create(ctx, all[fits], metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "three refused writes counted", func() bool { return refused() >= 3 })
+	if got := len(h.list(t)); got != fits {
+		t.Errorf("the ConfigMap holds %d nodes, want the last list written (%d)", got, fits)
+	}
+	const msg = "nodes list too large for a ConfigMap"
+	if n := logs.count(msg); n != 1 {
+		t.Errorf("%q logged %d times over %v refused writes, want once", msg, n, refused())
+	}
+	if bytes := value(m.Bytes); bytes <= maxConfigMapBytes {
+		t.Errorf("nodeping_controller_nodes_list_bytes is %v, want the refused size", bytes)
+	}
+
+	for i := range 2 {
+		if err := client.CoreV1().Nodes().Delete(ctx, all[i].Name, metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "the list written again once it fits", func() bool { return len(h.list(t)) == fits-1 })
+	if n := logs.count("nodes list fits a ConfigMap again"); n != 1 {
+		t.Errorf("the return under the limit logged %d times, want once", n)
+	}
+	after := refused()
+	time.Sleep(50 * time.Millisecond)
+	if refused() != after {
+		t.Errorf("too_large kept growing (%v -> %v) after the list fit again", after, refused())
+	}
+}
+
+// value reads a counter's or gauge's current value.
+func value(m prometheus.Metric) float64 {
+	var out dto.Metric
+	if err := m.Write(&out); err != nil {
+		panic(err)
+	}
+	if out.Counter != nil {
+		return out.Counter.GetValue()
+	}
+	return out.Gauge.GetValue()
+}
+
+// TestResyncKeepsLastSyncFresh: with no event at all, the controller still compares the list with
+// the ConfigMap every Resync, so the last sync timestamp stays fresh, and writes nothing.
+func TestResyncKeepsLastSyncFresh(t *testing.T) {
+	client := fake.NewClientset(node("a", "", true, "InternalIP=10.0.0.1"))
+	m := NewMetrics(prometheus.NewRegistry())
+	c := New(Config{Namespace: ns, Name: cmName, Resync: 20 * time.Millisecond}, client, slog.New(slog.NewTextHandler(io.Discard, nil)), m)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	h := &harness{client: client}
+	waitFor(t, "the list written", func() bool { return len(h.list(t)) == 1 })
+	first, renders := value(m.LastSync), value(m.Renders)
+	waitFor(t, "three resyncs", func() bool { return value(m.Renders) >= renders+3 && value(m.LastSync) > first })
+	if n := h.writes(); n != 1 {
+		t.Errorf("%d ConfigMap writes, want 1: a resync of an unchanged list writes nothing", n)
 	}
 }
