@@ -99,7 +99,9 @@ func run(args []string) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			serve(ln, func() (net.Conn, error) { return net.DialTimeout("tcp", *api, 5*time.Second) }, log.With("netns", ns))
+			nlog := log.With("netns", ns)
+			netns.Forward(ln, func() (net.Conn, error) { return net.DialTimeout("tcp", *api, 5*time.Second) },
+				func(err error) { nlog.Warn("dial upstream", "err", err) })
 		}()
 	}
 	kube, err := netip.ParseAddr(*svcIP)
@@ -185,33 +187,6 @@ func dnsHandler(name string, addr netip.Addr) dns.HandlerFunc {
 	}
 }
 
-// serve accepts connections and splices each to a fresh upstream connection.
-func serve(ln net.Listener, dial func() (net.Conn, error), log *slog.Logger) {
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		go func() {
-			defer c.Close()
-			up, err := dial()
-			if err != nil {
-				log.Warn("dial upstream", "err", err)
-				return
-			}
-			defer up.Close()
-			splice(c, up)
-		}()
-	}
-}
-
-func splice(a, b net.Conn) {
-	done := make(chan struct{}, 2)
-	go func() { io.Copy(a, b); done <- struct{}{} }()
-	go func() { io.Copy(b, a); done <- struct{}{} }()
-	<-done
-}
-
 // serveConnect answers HTTP CONNECT requests, dialing allowed targets from inside netns ns.
 func serveConnect(ln net.Listener, ns string, allow netip.Prefix, ports []string, log *slog.Logger) {
 	for {
@@ -233,11 +208,7 @@ func serveConnect(ln net.Listener, ns string, allow netip.Prefix, ports []string
 				fmt.Fprintf(c, "HTTP/1.1 403 Forbidden\r\n\r\n%s\n", err)
 				return
 			}
-			var up net.Conn
-			var derr error
-			if err := netns.Do(ns, func() { up, derr = net.DialTimeout("tcp", target, 5*time.Second) }); err != nil {
-				derr = err
-			}
+			up, derr := netns.Dial(ns, target, 5*time.Second)
 			if derr != nil {
 				fmt.Fprintf(c, "HTTP/1.1 502 Bad Gateway\r\n\r\n%s\n", derr)
 				return
@@ -253,7 +224,7 @@ func serveConnect(ln net.Listener, ns string, allow netip.Prefix, ports []string
 					return
 				}
 			}
-			splice(c, up)
+			netns.Splice(c, up)
 		}()
 	}
 }

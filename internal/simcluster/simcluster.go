@@ -433,7 +433,8 @@ func (c *Cluster) startPrometheus(ctx context.Context) error {
 	}
 	c.proxy = l
 	c.PrometheusURL = "http://" + l.Addr().String()
-	go c.serveProxy(l)
+	// Host-loopback connections go to Prometheus inside the router namespace.
+	go netns.Forward(l, func() (net.Conn, error) { return netns.Dial(c.Router, "127.0.0.1:9090", 5*time.Second) }, func(error) {})
 	// Wait until Prometheus answers.
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -450,40 +451,6 @@ func (c *Cluster) startPrometheus(ctx context.Context) error {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-}
-
-// serveProxy forwards host-loopback connections to Prometheus inside the router namespace.
-func (c *Cluster) serveProxy(l net.Listener) {
-	for {
-		conn, err := l.Accept()
-		if err != nil {
-			return
-		}
-		go func() {
-			defer conn.Close()
-			up, err := dialIn(c.Router, "127.0.0.1:9090")
-			if err != nil {
-				return
-			}
-			defer up.Close()
-			done := make(chan struct{}, 2)
-			go func() { io.Copy(up, conn); done <- struct{}{} }()
-			go func() { io.Copy(conn, up); done <- struct{}{} }()
-			<-done
-		}()
-	}
-}
-
-// dialIn opens a TCP connection from inside a namespace: the socket is created on a thread that
-// has entered it, and keeps the namespace for its life.
-func dialIn(ns, addr string) (conn net.Conn, err error) {
-	if nsErr := netns.Do(ns, func() { conn, err = net.DialTimeout("tcp", addr, 5*time.Second) }); nsErr != nil {
-		if conn != nil {
-			conn.Close()
-		}
-		return nil, nsErr
-	}
-	return conn, err
 }
 
 // Close stops every process, deletes every namespace and removes the cluster's directory. It is
