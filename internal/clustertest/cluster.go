@@ -144,8 +144,7 @@ func (c *Cluster) readEnv() error {
 
 // Env is the environment the docs' commands run in: the cluster's kubeconfig, and helm on PATH.
 func (c *Cluster) Env() []string {
-	env := append(os.Environ(), "KUBECONFIG="+c.Kubeconfig, "KUBECACHEDIR="+filepath.Join(c.Dir, "control", "kubecache"))
-	return env
+	return append(os.Environ(), "KUBECONFIG="+c.Kubeconfig, "KUBECACHEDIR="+filepath.Join(c.Dir, "control", "kubecache"))
 }
 
 // Sh runs a shell script in the repository's root, in the cluster's environment.

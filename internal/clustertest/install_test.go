@@ -17,7 +17,7 @@ import (
 
 // overlay is one documented install path and where its agents write.
 type overlay struct {
-	name    string // the overlay's directory, or "helm-flant-compat"
+	name    string // the overlay's directory, or "helm" and "helm-flant-compat"
 	install string // the docs block that installs it
 	remove  string // the docs block that uninstalls it
 	// file is the agent's file on a node, for that node's name.
@@ -35,6 +35,7 @@ func TestInstallPaths(t *testing.T) {
 		{name: "standalone", install: "install", remove: "uninstall", file: defaultFile, nodeExporter: true},
 		{name: "kube-prometheus-stack", install: "install", remove: "uninstall", file: defaultFile},
 		{name: "flant-compat", install: "install", remove: "uninstall", file: flantFile},
+		{name: "helm", install: "helm", remove: "uninstall-helm", file: defaultFile},
 		{name: "helm-flant-compat", install: "helm-flant-compat", remove: "uninstall-helm", file: flantFile},
 	}
 	for _, p := range paths {
@@ -56,7 +57,7 @@ func doc(t *testing.T, c *Cluster, name, overlayName string) string {
 }
 
 func installPath(t *testing.T, c *Cluster, p overlay) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
 	if strings.HasPrefix(p.name, "helm") {
 		helm, err := exec.Command(filepath.Join(c.Root, "scripts", "tool-helm")).Output()
@@ -79,7 +80,7 @@ func installPath(t *testing.T, c *Cluster, p overlay) {
 	}()
 
 	// Every agent writes its file into its own node's hostPath.
-	took, err := Await(3*time.Minute, func() error {
+	if _, err := Await(3*time.Minute, func() error {
 		for _, n := range c.Nodes {
 			b, err := os.ReadFile(n.HostPath(p.file(n.Name)))
 			if err != nil {
@@ -90,13 +91,11 @@ func installPath(t *testing.T, c *Cluster, p overlay) {
 			}
 		}
 		return nil
-	})
-	if err != nil {
+	}); err != nil {
 		c.dumpPods(t, ctx)
 		t.Fatalf("agents' files: %v", err)
 	}
-	t.Logf("%s: every node's file has probe results %s after the install", p.name, (time.Since(start)).Round(time.Second))
-	_ = took
+	t.Logf("%s: every node's file has probe results %s after the install", p.name, time.Since(start).Round(time.Second))
 
 	c.checkAgentPods(t, ctx)
 	c.checkController(t, ctx)
@@ -121,7 +120,7 @@ func installPath(t *testing.T, c *Cluster, p overlay) {
 		}); err != nil {
 			t.Errorf("the docs' verify step: %v", err)
 		}
-		c.checkCordon(t, ctx, p)
+		c.checkAlerts(t, ctx, p)
 	}
 
 	start = time.Now()
@@ -270,13 +269,14 @@ func (c *Cluster) checkController(t *testing.T, ctx context.Context) {
 }
 
 // checkCordon cordons a node and times how long until every agent marks it in maintenance: the
-// controller's write, then the kubelet's ConfigMap projection (the ..data swap), then a cycle.
-func (c *Cluster) checkCordon(t *testing.T, ctx context.Context, p overlay) {
+// controller's write, then the kubelet's ConfigMap projection (the ..data swap), then a cycle. It
+// leaves the node cordoned, and returns it.
+func (c *Cluster) checkCordon(t *testing.T, ctx context.Context, p overlay) Node {
 	n := c.Nodes[len(c.Nodes)-1]
 	if _, err := c.Kubectl(ctx, "cordon", n.Name); err != nil {
 		t.Fatal(err)
 	}
-	defer c.Kubectl(context.Background(), "uncordon", n.Name)
+	t.Cleanup(func() { c.Kubectl(context.Background(), "uncordon", n.Name) })
 	want := fmt.Sprintf(`nodeping_node_maintenance{destination_node=%q`, n.Name)
 	took, err := Await(3*time.Minute, func() error {
 		for _, o := range c.Nodes {
@@ -292,7 +292,136 @@ func (c *Cluster) checkCordon(t *testing.T, ctx context.Context, p overlay) {
 	})
 	if err != nil {
 		t.Errorf("cordon: %v", err)
-		return
+		return n
 	}
 	t.Logf("cordon of %s reached every other agent's file in %s", n.Name, took.Round(time.Second))
+	return n
+}
+
+// checkAlerts: a real Prometheus outside the cluster scrapes the node-exporters with the shipped
+// rules. A node blackholed raises one NodePingNodeUnreachable naming it, and nothing else; then
+// (checkCordon) a cordoned node blackholed, and an agent pod deleted, raise nothing.
+func (c *Cluster) checkAlerts(t *testing.T, ctx context.Context, p overlay) {
+	prom := c.StartPrometheus(t)
+	if _, err := Await(2*time.Minute, func() error {
+		agents, err := prom.Query(ctx, "nodeping_build_info")
+		if err != nil {
+			return err
+		}
+		if len(agents) != len(c.Nodes) {
+			return fmt.Errorf("Prometheus has %d agents of %d", len(agents), len(c.Nodes))
+		}
+		return nil
+	}); err != nil {
+		t.Fatalf("prometheus: %v", err)
+	}
+
+	// One alert: a node in service blackholed. Its peers are its only witnesses (it is no longer
+	// scraped), and the rules name a node only from two or more of them.
+	target := c.Nodes[0]
+	lift, err := target.Blackhole()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("NodePingNodeUnreachable node=%s zone=%s", target.Name, target.Zone)
+	var firing []string
+	took, err := Await(4*time.Minute, func() error {
+		if firing, err = prom.Firing(ctx); err != nil {
+			return err
+		}
+		if len(firing) == 0 {
+			return fmt.Errorf("no alert fires")
+		}
+		return nil
+	})
+	if err != nil {
+		lift()
+		t.Fatalf("%s blackholed: %v", target.Name, err)
+	}
+	if strings.Join(firing, ",") != want {
+		lift()
+		t.Fatalf("%s blackholed: firing %q, want only %q", target.Name, firing, want)
+	}
+	t.Logf("%s blackholed: %s fired in %s", target.Name, want, took.Round(time.Second))
+	// And nothing joins it in the next minute.
+	for hold := time.Now(); time.Since(hold) < time.Minute; time.Sleep(5 * time.Second) {
+		if firing, err = prom.Firing(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if strings.Join(firing, ",") != want {
+			lift()
+			t.Fatalf("%s blackholed, %s after %s fired: firing %q, want only %q", target.Name, time.Since(hold).Round(time.Second), want, firing, want)
+		}
+	}
+	if err := lift(); err != nil {
+		t.Fatal(err)
+	}
+	lifted := time.Now()
+
+	// It resolves; then, once no pair's window holds a lost echo (a node set aside while the
+	// windows still hold the blackhole would leave a single witness, and one witness names a
+	// pair), cordon another node, timed to every agent.
+	if _, err := Await(4*time.Minute, func() error {
+		if firing, err = prom.Firing(ctx); err != nil {
+			return err
+		}
+		if len(firing) > 0 {
+			return fmt.Errorf("still firing %q", firing)
+		}
+		return nil
+	}); err != nil {
+		t.Fatalf("%s's blackhole lifted: %v", target.Name, err)
+	}
+	t.Logf("%s's blackhole lifted: its alert resolved in %s", target.Name, time.Since(lifted).Round(time.Second))
+	if _, err := Await(4*time.Minute, func() error {
+		lossy, err := prom.Query(ctx, "nodeping:pair_lost:increase2m > 0")
+		if err != nil {
+			return err
+		}
+		if len(lossy) > 0 {
+			return fmt.Errorf("%d pairs still hold lost echoes in their windows", len(lossy))
+		}
+		return nil
+	}); err != nil {
+		t.Fatalf("%s's blackhole lifted: %v", target.Name, err)
+	}
+	cordoned := c.checkCordon(t, ctx, p)
+
+	// Nothing: the cordoned node blackholed, and at the same time the agent pod of another node
+	// deleted (the DaemonSet starts a new one; its file is gone until the new agent's first
+	// cycle). Held for 150s, past the 60s in which a blackholed node is named.
+	if lift, err = cordoned.Blackhole(); err != nil {
+		t.Fatal(err)
+	}
+	defer lift()
+	other := c.Nodes[1]
+	pod, err := c.Kubectl(ctx, "-n", "nodeping", "get", "pods", "-l", "app.kubernetes.io/component=agent", "--field-selector", "spec.nodeName="+other.Name, "-o", "name")
+	if pod = strings.TrimSpace(pod); err != nil || pod == "" {
+		t.Fatalf("the agent pod on %s: %q %v", other.Name, pod, err)
+	}
+	if _, err := c.Kubectl(ctx, "-n", "nodeping", "delete", "--wait=false", pod); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	restarted := time.Duration(0)
+	for time.Since(start) < 150*time.Second {
+		if firing, err = prom.Firing(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if len(firing) > 0 {
+			t.Fatalf("%s after blackholing cordoned %s and deleting %s: firing %q, want nothing", time.Since(start).Round(time.Second), cordoned.Name, pod, firing)
+		}
+		if restarted == 0 {
+			out, _ := c.Kubectl(ctx, "-n", "nodeping", "get", "pods", "-l", "app.kubernetes.io/component=agent", "--field-selector", "spec.nodeName="+other.Name,
+				"-o", `jsonpath={range .items[*]}{.metadata.name} {.status.containerStatuses[0].ready}{"\n"}{end}`)
+			if f := strings.Fields(out); len(f) == 2 && "pod/"+f[0] != pod && f[1] == "true" {
+				restarted = time.Since(start)
+			}
+		}
+		time.Sleep(5 * time.Second)
+	}
+	if restarted == 0 {
+		t.Errorf("no new agent pod Ready on %s within %s of deleting %s", other.Name, time.Since(start).Round(time.Second), pod)
+	}
+	t.Logf("cordoned %s blackholed and %s deleted (a new agent Ready in %s): no alert in %s", cordoned.Name, pod, restarted.Round(time.Second), time.Since(start).Round(time.Second))
 }

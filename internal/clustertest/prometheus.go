@@ -1,0 +1,127 @@
+//go:build linux
+
+package clustertest
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Prometheus is a real Prometheus outside the cluster, as in the demo: in the router's network
+// namespace, scraping every node's address on port 9100 (node-exporter) with the shipped rules.
+type Prometheus struct {
+	router string
+}
+
+// StartPrometheus starts Prometheus with scrape and rule evaluation every 15s (the interval the
+// rules assume) and stops it, by PID, when the test ends.
+func (c *Cluster) StartPrometheus(t *testing.T) *Prometheus {
+	t.Helper()
+	dir := t.TempDir()
+	var cfg strings.Builder
+	fmt.Fprintf(&cfg, "global:\n  scrape_interval: 15s\n  evaluation_interval: 15s\nrule_files:\n  - %q\nscrape_configs:\n  - job_name: node\n    static_configs:\n",
+		filepath.Join(c.Root, "manifests", "rules", "nodeping.rules.yml"))
+	for _, n := range c.Nodes {
+		fmt.Fprintf(&cfg, "      - targets: ['%s:9100']\n", n.IPv4)
+	}
+	cfgPath := filepath.Join(dir, "prometheus.yml")
+	if err := os.WriteFile(cfgPath, []byte(cfg.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	log, err := os.Create(filepath.Join(c.Dir, "logs", "prometheus.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("ip", "netns", "exec", c.Router, "prometheus", "--config.file="+cfgPath,
+		"--storage.tsdb.path="+filepath.Join(dir, "tsdb"), "--web.listen-address=127.0.0.1:9090", "--log.level=warn")
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("prometheus: %v", err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		log.Close()
+	})
+	p := &Prometheus{router: c.Router}
+	if _, err := Await(30*time.Second, func() error {
+		_, err := p.Query(context.Background(), "up")
+		return err
+	}); err != nil {
+		b, _ := os.ReadFile(log.Name())
+		t.Fatalf("prometheus does not answer: %v\n%s", err, tail(b, 3000))
+	}
+	return p
+}
+
+// Query runs an instant query and returns each sample's labels.
+func (p *Prometheus) Query(ctx context.Context, expr string) ([]map[string]string, error) {
+	out, err := exec.CommandContext(ctx, "ip", "netns", "exec", p.router, "promtool", "query", "instant", "-o", "json", "http://127.0.0.1:9090", expr).Output()
+	if err != nil {
+		return nil, fmt.Errorf("query %q: %w", expr, err)
+	}
+	var samples []struct {
+		Metric map[string]string `json:"metric"`
+	}
+	if err := json.Unmarshal(out, &samples); err != nil {
+		return nil, fmt.Errorf("query %q: %w: %s", expr, err, out)
+	}
+	var ls []map[string]string
+	for _, s := range samples {
+		ls = append(ls, s.Metric)
+	}
+	return ls, nil
+}
+
+// Firing returns the firing alerts, each as its name and the labels that name its culprit
+// (node, zone, peer_zone, source_node, destination_node), sorted.
+func (p *Prometheus) Firing(ctx context.Context) ([]string, error) {
+	ls, err := p.Query(ctx, `ALERTS{alertstate="firing"}`)
+	if err != nil {
+		return nil, err
+	}
+	var alerts []string
+	for _, l := range ls {
+		a := l["alertname"]
+		for _, k := range []string{"node", "zone", "peer_zone", "source_node", "destination_node"} {
+			if v := l[k]; v != "" {
+				a += " " + k + "=" + v
+			}
+		}
+		alerts = append(alerts, a)
+	}
+	sort.Strings(alerts)
+	return alerts, nil
+}
+
+// Blackhole drops every packet on the node's uplink, both ways, with nftables in its network
+// namespace: its peers' probes and Prometheus' scrapes are lost, while its kubelet still reaches
+// the API server (that path stays inside the node) and the node stays Ready. The returned
+// function lifts it.
+func (n Node) Blackhole() (func() error, error) {
+	const rules = `table inet nodeping-test-blackhole {
+	chain in { type filter hook input priority -300; iifname "eth0" drop; }
+	chain out { type filter hook output priority -300; oifname "eth0" drop; }
+}
+`
+	cmd := exec.Command("ip", "netns", "exec", n.NetNS, "nft", "-f", "-")
+	cmd.Stdin = strings.NewReader(rules)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("%s: nft: %w: %s", n.Name, err, out)
+	}
+	return func() error {
+		out, err := exec.Command("ip", "netns", "exec", n.NetNS, "nft", "delete", "table", "inet", "nodeping-test-blackhole").CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("%s: nft: %w: %s", n.Name, err, out)
+		}
+		return nil
+	}, nil
+}
