@@ -3,12 +3,13 @@ package controller
 import (
 	"flag"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/nodeping/nodeping/internal/testutil/golden"
 )
 
 const (
@@ -45,31 +46,5 @@ func docsTable(t *testing.T) string {
 
 // TestDocsListEveryMetric keeps the Controller section of docs/metrics.md in step with NewMetrics.
 func TestDocsListEveryMetric(t *testing.T) {
-	data, err := os.ReadFile(filepath.FromSlash(docsPath))
-	if err != nil {
-		t.Fatal(err)
-	}
-	doc := string(data)
-	i := strings.Index(doc, beginTable)
-	j := -1
-	if i >= 0 {
-		if k := strings.Index(doc[i:], endTable); k >= 0 {
-			j = i + k
-		}
-	}
-	if i < 0 || j < 0 {
-		t.Fatalf("%s lacks the %q ... %q markers", docsPath, beginTable, endTable)
-	}
-	want := docsTable(t)
-	got := doc[i+len(beginTable)+1 : j]
-	if *updateDocs {
-		doc = doc[:i+len(beginTable)+1] + want + doc[j:]
-		if err := os.WriteFile(filepath.FromSlash(docsPath), []byte(doc), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	if got != want {
-		t.Errorf("the controller's metric table in %s is out of date; run go test ./pkg/controller -update-docs\nwant:\n%s", docsPath, want)
-	}
+	golden.Section(t, filepath.FromSlash(docsPath), beginTable, endTable, docsTable(t), *updateDocs)
 }

@@ -3,10 +3,11 @@ package results
 import (
 	"flag"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/nodeping/nodeping/internal/testutil/golden"
 )
 
 const (
@@ -46,25 +47,5 @@ func docsTable() string {
 
 // TestDocsListEveryMetric keeps docs/metrics.md in step with the metrics the agent writes.
 func TestDocsListEveryMetric(t *testing.T) {
-	data, err := os.ReadFile(filepath.FromSlash(docsPath))
-	if err != nil {
-		t.Fatal(err)
-	}
-	doc := string(data)
-	i, j := strings.Index(doc, beginTable), strings.Index(doc, endTable)
-	if i < 0 || j < i {
-		t.Fatalf("%s lacks the %q ... %q markers", docsPath, beginTable, endTable)
-	}
-	want := docsTable()
-	got := doc[i+len(beginTable)+1 : j]
-	if *updateDocs {
-		doc = doc[:i+len(beginTable)+1] + want + doc[j:]
-		if err := os.WriteFile(filepath.FromSlash(docsPath), []byte(doc), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	if got != want {
-		t.Errorf("the metric table in %s is out of date; run go test ./pkg/results -update-docs\nwant:\n%s", docsPath, want)
-	}
+	golden.Section(t, filepath.FromSlash(docsPath), beginTable, endTable, docsTable(), *updateDocs)
 }
