@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -67,6 +68,8 @@ type Controller struct {
 	// 0 while the list fits: the refusal is logged once per size, not once per retry.
 	tooLargeMu sync.Mutex
 	tooLarge   int
+	// skipped names the nodes the last render left out (no usable address), as last logged.
+	skipped string
 }
 
 // Metrics are the controller's own.
@@ -303,8 +306,13 @@ func (c *Controller) sync(ctx context.Context) (wrote bool, err error) {
 	for k, v := range counts {
 		c.metrics.Nodes.WithLabelValues(k).Set(float64(v))
 	}
-	if len(skipped) > 0 {
-		c.log.Warn("nodes without a usable address left out of the list", "nodes", skipped)
+	// Logged when the set changes, not on every render (resyncs and retries render too);
+	// nodeping_controller_nodes{state="skipped"} counts them all along.
+	if key := strings.Join(skipped, ","); key != c.skipped {
+		if len(skipped) > 0 {
+			c.log.Warn("nodes without a usable address left out of the list", "nodes", skipped)
+		}
+		c.skipped = key
 	}
 	c.noteFits(len(data))
 	cm, err := c.cms.ConfigMaps(c.cfg.Namespace).Get(c.cfg.Name)

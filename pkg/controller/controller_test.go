@@ -462,3 +462,27 @@ func TestResyncKeepsLastSyncFresh(t *testing.T) {
 		t.Errorf("%d ConfigMap writes, want 1: a resync of an unchanged list writes nothing", n)
 	}
 }
+
+// TestSkippedNodesLoggedOnce: a node without a usable address is warned about once, not on every
+// resync's render, and counted all along.
+func TestSkippedNodesLoggedOnce(t *testing.T) {
+	client := fake.NewClientset(node("a", "", true, "InternalIP=10.0.0.1"), node("b", "", true))
+	m := NewMetrics(prometheus.NewRegistry())
+	logs := &syncBuffer{}
+	c := New(Config{Namespace: ns, Name: cmName, Resync: 20 * time.Millisecond}, client, slog.New(slog.NewTextHandler(logs, nil)), m)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	h := &harness{client: client}
+	waitFor(t, "the list written", func() bool { return len(h.list(t)) == 1 })
+	renders := value(m.Renders)
+	waitFor(t, "three resyncs", func() bool { return value(m.Renders) >= renders+3 })
+	const msg = "nodes without a usable address left out of the list"
+	if n := logs.count(msg); n != 1 {
+		t.Errorf("%q logged %d times over %v renders, want once", msg, n, value(m.Renders))
+	}
+	if v := value(m.Nodes.WithLabelValues("skipped")); v != 1 {
+		t.Errorf(`nodeping_controller_nodes{state="skipped"} = %v, want 1`, v)
+	}
+}
