@@ -1,7 +1,7 @@
 // Package rulestest generates promtool unit tests for the shipped Prometheus rules from fault
 // scenarios, keeps them as golden files in manifests/rules/tests/ (runnable by hand with
 // promtool test rules), and runs them. The counters come from internal/rulecampaign (agents'
-// 15s cycles, seeded), on full-mesh clusters and on a 30-node, 5-zone cluster probing a K=8
+// 15s cycles, seeded), on full-mesh clusters and on a 20-node, 4-zone cluster probing a K=8
 // subset; the probe plan is data (rulecampaign.Cluster.Plan), so any planner can be swapped in.
 package rulestest
 
@@ -153,39 +153,39 @@ const runbook = "https://github.com/nodeping/nodeping/blob/main/docs/alerts.md#"
 
 func scenarios(t testing.TB) []scenario {
 	six := rc.FullMesh("6n-3z", rc.NewNodes(6, 3, 0))
-	nozone := rc.FullMesh("25n-0z", rc.NewNodes(25, 0, 0))
-	subset := rc.RingSubset("30n-5z-k8", rc.NewNodes(30, 5, 0), 8)
-	twelve := rc.FullMesh("12n-3z", rc.NewNodes(12, 3, 2))
+	nozone := rc.FullMesh("22n-0z", rc.NewNodes(22, 0, 0))
+	subset := rc.RingSubset("20n-4z-k8", rc.NewNodes(20, 4, 0), 8)
+	ten := rc.FullMesh("10n-3z", rc.NewNodes(10, 3, 2))
 	sc := func(name, doc, class string, c rc.Cluster, seed uint64, bg float64) scenario {
 		return scenario{name: name, doc: doc, Case: caseOf(t, class, c, seed, bg)}
 	}
 	out := []scenario{
-		sc("healthy", "A healthy 12-node cluster (3 zones, 2 nodes without one) with 0.5% background loss and jittery round trips: no alert.", "healthy", twelve, 1, 0.005),
+		sc("healthy", "A healthy 10-node cluster (3 zones, 2 nodes without one) with 0.5% background loss and jittery round trips: no alert.", "healthy", ten, 1, 0.005),
 		sc("blackholed-node", "A node blackholed (and no longer scraped): one NodePingNodeUnreachable; no pair or zone alert.", "node-blackhole", six, 1, 0),
 		sc("lossy-node", "A node losing 5-30% each way: one NodePingNodeUnreachable.", "node-lossy-5-30pct", six, 4, 0.002),
-		sc("gray-node", "A node losing 1-3% each way, in a 12-node cluster with 0.2% background loss: one NodePingNodeUnreachable, no pair alert.", "node-gray-1-3pct", twelve, 1, 0.002),
+		sc("gray-node", "A node losing 1-3% each way, in a 10-node cluster with 0.2% background loss: one NodePingNodeUnreachable, no pair alert.", "node-gray-1-3pct", ten, 1, 0.002),
 		sc("gray-node-six", "A node losing 1-3% each way in a 6-node cluster: one NodePingNodeUnreachable. Its peers lose a full-size echo now and then too, which is no MTU black hole.", "node-gray-1-3pct", six, 7, 0.002),
 		sc("isolated-node", "A node whose own echo requests are dropped while all reach it: one NodePingNodeIsolated.", "node-own-echoes-dropped", six, 1, 0),
-		sc("zone-link", "The link between two zones is down: a NodePingZoneLinkDegraded each way, no node alert.", "zone-link-down", twelve, 1, 0.002),
-		sc("zone-link-lossy", "The link between two zones loses some echoes: a NodePingZoneLinkDegraded each way.", "zone-link-lossy", twelve, 1, 0.002),
-		sc("zone-partition", "A zone cut off from every other zone and from the nodes without a zone: one NodePingZoneIsolated, no node or zone-link alert.", "zone-partition", twelve, 1, 0.002),
+		sc("zone-link", "The link between two zones is down: a NodePingZoneLinkDegraded each way, no node alert.", "zone-link-down", ten, 1, 0.002),
+		sc("zone-link-lossy", "The link between two zones loses some echoes: a NodePingZoneLinkDegraded each way.", "zone-link-lossy", ten, 1, 0.002),
+		sc("zone-partition", "A zone cut off from every other zone and from the nodes without a zone: one NodePingZoneIsolated, no node or zone-link alert.", "zone-partition", ten, 1, 0.002),
 		sc("broken-pair", "One pair broken both ways: a NodePingPairLoss each way, nothing else.", "pair-lossy-both-ways", six, 3, 0),
-		sc("one-way-pair", "One source loses echoes to one destination: one NodePingPairLoss.", "pair-lossy-one-way", twelve, 2, 0.002),
-		sc("two-nodes", "One node blackholed and another lossy at once: a NodePingNodeUnreachable for each, nothing for their healthy peers.", "two-node-faults", twelve, 1, 0.002),
+		sc("one-way-pair", "One source loses echoes to one destination: one NodePingPairLoss.", "pair-lossy-one-way", ten, 2, 0.002),
+		sc("two-nodes", "One node blackholed and another lossy at once: a NodePingNodeUnreachable for each, nothing for their healthy peers.", "two-node-faults", ten, 1, 0.002),
 		sc("maintenance", "A cordoned node is unreachable (being drained, say): no alert.", "cordoned-blackhole", six, 1, 0),
 		sc("mtu-blackhole", "Full-size packets to and from one node are lost, small ones pass: one NodePingMTUBlackhole.", "mtu-blackhole", six, 1, 0),
-		sc("slow-node", "One node answers 5-40ms late: one NodePingHighLatency.", "node-latency", twelve, 3, 0.002),
-		sc("slow-zone-link", "Echoes between two zones are 5-30ms late: a NodePingZoneLinkLatency each way, no node alert.", "zone-link-latency", twelve, 1, 0.002),
+		sc("slow-node", "One node answers 5-40ms late: one NodePingHighLatency.", "node-latency", ten, 3, 0.002),
+		sc("slow-zone-link", "Echoes between two zones are 5-30ms late: a NodePingZoneLinkLatency each way, no node alert.", "zone-link-latency", ten, 1, 0.002),
 		sc("agent-missing", "A node's agent stops (or crashes) while the node still answers its peers: one NodePingAgentMissing.", "agent-missing", six, 1, 0),
-		sc("isolated-source-large-cluster", "A 25-node cluster without zones; one node loses every destination. Deckhouse's NodePingPacketLoss (sum by destination_node > 5%) sees 1/24 of that per destination and never fires; NodePingNodeIsolated does.", "node-own-echoes-dropped", nozone, 1, 0),
+		sc("isolated-source-large-cluster", "A 22-node cluster without zones; one node loses every destination. Deckhouse's NodePingPacketLoss (sum by destination_node > 5%) sees 1/21 of that per destination and never fires; NodePingNodeIsolated does.", "node-own-echoes-dropped", nozone, 1, 0),
 		sc("blackholed-from-start", "A node blackholed from the first sample (nodeping, or a fresh Prometheus, started on a broken cluster): one NodePingNodeUnreachable within 2 minutes, with no baseline yet.", "node-blackhole-from-start", six, 1, 0.002),
-		sc("lossy-from-start", "A node losing half or more of its echoes from the first sample, in a 12-node cluster: one NodePingNodeUnreachable within 2 minutes, with no baseline yet.", "node-lossy-50pct-from-start", twelve, 1, 0.002),
-		sc("subset-healthy", "30 nodes in 5 zones, each probing 8 ring neighbours plus one node of every zone it misses, 0.3% background loss: no alert.", "healthy", subset, 1, 0.003),
-		sc("subset-blackholed-node", "The 30-node subset cluster, one node blackholed: one NodePingNodeUnreachable from its observers.", "node-blackhole", subset, 1, 0.002),
-		sc("subset-isolated-node", "The 30-node subset cluster, one node whose own echoes are dropped: one NodePingNodeIsolated.", "node-own-echoes-dropped", subset, 1, 0.002),
-		sc("subset-zone-link", "The 30-node subset cluster, a zone link down: a NodePingZoneLinkDegraded each way.", "zone-link-down", subset, 1, 0.002),
-		sc("subset-lossy-node", "The 30-node subset cluster, one node losing 5-30% each way: one NodePingNodeUnreachable.", "node-lossy-5-30pct", subset, 2, 0.002),
-		sc("subset-gray-node", "The 30-node subset cluster with 0.3% background loss, one node losing 1-3% each way: one NodePingNodeUnreachable, no pair alert.", "node-gray-1-3pct", subset, 1, 0.003),
+		sc("lossy-from-start", "A node losing half or more of its echoes from the first sample, in a 10-node cluster: one NodePingNodeUnreachable within 2 minutes, with no baseline yet.", "node-lossy-50pct-from-start", ten, 1, 0.002),
+		sc("subset-healthy", "20 nodes in 4 zones, each probing 8 ring neighbours plus one node of every zone it misses, 0.3% background loss: no alert.", "healthy", subset, 1, 0.003),
+		sc("subset-blackholed-node", "The 20-node subset cluster, one node blackholed: one NodePingNodeUnreachable from its observers.", "node-blackhole", subset, 1, 0.002),
+		sc("subset-isolated-node", "The 20-node subset cluster, one node whose own echoes are dropped: one NodePingNodeIsolated.", "node-own-echoes-dropped", subset, 1, 0.002),
+		sc("subset-zone-link", "The 20-node subset cluster, a zone link down: a NodePingZoneLinkDegraded each way.", "zone-link-down", subset, 1, 0.002),
+		sc("subset-lossy-node", "The 20-node subset cluster, one node losing 5-30% each way: one NodePingNodeUnreachable.", "node-lossy-5-30pct", subset, 2, 0.002),
+		sc("subset-gray-node", "The 20-node subset cluster with 0.3% background loss, one node losing 1-3% each way: one NodePingNodeUnreachable, no pair alert.", "node-gray-1-3pct", subset, 1, 0.003),
 	}
 	for i := range out {
 		if out[i].name == "blackholed-node" {
