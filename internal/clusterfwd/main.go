@@ -189,44 +189,37 @@ func dnsHandler(name string, addr netip.Addr) dns.HandlerFunc {
 
 // serveConnect answers HTTP CONNECT requests, dialing allowed targets from inside netns ns.
 func serveConnect(ln net.Listener, ns string, allow netip.Prefix, ports []string, log *slog.Logger) {
-	for {
-		c, err := ln.Accept()
+	netns.Serve(ln, func(c net.Conn) {
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		br := bufio.NewReader(c)
+		req, err := http.ReadRequest(br)
 		if err != nil {
 			return
 		}
-		go func() {
-			defer c.Close()
-			c.SetReadDeadline(time.Now().Add(10 * time.Second))
-			br := bufio.NewReader(c)
-			req, err := http.ReadRequest(br)
-			if err != nil {
+		target, err := checkTarget(req, allow, ports)
+		if err != nil {
+			log.Warn("CONNECT refused", "target", req.Host, "err", err)
+			fmt.Fprintf(c, "HTTP/1.1 403 Forbidden\r\n\r\n%s\n", err)
+			return
+		}
+		up, derr := netns.Dial(ns, target, 5*time.Second)
+		if derr != nil {
+			fmt.Fprintf(c, "HTTP/1.1 502 Bad Gateway\r\n\r\n%s\n", derr)
+			return
+		}
+		defer up.Close()
+		c.SetReadDeadline(time.Time{})
+		if _, err := io.WriteString(c, "HTTP/1.1 200 Connection established\r\n\r\n"); err != nil {
+			return
+		}
+		if n := br.Buffered(); n > 0 {
+			b, _ := br.Peek(n)
+			if _, err := up.Write(b); err != nil {
 				return
 			}
-			target, err := checkTarget(req, allow, ports)
-			if err != nil {
-				log.Warn("CONNECT refused", "target", req.Host, "err", err)
-				fmt.Fprintf(c, "HTTP/1.1 403 Forbidden\r\n\r\n%s\n", err)
-				return
-			}
-			up, derr := netns.Dial(ns, target, 5*time.Second)
-			if derr != nil {
-				fmt.Fprintf(c, "HTTP/1.1 502 Bad Gateway\r\n\r\n%s\n", derr)
-				return
-			}
-			defer up.Close()
-			c.SetReadDeadline(time.Time{})
-			if _, err := io.WriteString(c, "HTTP/1.1 200 Connection established\r\n\r\n"); err != nil {
-				return
-			}
-			if n := br.Buffered(); n > 0 {
-				b, _ := br.Peek(n)
-				if _, err := up.Write(b); err != nil {
-					return
-				}
-			}
-			netns.Splice(c, up)
-		}()
-	}
+		}
+		netns.Splice(c, up)
+	})
 }
 
 func checkTarget(req *http.Request, allow netip.Prefix, ports []string) (string, error) {

@@ -18,10 +18,9 @@ func Dial(ns, addr string, timeout time.Duration) (conn net.Conn, err error) {
 	return conn, err
 }
 
-// Forward accepts connections on ln until it is closed, and splices each to a fresh connection
-// that dial opens (Dial, for one into a namespace). A failed dial closes the accepted connection
-// and goes to onErr.
-func Forward(ln net.Listener, dial func() (net.Conn, error), onErr func(error)) {
+// Serve accepts connections on ln until it is closed, and hands each to handle in a goroutine of
+// its own, which closes it when handle returns.
+func Serve(ln net.Listener, handle func(net.Conn)) {
 	for {
 		c, err := ln.Accept()
 		if err != nil {
@@ -29,15 +28,23 @@ func Forward(ln net.Listener, dial func() (net.Conn, error), onErr func(error)) 
 		}
 		go func() {
 			defer c.Close()
-			up, err := dial()
-			if err != nil {
-				onErr(err)
-				return
-			}
-			defer up.Close()
-			Splice(c, up)
+			handle(c)
 		}()
 	}
+}
+
+// Forward serves ln (Serve), splicing each connection to a fresh one that dial opens (Dial, for
+// one into a namespace). A failed dial closes the accepted connection and goes to onErr.
+func Forward(ln net.Listener, dial func() (net.Conn, error), onErr func(error)) {
+	Serve(ln, func(c net.Conn) {
+		up, err := dial()
+		if err != nil {
+			onErr(err)
+			return
+		}
+		defer up.Close()
+		Splice(c, up)
+	})
 }
 
 // Splice copies between a and b both ways until either side ends.
