@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nodeping/nodeping/internal/testutil/promapi"
 )
 
 // overlay is one documented install path and where its agents write.
@@ -323,7 +325,7 @@ func (c *Cluster) checkAlerts(t *testing.T, ctx context.Context, p overlay) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := fmt.Sprintf("NodePingNodeUnreachable node=%s zone=%s", target.Name, target.Zone)
+	want := promapi.Alert{Name: "NodePingNodeUnreachable", Labels: map[string]string{"node": target.Name, "zone": target.Zone}}.String()
 	var firing []string
 	took, err := Await(4*time.Minute, func() error {
 		if firing, err = prom.Firing(ctx); err != nil {

@@ -4,21 +4,24 @@ package clustertest
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nodeping/nodeping/internal/netns"
+	"github.com/nodeping/nodeping/internal/testutil/promapi"
 )
 
 // Prometheus is a real Prometheus outside the cluster, as in the demo: in the router's network
 // namespace, scraping every node's address on port 9100 (node-exporter) with the shipped rules.
+// URL reaches its API from this namespace.
 type Prometheus struct {
-	router string
+	URL string
 }
 
 // StartPrometheus starts Prometheus with scrape and rule evaluation every 15s (the interval the
@@ -46,12 +49,19 @@ func (c *Cluster) StartPrometheus(t *testing.T) *Prometheus {
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("prometheus: %v", err)
 	}
+	// Its API, from this namespace: host-loopback connections forwarded into the router's.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go netns.Forward(l, func() (net.Conn, error) { return netns.Dial(c.Router, "127.0.0.1:9090", 5*time.Second) }, func(error) {})
 	t.Cleanup(func() {
+		l.Close()
 		cmd.Process.Kill()
 		cmd.Wait()
 		log.Close()
 	})
-	p := &Prometheus{router: c.Router}
+	p := &Prometheus{URL: "http://" + l.Addr().String()}
 	if _, err := Await(30*time.Second, func() error {
 		_, err := p.Query(context.Background(), "up")
 		return err
@@ -62,44 +72,14 @@ func (c *Cluster) StartPrometheus(t *testing.T) *Prometheus {
 	return p
 }
 
-// Query runs an instant query and returns each sample's labels.
-func (p *Prometheus) Query(ctx context.Context, expr string) ([]map[string]string, error) {
-	out, err := exec.CommandContext(ctx, "ip", "netns", "exec", p.router, "promtool", "query", "instant", "-o", "json", "http://127.0.0.1:9090", expr).Output()
-	if err != nil {
-		return nil, fmt.Errorf("query %q: %w", expr, err)
-	}
-	var samples []struct {
-		Metric map[string]string `json:"metric"`
-	}
-	if err := json.Unmarshal(out, &samples); err != nil {
-		return nil, fmt.Errorf("query %q: %w: %s", expr, err, out)
-	}
-	var ls []map[string]string
-	for _, s := range samples {
-		ls = append(ls, s.Metric)
-	}
-	return ls, nil
+// Query runs an instant query.
+func (p *Prometheus) Query(ctx context.Context, expr string) ([]promapi.Sample, error) {
+	return promapi.Query(ctx, p.URL, expr)
 }
 
-// Firing returns the firing alerts, each as its name and the labels that name its culprit
-// (node, zone, peer_zone, source_node, destination_node), sorted.
+// Firing returns the firing alerts, as promapi.Alert.String names them, sorted.
 func (p *Prometheus) Firing(ctx context.Context) ([]string, error) {
-	ls, err := p.Query(ctx, `ALERTS{alertstate="firing"}`)
-	if err != nil {
-		return nil, err
-	}
-	var alerts []string
-	for _, l := range ls {
-		a := l["alertname"]
-		for _, k := range []string{"node", "zone", "peer_zone", "source_node", "destination_node"} {
-			if v := l[k]; v != "" {
-				a += " " + k + "=" + v
-			}
-		}
-		alerts = append(alerts, a)
-	}
-	sort.Strings(alerts)
-	return alerts, nil
+	return promapi.Alerts(ctx, p.URL, "firing")
 }
 
 // Blackhole drops every packet on the node's uplink, both ways, with nftables in its network

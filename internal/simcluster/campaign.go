@@ -10,6 +10,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/nodeping/nodeping/internal/testutil/promapi"
 )
 
 // CampaignClasses are the fault classes a campaign draws from, in the order it reports them
@@ -107,29 +109,10 @@ func DrawSpec(rnd *rand.Rand, class string, nodes, zones []string) (Spec, error)
 	return ParseSpec(text)
 }
 
-// alerts returns the alerts in a state (a regexp: firing, pending|firing), by String.
-func (c *Cluster) alerts(ctx context.Context, state string) ([]string, error) {
-	s, err := c.Query(ctx, fmt.Sprintf(`ALERTS{alertstate=~%q}`, state))
-	if err != nil {
-		return nil, err
-	}
-	var out []string
-	for _, a := range s {
-		name := a.Labels["alertname"]
-		l := map[string]string{}
-		for _, k := range AlertLabels {
-			if v, ok := a.Labels[k]; ok {
-				l[k] = v
-			}
-		}
-		out = append(out, Alert{name, l}.String())
-	}
-	sort.Strings(out)
-	return out, nil
-}
-
 // FiringAlerts returns the alerts firing now, as Alert.String gives them, sorted.
-func (c *Cluster) FiringAlerts(ctx context.Context) ([]string, error) { return c.alerts(ctx, "firing") }
+func (c *Cluster) FiringAlerts(ctx context.Context) ([]string, error) {
+	return promapi.Alerts(ctx, c.PrometheusURL, "firing")
+}
 
 // ZoneOf returns a node's zone ("" for an unknown node).
 func (c *Cluster) ZoneOf(node string) string {
@@ -192,7 +175,7 @@ func keys(m map[string]time.Duration) []string {
 func (c *Cluster) awaitQuiet(ctx context.Context, within time.Duration) error {
 	deadline := time.Now().Add(within)
 	for {
-		a, err := c.alerts(ctx, "pending|firing")
+		a, err := promapi.Alerts(ctx, c.PrometheusURL, "pending|firing")
 		if err == nil && len(a) == 0 {
 			return nil
 		}

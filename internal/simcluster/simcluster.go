@@ -20,7 +20,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -31,6 +30,7 @@ import (
 	"time"
 
 	"github.com/nodeping/nodeping/internal/netns"
+	"github.com/nodeping/nodeping/internal/testutil/promapi"
 	"github.com/nodeping/nodeping/pkg/nodelist"
 )
 
@@ -567,50 +567,9 @@ func (c *Cluster) Node(name string) (Node, error) {
 }
 
 // Sample is one element of an instant query's result.
-type Sample struct {
-	Labels map[string]string
-	Value  float64
-}
+type Sample = promapi.Sample
 
 // Query evaluates an instant PromQL query.
 func (c *Cluster) Query(ctx context.Context, q string) ([]Sample, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.PrometheusURL+"/api/v1/query?query="+url.QueryEscape(q), nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("query %q: %w", q, err)
-	}
-	defer resp.Body.Close()
-	var body struct {
-		Status string `json:"status"`
-		Error  string `json:"error"`
-		Data   struct {
-			ResultType string `json:"resultType"`
-			Result     []struct {
-				Metric map[string]string `json:"metric"`
-				Value  [2]any            `json:"value"`
-			} `json:"result"`
-		} `json:"data"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
-		return nil, fmt.Errorf("query %q: decode: %w", q, err)
-	}
-	if body.Status != "success" {
-		return nil, fmt.Errorf("query %q: %s", q, body.Error)
-	}
-	if body.Data.ResultType != "vector" {
-		return nil, fmt.Errorf("query %q: result type %s, want vector", q, body.Data.ResultType)
-	}
-	out := make([]Sample, 0, len(body.Data.Result))
-	for _, r := range body.Data.Result {
-		s, _ := r.Value[1].(string)
-		v, err := strconv.ParseFloat(s, 64)
-		if err != nil {
-			return nil, fmt.Errorf("query %q: value %q: %w", q, s, err)
-		}
-		out = append(out, Sample{Labels: r.Metric, Value: v})
-	}
-	return out, nil
+	return promapi.Query(ctx, c.PrometheusURL, q)
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/nodeping/nodeping/internal/testutil/poll"
+	"github.com/nodeping/nodeping/internal/testutil/promapi"
 )
 
 // agentBin is the agent built once for every cluster of this package's tests.
@@ -459,7 +460,7 @@ func assertAlerts(t *testing.T, c *Cluster, specs []string, within, silence time
 			t.Fatal(err)
 		}
 		waitQuery(t, 2*time.Minute, spec.String()+": alerts resolved after the fault is cleared", func() bool {
-			a, err := c.alerts(context.Background(), "pending|firing")
+			a, err := promapi.Alerts(context.Background(), c.PrometheusURL, "pending|firing")
 			return err == nil && len(a) == 0
 		})
 	}

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/nodeping/nodeping/internal/testutil/promapi"
 )
 
 // Spec is a fault written as text, as on nodeping-sim's and scripts/demo's --fault:
@@ -278,24 +280,8 @@ func (s Spec) Class() string {
 	return s.Kind
 }
 
-// Alert is a firing alert, by name and the labels that say what it names.
-type Alert struct {
-	Name   string
-	Labels map[string]string
-}
-
-// AlertLabels are the labels that identify what an alert names, in the order String prints them.
-var AlertLabels = []string{"node", "zone", "source_zone", "destination_zone", "source_node", "destination_node"}
-
-func (a Alert) String() string {
-	var ls []string
-	for _, k := range AlertLabels {
-		if v, ok := a.Labels[k]; ok {
-			ls = append(ls, k+"="+v)
-		}
-	}
-	return a.Name + "{" + strings.Join(ls, ",") + "}"
-}
+// Alert is an alert by its name and the labels that identify what it names.
+type Alert = promapi.Alert
 
 // Expected returns the alerts the shipped rules must fire for the fault, sorted by String,
 // and nothing else. zoneOf gives a node's zone.
@@ -305,10 +291,10 @@ func (a Alert) String() string {
 func (s Spec) Expected(zoneOf func(node string) string) []Alert {
 	var out []Alert
 	node := func(name string, i int) Alert {
-		return Alert{name, map[string]string{"node": s.Nodes[i], "zone": zoneOf(s.Nodes[i])}}
+		return Alert{Name: name, Labels: map[string]string{"node": s.Nodes[i], "zone": zoneOf(s.Nodes[i])}}
 	}
 	both := func(name string, l map[string]string, swap func(map[string]string) map[string]string) {
-		out = append(out, Alert{name, l}, Alert{name, swap(l)})
+		out = append(out, Alert{Name: name, Labels: l}, Alert{Name: name, Labels: swap(l)})
 	}
 	zoneSwap := func(l map[string]string) map[string]string {
 		return map[string]string{"source_zone": l["destination_zone"], "destination_zone": l["source_zone"]}
@@ -328,21 +314,21 @@ func (s Spec) Expected(zoneOf func(node string) string) []Alert {
 		out = append(out, node("NodePingHighLatency", 0))
 	case "stop-agent":
 		// The rule names the node only: the zone comes from the node's own series, which are gone.
-		out = append(out, Alert{"NodePingAgentMissing", map[string]string{"node": s.Nodes[0]}})
+		out = append(out, Alert{Name: "NodePingAgentMissing", Labels: map[string]string{"node": s.Nodes[0]}})
 	case "partition":
-		out = append(out, Alert{"NodePingZoneIsolated", map[string]string{"zone": s.Zones[0]}})
+		out = append(out, Alert{Name: "NodePingZoneIsolated", Labels: map[string]string{"zone": s.Zones[0]}})
 	case "zone-link":
 		both("NodePingZoneLinkDegraded", map[string]string{"source_zone": s.Zones[0], "destination_zone": s.Zones[1]}, zoneSwap)
 	case "zone-latency":
 		both("NodePingZoneLinkLatency", map[string]string{"source_zone": s.Zones[0], "destination_zone": s.Zones[1]}, zoneSwap)
 	case "pair-loss":
 		a, b := s.Nodes[0], s.Nodes[1]
-		out = append(out, Alert{"NodePingPairLoss", map[string]string{"source_node": a, "destination_node": b, "source_zone": zoneOf(a), "destination_zone": zoneOf(b)}})
+		out = append(out, Alert{Name: "NodePingPairLoss", Labels: map[string]string{"source_node": a, "destination_node": b, "source_zone": zoneOf(a), "destination_zone": zoneOf(b)}})
 	case "link":
 		a, b := s.Nodes[0], s.Nodes[1]
 		out = append(out,
-			Alert{"NodePingPairLoss", map[string]string{"source_node": a, "destination_node": b, "source_zone": zoneOf(a), "destination_zone": zoneOf(b)}},
-			Alert{"NodePingPairLoss", map[string]string{"source_node": b, "destination_node": a, "source_zone": zoneOf(b), "destination_zone": zoneOf(a)}})
+			Alert{Name: "NodePingPairLoss", Labels: map[string]string{"source_node": a, "destination_node": b, "source_zone": zoneOf(a), "destination_zone": zoneOf(b)}},
+			Alert{Name: "NodePingPairLoss", Labels: map[string]string{"source_node": b, "destination_node": a, "source_zone": zoneOf(b), "destination_zone": zoneOf(a)}})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].String() < out[j].String() })
 	return out
