@@ -19,12 +19,22 @@ import (
 
 // overlay is one documented install path and where its agents write.
 type overlay struct {
-	name    string // the overlay's directory, or "helm" and "helm-flant-compat"
-	install string // the docs block that installs it
-	remove  string // the docs block that uninstalls it
+	// name is the overlay's directory (installed by the docs block "install"), or the name of
+	// the docs block that installs it with Helm ("helm...").
+	name string
 	// file is the agent's file on a node, for that node's name.
 	file         func(node string) string
 	nodeExporter bool // the path deploys node-exporter, so the verify block runs
+}
+
+func (p overlay) helm() bool { return strings.HasPrefix(p.name, "helm") }
+
+// blocks are the docs blocks that install and uninstall the path.
+func (p overlay) blocks() (install, remove string) {
+	if p.helm() {
+		return p.name, "uninstall-helm"
+	}
+	return "install", "uninstall"
 }
 
 // TestInstallPaths installs nodeping on a real cluster along each documented path, with the
@@ -34,26 +44,27 @@ func TestInstallPaths(t *testing.T) {
 	defaultFile := func(string) string { return "/var/lib/node_exporter/textfile_collector/nodeping.prom" }
 	flantFile := func(n string) string { return "/var/run/node-exporter-textfile/node-ping_" + n + ".prom" }
 	paths := []overlay{
-		{name: "standalone", install: "install", remove: "uninstall", file: defaultFile, nodeExporter: true},
-		{name: "kube-prometheus-stack", install: "install", remove: "uninstall", file: defaultFile},
-		{name: "flant-compat", install: "install", remove: "uninstall", file: flantFile},
-		{name: "helm", install: "helm", remove: "uninstall-helm", file: defaultFile},
-		{name: "helm-flant-compat", install: "helm-flant-compat", remove: "uninstall-helm", file: flantFile},
+		{name: "standalone", file: defaultFile, nodeExporter: true},
+		{name: "kube-prometheus-stack", file: defaultFile},
+		{name: "flant-compat", file: flantFile},
+		{name: "helm", file: defaultFile},
+		{name: "helm-flant-compat", file: flantFile},
 	}
 	for _, p := range paths {
 		t.Run(p.name, func(t *testing.T) { installPath(t, c, p) })
 	}
 }
 
-func doc(t *testing.T, c *Cluster, name, overlayName string) string {
+// doc returns the docs block name, for path p.
+func doc(t *testing.T, c *Cluster, name string, p overlay) string {
 	t.Helper()
 	block, err := Doc(c.Root, name)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// The install and uninstall blocks name the standalone overlay and say "or" the others.
-	if !strings.HasPrefix(overlayName, "helm") {
-		block = strings.ReplaceAll(block, "manifests/overlays/standalone", "manifests/overlays/"+overlayName)
+	if !p.helm() {
+		block = strings.ReplaceAll(block, "manifests/overlays/standalone", "manifests/overlays/"+p.name)
 	}
 	return block
 }
@@ -61,7 +72,8 @@ func doc(t *testing.T, c *Cluster, name, overlayName string) string {
 func installPath(t *testing.T, c *Cluster, p overlay) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
-	if strings.HasPrefix(p.name, "helm") {
+	install, remove := p.blocks()
+	if p.helm() {
 		helm, err := exec.Command(filepath.Join(c.Root, "scripts", "tool-helm")).Output()
 		if err != nil {
 			t.Fatalf("scripts/tool-helm: %v", err)
@@ -69,7 +81,7 @@ func installPath(t *testing.T, c *Cluster, p overlay) {
 		t.Setenv("PATH", filepath.Dir(strings.TrimSpace(string(helm)))+":"+os.Getenv("PATH"))
 	}
 	start := time.Now()
-	if _, err := c.Sh(ctx, doc(t, c, p.install, p.name)); err != nil {
+	if _, err := c.Sh(ctx, doc(t, c, install, p)); err != nil {
 		c.dumpPods(t, ctx)
 		t.Fatalf("install: %v", err)
 	}
@@ -77,7 +89,7 @@ func installPath(t *testing.T, c *Cluster, p overlay) {
 	uninstalled := false
 	defer func() {
 		if !uninstalled { // leave the cluster clean for the next path even when this one failed
-			c.Sh(context.Background(), doc(t, c, p.remove, p.name))
+			c.Sh(context.Background(), doc(t, c, remove, p))
 		}
 	}()
 
@@ -102,7 +114,7 @@ func installPath(t *testing.T, c *Cluster, p overlay) {
 	c.checkAgentPods(t, ctx)
 	c.checkController(t, ctx)
 	if p.nodeExporter {
-		verify := doc(t, c, "verify", p.name)
+		verify := doc(t, c, "verify", p)
 		if _, err := Await(2*time.Minute, func() error {
 			out, err := c.Sh(ctx, verify)
 			if err != nil {
@@ -126,7 +138,7 @@ func installPath(t *testing.T, c *Cluster, p overlay) {
 	}
 
 	start = time.Now()
-	if _, err := c.Sh(ctx, doc(t, c, p.remove, p.name)); err != nil {
+	if _, err := c.Sh(ctx, doc(t, c, remove, p)); err != nil {
 		t.Fatalf("uninstall: %v", err)
 	}
 	uninstalled = true
@@ -209,6 +221,16 @@ func (c *Cluster) checkAgentPods(t *testing.T, ctx context.Context) {
 	}
 	if len(nodes) != len(c.Nodes) {
 		t.Errorf("agents on %d nodes, want %d", len(nodes), len(c.Nodes))
+	}
+	// The API server reaches the kubelets (the egress selector): kubectl logs and exec work.
+	if len(pods.Items) > 0 {
+		pod := pods.Items[0].Metadata.Name
+		if out, err := c.Kubectl(ctx, "-n", "nodeping", "logs", pod); err != nil || !strings.Contains(out, "nodes list loaded") {
+			t.Errorf("kubectl logs %s: %v: %q has no \"nodes list loaded\"", pod, err, tail([]byte(out), 500))
+		}
+		if out, err := c.Kubectl(ctx, "-n", "nodeping", "exec", pod, "--", "/usr/local/bin/nodeping-agent", "--version"); err != nil || !strings.HasPrefix(out, "nodeping-agent ") {
+			t.Errorf("kubectl exec %s -- nodeping-agent --version: %v: %q", pod, err, out)
+		}
 	}
 	// The agent processes, found through the nodes' network namespaces: effective capabilities
 	// exactly CAP_NET_RAW (bit 13).
