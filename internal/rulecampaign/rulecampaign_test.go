@@ -2,6 +2,7 @@ package rulecampaign
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"os"
 	"os/exec"
@@ -111,11 +112,15 @@ func TestRingSubsetCoversZones(t *testing.T) {
 }
 
 // campaign draws n cases of all the classes from seed on clusters, runs them through the shipped
-// rules with promtool in batches of batch, logs the report and returns its totals.
-func campaign(t *testing.T, promtool string, seed uint64, n int, clusters []Cluster, batch int) Totals {
+// rules with promtool in batches of batch, scraped and evaluated every scrape seconds, logs the
+// report and returns its totals.
+func campaign(t *testing.T, promtool string, seed uint64, n int, clusters []Cluster, batch, scrape int) Totals {
 	t.Helper()
 	classes := Classes()
 	cases := Generate(seed, n, clusters, classes)
+	for i := range cases {
+		cases[i].Scrape = scrape
+	}
 	fired, err := Run(context.Background(), Options{Promtool: promtool, RulesPath: "../../manifests/rules/nodeping.rules.yml", Dir: t.TempDir(), Batch: batch, Parallel: 2}, cases)
 	if err != nil {
 		t.Fatal(err)
@@ -138,17 +143,67 @@ func TestShortCampaign(t *testing.T) {
 	if testing.Short() {
 		t.Skip("skipping the campaign in -short mode")
 	}
-	tot := campaign(t, promtool, 2, len(Classes()), []Cluster{FullMesh("12n-3z", NewNodes(12, 3, 2))}, 5)
-	if os.Getenv("NODEPING_CAMPAIGN_LENIENT") != "" {
-		return
-	}
-	if tot.Precision < 0.98 || tot.Recall < 0.95 || tot.FalseInSilence != 0 || !(tot.CleanMedian <= 60) || !(tot.GrayWorst <= 120) {
-		t.Errorf("goals missed: precision %.3f (>= 0.98), recall %.3f (>= 0.95), false alerts in silent runs %d (0), clean median %.0fs (<= 60), gray worst %.0fs (<= 120)",
-			tot.Precision, tot.Recall, tot.FalseInSilence, tot.CleanMedian, tot.GrayWorst)
+	for _, scrape := range []int{15, 30} {
+		t.Run(fmt.Sprintf("scrape=%ds", scrape), func(t *testing.T) {
+			t.Parallel()
+			tot := campaign(t, promtool, 2, len(Classes()), []Cluster{FullMesh("12n-3z", NewNodes(12, 3, 2))}, 5, scrape)
+			if os.Getenv("NODEPING_CAMPAIGN_LENIENT") != "" {
+				return
+			}
+			if tot.Precision < 0.98 || tot.Recall < 0.95 || tot.FalseInSilence != 0 || !(tot.CleanMedian <= 60) || !(tot.GrayWorst <= 120) {
+				t.Errorf("goals missed: precision %.3f (>= 0.98), recall %.3f (>= 0.95), false alerts in silent runs %d (0), clean median %.0fs (<= 60), gray worst %.0fs (<= 120)",
+					tot.Precision, tot.Recall, tot.FalseInSilence, tot.CleanMedian, tot.GrayWorst)
+			}
+		})
 	}
 }
 
-// TestLongCampaign is scripts/test-long's campaign: 240 cases on every cluster shape, seed 1,
+// TestScrapeStride: a case scraped every 30s renders every other cycle's counters, at a 30s
+// interval, and a series that goes stale ends at the first scrape at or after that step.
+func TestScrapeStride(t *testing.T) {
+	c := FullMesh("3", NewNodes(3, 0, 0))
+	cs := Case{ID: 1, Cluster: c, Seed: 1, Scrape: 30, Effects: Effects{Silent: map[int]bool{0: true}}}
+	g := cs.Group()
+	if !strings.Contains(g, "  - interval: 30s\n") {
+		t.Errorf("group interval: %.200s", g)
+	}
+	if f := File("r.yml", []Case{cs}); !strings.Contains(f, "evaluation_interval: 30s\n") {
+		t.Errorf("file: %.200s", f)
+	}
+	for _, line := range cs.Series() {
+		values := line[strings.Index(line, "values: '")+len("values: '") : len(line)-1]
+		n := 0
+		for _, part := range strings.Fields(values) {
+			if part == "stale" {
+				continue
+			}
+			if i := strings.LastIndex(part, "x"); i > 0 {
+				var k int
+				fmt.Sscanf(part[i+1:], "%d", &k)
+				n += k + 1
+			} else {
+				n++
+			}
+		}
+		want := Steps/2 + 1 // samples at 0, 30s, ..., 9m
+		if strings.Contains(line, `source_node="node-1"`) {
+			want = FaultStep / 2 // stale from the fault's scrape on (lag 0 or 1 step)
+			if !strings.HasSuffix(values, "stale") {
+				t.Errorf("silent node's series does not go stale: %s", values)
+			}
+			if n != want && n != want+1 {
+				t.Errorf("silent node's series has %d samples, want %d or %d: %s", n, want, want+1, values)
+			}
+			continue
+		}
+		if n != want {
+			t.Errorf("%d samples, want %d: %s", n, want, line)
+		}
+	}
+}
+
+// TestLongCampaign is scripts/test-long's campaign: 240 cases on every cluster shape, seed 1, at
+// a 15s and a 30s scrape and evaluation interval,
 // against the goals of issue 12. It takes promtool a CPU-hour or so.
 func TestLongCampaign(t *testing.T) {
 	if os.Getenv("NODEPING_LONG_CAMPAIGN") == "" {
@@ -158,10 +213,14 @@ func TestLongCampaign(t *testing.T) {
 	if err != nil {
 		t.Fatal("promtool not installed (apt-get install prometheus)")
 	}
-	tot := campaign(t, promtool, 1, 240, Clusters(), 8)
-	if tot.Precision < 0.98 || tot.Recall < 0.95 || tot.FalseInSilence != 0 || !(tot.CleanMedian <= 60) {
-		t.Errorf("goals missed: precision %.3f (>= 0.98), recall %.3f (>= 0.95), false alerts in silent runs %d (0), clean median %.0fs (<= 60)",
-			tot.Precision, tot.Recall, tot.FalseInSilence, tot.CleanMedian)
+	for _, scrape := range []int{15, 30} {
+		t.Run(fmt.Sprintf("scrape=%ds", scrape), func(t *testing.T) {
+			tot := campaign(t, promtool, 1, 240, Clusters(), 8, scrape)
+			if tot.Precision < 0.98 || tot.Recall < 0.95 || tot.FalseInSilence != 0 || !(tot.CleanMedian <= 60) {
+				t.Errorf("goals missed: precision %.3f (>= 0.98), recall %.3f (>= 0.95), false alerts in silent runs %d (0), clean median %.0fs (<= 60)",
+					tot.Precision, tot.Recall, tot.FalseInSilence, tot.CleanMedian)
+			}
+		})
 	}
 }
 

@@ -86,6 +86,10 @@ type Case struct {
 	// FromStart faults are there from the first sample (nodeping or Prometheus started on a
 	// broken cluster): no healthy history, no baseline.
 	FromStart bool
+	// Scrape is the seconds between Prometheus's scrapes and its rule evaluations: StepSeconds
+	// (0 means that) or a multiple of it (30: kube-prometheus-stack's defaults). The agents still
+	// cycle every StepSeconds; a scrape sees the counters of every cycle since the last one.
+	Scrape int
 	Effects
 	Want []Alert
 }
@@ -96,6 +100,14 @@ func (cs Case) Fault() int {
 		return 0
 	}
 	return FaultStep
+}
+
+// ScrapeSeconds is Scrape with its default.
+func (cs Case) ScrapeSeconds() int {
+	if cs.Scrape <= 0 {
+		return StepSeconds
+	}
+	return cs.Scrape
 }
 
 // FaultSeconds is Fault in seconds from the start of the run.

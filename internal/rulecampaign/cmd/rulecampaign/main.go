@@ -33,6 +33,7 @@ func run(args []string) error {
 	keep := fs.String("keep", "", "write the promtool test files to this directory and keep them")
 	classes := fs.String("classes", "", "comma-separated fault classes to run (default all)")
 	rescore := fs.Bool("rescore", false, "score the promtool reports already in -keep (of a run with the same -seed, -cases, -classes and -clusters) instead of running promtool; cases without a report are left out")
+	scrape := fs.Int("scrape", rulecampaign.StepSeconds, "seconds between scrapes and rule evaluations: 15, or a multiple of it (30 is kube-prometheus-stack's default)")
 	clusters := fs.String("clusters", "", "comma-separated cluster shapes to use (default all: 12n-3z, 38n-3z, 60n-5z-k8)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -55,7 +56,13 @@ func run(args []string) error {
 	if len(cls) == 0 || len(cts) == 0 {
 		return fmt.Errorf("no class or cluster left after -classes %q -clusters %q", *classes, *clusters)
 	}
+	if *scrape <= 0 || *scrape%rulecampaign.StepSeconds != 0 {
+		return fmt.Errorf("-scrape %d: want a positive multiple of %d", *scrape, rulecampaign.StepSeconds)
+	}
 	cases := rulecampaign.Generate(*seed, *n, cts, cls)
+	for i := range cases {
+		cases[i].Scrape = *scrape
+	}
 	start := time.Now()
 	var fired map[int][]rulecampaign.Fired
 	if *rescore {
@@ -75,7 +82,7 @@ func run(args []string) error {
 		return err
 	}
 	scores, outcomes := rulecampaign.Score(cases, fired, cls)
-	fmt.Printf("synthetic campaign: seed %d, %d cases, rules %s, %s in promtool\n", *seed, len(cases), *rules, time.Since(start).Round(time.Second))
+	fmt.Printf("synthetic campaign: seed %d, %d cases, %ds scrape and evaluation, rules %s, %s in promtool\n", *seed, len(cases), *scrape, *rules, time.Since(start).Round(time.Second))
 	rulecampaign.Report(os.Stdout, scores, outcomes)
 	return nil
 }
