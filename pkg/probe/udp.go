@@ -3,7 +3,6 @@ package probe
 import (
 	"context"
 	"crypto/rand"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	mrand "math/rand/v2"
@@ -11,10 +10,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-)
 
-// udpPacketLen is a UDP probe: an 8-byte per-process cookie and a 4-byte serial number, padded.
-const udpPacketLen = 16
+	"github.com/nodeping/nodeping/pkg/udpecho"
+)
 
 // UDPConfig sets the UDP probe.
 type UDPConfig struct {
@@ -131,8 +129,7 @@ func (u *UDP) Run(ctx context.Context, targets []netip.Addr) ([]Stats, error) {
 		u.run = nil
 		u.mu.Unlock()
 	}()
-	pkt := make([]byte, udpPacketLen)
-	copy(pkt, u.cookie[:])
+	pkt := make([]byte, udpecho.Len)
 	sp := newSpread(n, u.cfg.Count, u.cfg.Interval, newRand())
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -157,7 +154,7 @@ func (u *UDP) Run(ctx context.Context, targets []netip.Addr) ([]Stats, error) {
 			continue
 		}
 		u.mu.Unlock()
-		binary.BigEndian.PutUint32(pkt[8:12], serial)
+		udpecho.PutProbe(pkt, u.cookie, serial)
 		sock := u.socks[(k+t)%len(u.socks)] // each probe of a burst from another source port
 		if _, err := sock.conn.WriteToUDPAddrPort(pkt, netip.AddrPortFrom(targets[t], uint16(u.cfg.Port))); err != nil {
 			u.mu.Lock()
@@ -216,7 +213,7 @@ func (u *UDP) resolved(rs *udpRun) {
 // handle matches one received datagram, read at now (engine-monotonic) and received by the
 // kernel at kernelTS (Unix nanoseconds; 0 when unknown), to its probe.
 func (u *UDP) handle(b []byte, kernelTS, now int64) {
-	serial, ok := parseUDPEcho(b, u.cookie)
+	serial, ok := udpecho.ParseEcho(b, u.cookie)
 	if !ok {
 		return
 	}
@@ -246,14 +243,6 @@ func (u *UDP) handle(b []byte, kernelTS, now int64) {
 	st.Received++
 	st.RTTs = append(st.RTTs, rtt)
 	u.resolved(rs)
-}
-
-// parseUDPEcho checks an echoed probe and returns its serial number.
-func parseUDPEcho(b []byte, cookie [8]byte) (uint32, bool) {
-	if len(b) != udpPacketLen || string(b[:8]) != string(cookie[:]) {
-		return 0, false
-	}
-	return binary.BigEndian.Uint32(b[8:12]), true
 }
 
 // sleep waits for d, or until done is closed or ctx ends.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/nodeping/nodeping/internal/testutil/servetest"
 	"github.com/nodeping/nodeping/pkg/responder"
+	"github.com/nodeping/nodeping/pkg/udpecho"
 )
 
 func startUDPResponder(t *testing.T, allow []netip.Addr, rate int) *responder.UDP {
@@ -61,7 +62,8 @@ func TestUDPProbeAndResponder(t *testing.T) {
 	}
 }
 
-// TestUDPResponderLimits: never more bytes than received, nothing oversized, and a rate limit.
+// TestUDPResponderLimits: never more bytes than received, nothing longer than a probe, and a
+// rate limit.
 func TestUDPResponderLimits(t *testing.T) {
 	lo := netip.MustParseAddr("127.0.0.1")
 	r := startUDPResponder(t, []netip.Addr{lo}, 5)
@@ -70,9 +72,11 @@ func TestUDPResponderLimits(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	c.Write(make([]byte, responder.MaxUDPPayload+1))
+	c.Write(make([]byte, udpecho.Len+1))
+	probe := make([]byte, udpecho.Len)
+	udpecho.PutProbe(probe, [8]byte{}, 1)
 	for range 20 {
-		c.Write([]byte("sixteen bytes!!!"))
+		c.Write(probe)
 	}
 	c.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
 	buf := make([]byte, 4096)
@@ -82,8 +86,8 @@ func TestUDPResponderLimits(t *testing.T) {
 		if err != nil {
 			break
 		}
-		if n != 16 {
-			t.Errorf("answered with %d bytes to a 16-byte probe", n)
+		if n != udpecho.Len {
+			t.Errorf("answered with %d bytes to a %d-byte probe", n, udpecho.Len)
 		}
 		got++
 	}
@@ -117,6 +121,7 @@ func TestUDPSourcePortsVary(t *testing.T) {
 			mu.Lock()
 			ports[from.Port] = true
 			mu.Unlock()
+			udpecho.MakeEcho(buf[:n])
 			echo.WriteToUDP(buf[:n], from)
 		}
 	}()
@@ -135,12 +140,13 @@ func TestUDPSourcePortsVary(t *testing.T) {
 func FuzzParseUDPEcho(f *testing.F) {
 	var cookie [8]byte
 	copy(cookie[:], "nodeping")
-	f.Add([]byte("nodeping\x00\x00\x00\x07pad!"))
+	f.Add([]byte("NPGenodeping\x00\x00\x00\x07"))
+	f.Add([]byte("NPGpnodeping\x00\x00\x00\x07"))
 	f.Add([]byte("short"))
 	f.Add(make([]byte, 16))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		seq, ok := parseUDPEcho(b, cookie)
-		if ok && (len(b) != udpPacketLen || string(b[:8]) != "nodeping") {
+		seq, ok := udpecho.ParseEcho(b, cookie)
+		if ok && (len(b) != udpecho.Len || string(b[:4]) != "NPGe" || string(b[4:12]) != "nodeping") {
 			t.Fatalf("accepted %q as seq %d", b, seq)
 		}
 	})

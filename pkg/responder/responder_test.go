@@ -2,7 +2,6 @@ package responder
 
 import (
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/nodeping/nodeping/internal/testutil/poll"
 	"github.com/nodeping/nodeping/internal/testutil/servetest"
+	"github.com/nodeping/nodeping/pkg/udpecho"
 )
 
 var (
@@ -154,9 +154,23 @@ func udpFrom(t *testing.T, src netip.Addr, to net.Addr) *net.UDPConn {
 	return c
 }
 
-// echo sends one probe and reports whether it came back within wait.
+// testCookie is the tests' prober cookie.
+const testCookie = "resptest"
+
+// probe is a well-formed probe with serial i.
+func probe(i int) []byte {
+	b := make([]byte, udpecho.Len)
+	udpecho.PutProbe(b, [8]byte([]byte(testCookie)), uint32(i))
+	return b
+}
+
+// echo sends one probe and reports whether its echo came back within wait.
 func echo(c *net.UDPConn, i int, wait time.Duration) bool {
-	msg := []byte(fmt.Sprintf("probe-%06d", i))
+	return echoed(c, probe(i), wait)
+}
+
+// echoed sends msg and reports whether the echo of probe msg came back within wait.
+func echoed(c *net.UDPConn, msg []byte, wait time.Duration) bool {
 	if _, err := c.Write(msg); err != nil {
 		return false
 	}
@@ -167,7 +181,9 @@ func echo(c *net.UDPConn, i int, wait time.Duration) bool {
 		if err != nil {
 			return false
 		}
-		if string(buf[:n]) == string(msg) {
+		want := append([]byte(nil), msg...)
+		udpecho.MakeEcho(want)
+		if string(buf[:n]) == string(want) {
 			return true
 		}
 	}
@@ -202,7 +218,7 @@ func TestUDPNoisySourceCostsOthersNothing(t *testing.T) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		msg := []byte("noise")
+		msg := probe(0)
 		for i := 0; i < 200000 && !stop.Load(); i++ {
 			if _, err := noisy.Write(msg); err == nil {
 				sent.Add(1)
