@@ -1,6 +1,7 @@
 package responder
 
 import (
+	"fmt"
 	"log/slog"
 	"net"
 
@@ -27,7 +28,7 @@ type packetConn interface {
 func newPacketConn(c *net.UDPConn, log *slog.Logger) packetConn {
 	p6 := ipv6.NewPacketConn(c)
 	if err := p6.SetControlMessage(ipv6.FlagDst, true); err == nil {
-		return udp6{p6}
+		return &udp6{p: p6, c: c}
 	}
 	p4 := ipv4.NewPacketConn(c)
 	if err := p4.SetControlMessage(ipv4.FlagDst, true); err != nil {
@@ -68,15 +69,18 @@ func (c udp4) writeFrom(b []byte, src net.IP, to net.Addr) error {
 	return err
 }
 
-type udp6 struct{ p *ipv6.PacketConn }
+// udp6 is a dual-stack socket: an IPv4 probe arrives from, and to, IPv4-mapped addresses.
+type udp6 struct {
+	p      *ipv6.PacketConn
+	c      *net.UDPConn
+	mapped []byte // the control message for an IPv4-mapped source, reused (Serve is one goroutine)
+}
 
-func (c udp6) readBatch(ms []ipv4.Message) (int, error) { return c.p.ReadBatch(ms, 0) }
+func (c *udp6) readBatch(ms []ipv4.Message) (int, error) { return c.p.ReadBatch(ms, 0) }
 
-func (c udp6) newOOB() []byte { return ipv6.NewControlMessage(ipv6.FlagDst) }
+func (c *udp6) newOOB() []byte { return ipv6.NewControlMessage(ipv6.FlagDst) }
 
-// dst is an IPv4-mapped address for an IPv4 probe; Linux takes it back as the source of an
-// answer to an IPv4-mapped destination.
-func (c udp6) dst(oob []byte) net.IP {
+func (c *udp6) dst(oob []byte) net.IP {
 	var cm ipv6.ControlMessage
 	if len(oob) == 0 || cm.Parse(oob) != nil {
 		return nil
@@ -84,7 +88,18 @@ func (c udp6) dst(oob []byte) net.IP {
 	return cm.Dst
 }
 
-func (c udp6) writeFrom(b []byte, src net.IP, to net.Addr) error {
+func (c *udp6) writeFrom(b []byte, src net.IP, to net.Addr) error {
+	if src.To4() != nil {
+		// x/net sets IPv6 sources only; Linux also takes an IPv4-mapped one for an IPv4-mapped
+		// destination (mappedSource is nil elsewhere: the kernel then picks the source).
+		c.mapped = mappedSource(c.mapped, src)
+		ua, ok := to.(*net.UDPAddr)
+		if !ok {
+			return fmt.Errorf("answer to %v: not a UDP address", to)
+		}
+		_, _, err := c.c.WriteMsgUDP(b, c.mapped, ua)
+		return err
+	}
 	var cm *ipv6.ControlMessage
 	if src != nil {
 		cm = &ipv6.ControlMessage{Src: src}

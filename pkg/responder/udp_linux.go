@@ -4,6 +4,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -31,4 +32,21 @@ func setReadBuffer(c *net.UDPConn, bytes int, log *slog.Logger) {
 		log.Warn("udp responder: the kernel capped the receive buffer; a burst of probes may overflow it (raise net.core.rmem_max)",
 			"asked_bytes", bytes, "granted_bytes", got/2)
 	}
+}
+
+// mappedSource is an IPV6_PKTINFO control message with the IPv4-mapped source src, in buf when it
+// is large enough.
+func mappedSource(buf []byte, src net.IP) []byte {
+	n := unix.CmsgSpace(unix.SizeofInet6Pktinfo)
+	if cap(buf) < n {
+		buf = make([]byte, n)
+	}
+	buf = buf[:n]
+	clear(buf)
+	h := (*unix.Cmsghdr)(unsafe.Pointer(&buf[0]))
+	h.Level, h.Type = unix.IPPROTO_IPV6, unix.IPV6_PKTINFO
+	h.SetLen(unix.CmsgLen(unix.SizeofInet6Pktinfo))
+	pi := (*unix.Inet6Pktinfo)(unsafe.Pointer(&buf[unix.CmsgLen(0)]))
+	copy(pi.Addr[:], src.To16())
+	return buf
 }

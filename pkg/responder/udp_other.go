@@ -13,3 +13,7 @@ func setReadBuffer(c *net.UDPConn, bytes int, log *slog.Logger) {
 		log.Warn("udp responder: setting the receive buffer failed", "bytes", bytes, "err", err)
 	}
 }
+
+// mappedSource is nil off Linux: an answer to an IPv4 probe on a dual-stack socket leaves from the
+// address the kernel picks.
+func mappedSource([]byte, net.IP) []byte { return nil }

@@ -110,6 +110,40 @@ func TestUDPAnswersFromUnprivilegedPortsOnly(t *testing.T) {
 	}
 }
 
+// TestUDPAnswersFromTheProbedAddress: the answer leaves from the address the probe was sent to,
+// not the one the kernel would pick (127.0.0.1 for every loopback address), on a dual-stack
+// wildcard socket (as the agent's) and on an IPv4 one.
+func TestUDPAnswersFromTheProbedAddress(t *testing.T) {
+	probed := netip.MustParseAddr("127.0.0.5")
+	for _, listen := range []string{"0.0.0.0:0", "127.0.0.5:0"} {
+		t.Run(listen, func(t *testing.T) {
+			r, err := ListenUDPLimit(listen, Limit{Rate: 100, Burst: 100}, quiet())
+			r = servetest.Serve(t, r, err, lo1)
+			c, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(lo1, 0)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			to := netip.AddrPortFrom(probed, uint16(r.Addr().(*net.UDPAddr).Port))
+			if _, err := c.WriteToUDPAddrPort(probe(3), to); err != nil {
+				t.Fatal(err)
+			}
+			c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			buf := make([]byte, 64)
+			n, from, err := c.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				t.Fatalf("no answer: %v (dropped %v)", err, r.Dropped())
+			}
+			if got := from.Addr().Unmap(); got != probed || from.Port() != to.Port() {
+				t.Errorf("answer from %s, want %s", from, to)
+			}
+			if serial, ok := udpecho.ParseEcho(buf[:n], [8]byte([]byte(testCookie))); !ok || serial != 3 {
+				t.Errorf("answer %q is not the echo of probe 3", buf[:n])
+			}
+		})
+	}
+}
+
 func sum(m map[string]uint64) uint64 {
 	var n uint64
 	for _, v := range m {
