@@ -34,7 +34,8 @@ func (c UDPConfig) Span() time.Duration {
 
 // UDPCounters are the UDP probe's running totals across runs.
 type UDPCounters struct {
-	// Late counts echoes that matched no probe in flight: after their deadline, or duplicates.
+	// Late counts echoes that matched no probe in flight: after their deadline, duplicates, or
+	// from an address other than the one the probe was sent to.
 	Late uint64
 	// TableFull counts probes not sent because the in-flight table was full (InflightCapacity
 	// probes sent within one timeout of the oldest unanswered one); each is also in its target's
@@ -210,20 +211,21 @@ func (u *UDP) resolved(rs *udpRun) {
 	}
 }
 
-// handle matches one received datagram, read at now (engine-monotonic) and received by the
-// kernel at kernelTS (Unix nanoseconds; 0 when unknown), to its probe.
-func (u *UDP) handle(b []byte, kernelTS, now int64) {
+// handle matches one datagram received from from, read at now (engine-monotonic) and received
+// by the kernel at kernelTS (Unix nanoseconds; 0 when unknown), to its probe.
+func (u *UDP) handle(b []byte, from netip.Addr, kernelTS, now int64) {
 	serial, ok := udpecho.ParseEcho(b, u.cookie)
 	if !ok {
 		return
 	}
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	// The cookie and the serial number identify the probe; the echo's source address is not
-	// checked, since a responder on a node with several addresses may answer from another one.
+	// The cookie and the serial number identify the probe, and only the address it was sent to
+	// may answer it (the responder answers from the address probed): no node can answer, or
+	// replay, another's echoes.
 	f := u.tab.get(serial)
 	rs := u.run
-	if f == nil || rs == nil {
+	if f == nil || rs == nil || rs.targets[f.target].Unmap() != from.Unmap() {
 		u.late.Add(1)
 		return
 	}

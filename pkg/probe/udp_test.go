@@ -100,6 +100,59 @@ func TestUDPResponderLimits(t *testing.T) {
 	}
 }
 
+// TestUDPEchoFromAnotherAddress: an echo counts only when it comes from the address its probe
+// was sent to; one node cannot answer another's probes (they are late, never received).
+func TestUDPEchoFromAnotherAddress(t *testing.T) {
+	target, other := netip.MustParseAddr("127.0.0.2"), netip.MustParseAddr("127.0.0.3")
+	cases := []struct {
+		name     string
+		from     netip.Addr
+		received int
+		late     uint64
+	}{
+		{"from the probed address", target, 4, 0},
+		{"from another node's address", other, 0, 4},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			// The probes arrive on target; their echoes leave from tc.from.
+			in, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(target, 0)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer in.Close()
+			out := in
+			if tc.from != target {
+				if out, err = net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(tc.from, 0))); err != nil {
+					t.Fatal(err)
+				}
+				defer out.Close()
+			}
+			go func() {
+				buf := make([]byte, 64)
+				for range 4 {
+					n, from, err := in.ReadFromUDPAddrPort(buf)
+					if err != nil {
+						return
+					}
+					if udpecho.IsProbe(buf[:n]) {
+						udpecho.MakeEcho(buf[:n])
+						out.WriteToUDPAddrPort(buf[:n], from)
+					}
+				}
+			}()
+			u := newUDP(t, in.LocalAddr().(*net.UDPAddr).Port)
+			stats := mustRun(t, u, []netip.Addr{target})
+			if st := stats[0]; st.Sent != 4 || st.Received != tc.received {
+				t.Errorf("sent %d received %d, want 4 and %d", st.Sent, st.Received, tc.received)
+			}
+			if c := u.Counters(); c.Late != tc.late {
+				t.Errorf("late %d, want %d", c.Late, tc.late)
+			}
+		})
+	}
+}
+
 // TestUDPSourcePortsVary: a burst to one target leaves from several source ports.
 func TestUDPSourcePortsVary(t *testing.T) {
 	echo, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
