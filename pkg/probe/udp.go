@@ -229,12 +229,7 @@ func (u *UDP) handle(b []byte, from netip.Addr, kernelTS, now int64) {
 		u.late.Add(1)
 		return
 	}
-	rtt := time.Duration(now - f.sentMono)
-	if kernelTS != 0 {
-		if k := time.Duration(kernelTS - f.sentWall); k >= 0 && k <= rtt {
-			rtt = k
-		}
-	}
+	rtt := replyRTT(f.sentMono, now, f.sentWall, kernelTS)
 	if rtt > u.cfg.Timeout {
 		u.late.Add(1)
 		return
