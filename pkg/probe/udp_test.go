@@ -22,7 +22,7 @@ func startUDPResponder(t *testing.T, allow []netip.Addr, rate int) *responder.UD
 
 func startUDPResponderOn(t *testing.T, addr string, allow []netip.Addr, rate int) *responder.UDP {
 	t.Helper()
-	r, err := responder.ListenUDPLimit(addr, responder.Limit{Rate: float64(rate), Burst: rate}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	r, err := responder.ListenUDP(addr, responder.Limit{Rate: float64(rate), Burst: rate}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	return servetest.Serve(t, r, err, allow...)
 }
 

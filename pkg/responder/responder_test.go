@@ -26,7 +26,7 @@ func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)
 
 func serveTCP(t *testing.T, cfg TCPConfig, allow ...netip.Addr) *TCP {
 	t.Helper()
-	r, err := ListenTCPConfig("127.0.0.1:0", cfg, quiet())
+	r, err := ListenTCP("127.0.0.1:0", cfg, quiet())
 	return servetest.Serve(t, r, err, allow...)
 }
 
@@ -62,8 +62,8 @@ func TestTCPAnswersOnlyListedAddresses(t *testing.T) {
 		t.Errorf("unlisted peer held for %s", d)
 	}
 	await(t, "the unlisted connection counted", func() bool { return r.Dropped()[DropNotANode] == 1 })
-	if r.Accepted() != 0 {
-		t.Errorf("accepted %d, want 0", r.Accepted())
+	if r.Answered() != 0 {
+		t.Errorf("answered %d, want 0", r.Answered())
 	}
 
 	c, err = dialFrom(lo1, r.Addr())
@@ -73,8 +73,8 @@ func TestTCPAnswersOnlyListedAddresses(t *testing.T) {
 	await(t, "the listed connection held", func() bool { return r.Open() == 1 })
 	c.Close()
 	await(t, "the listed connection released", func() bool { return r.Open() == 0 })
-	if r.Accepted() != 1 {
-		t.Errorf("accepted %d, want 1", r.Accepted())
+	if r.Answered() != 1 {
+		t.Errorf("answered %d, want 1", r.Answered())
 	}
 
 	// A reload that drops 127.0.0.1 takes effect at once.
@@ -140,7 +140,7 @@ func TestLogLimiter(t *testing.T) {
 
 func serveUDP(t *testing.T, lim Limit, allow ...netip.Addr) *UDP {
 	t.Helper()
-	r, err := ListenUDPLimit("127.0.0.1:0", lim, quiet())
+	r, err := ListenUDP("127.0.0.1:0", lim, quiet())
 	return servetest.Serve(t, r, err, allow...)
 }
 

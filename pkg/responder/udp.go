@@ -191,9 +191,9 @@ type UDP struct {
 	dropped  drops
 }
 
-// ListenUDPLimit listens on addr and answers each listed source at most lim. It answers nobody
-// until SetAllowed.
-func ListenUDPLimit(addr string, lim Limit, log *slog.Logger) (*UDP, error) {
+// ListenUDP listens on addr (":9711", say) and answers each listed source at most lim. It answers
+// nobody until SetAllowed.
+func ListenUDP(addr string, lim Limit, log *slog.Logger) (*UDP, error) {
 	if lim.Rate <= 0 || lim.Burst < 1 {
 		return nil, fmt.Errorf("udp responder: limit %+v: want a positive rate and a burst of at least 1", lim)
 	}

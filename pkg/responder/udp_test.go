@@ -69,7 +69,7 @@ func TestUDPRespondersNeverAnswerEachOther(t *testing.T) {
 			if tc.samePort {
 				addr = netip.AddrPortFrom(lo2, first.port).String()
 			}
-			second, err := ListenUDPLimit(addr, Limit{Rate: 100, Burst: 100}, quiet())
+			second, err := ListenUDP(addr, Limit{Rate: 100, Burst: 100}, quiet())
 			second = servetest.Serve(t, second, err, lo1, lo2)
 			if _, err := first.conn.WriteToUDPAddrPort(probe(7), second.conn.LocalAddr().(*net.UDPAddr).AddrPort()); err != nil {
 				t.Fatal(err)
@@ -117,7 +117,7 @@ func TestUDPAnswersFromTheProbedAddress(t *testing.T) {
 	probed := netip.MustParseAddr("127.0.0.5")
 	for _, listen := range []string{"0.0.0.0:0", "127.0.0.5:0"} {
 		t.Run(listen, func(t *testing.T) {
-			r, err := ListenUDPLimit(listen, Limit{Rate: 100, Burst: 100}, quiet())
+			r, err := ListenUDP(listen, Limit{Rate: 100, Burst: 100}, quiet())
 			r = servetest.Serve(t, r, err, lo1)
 			c, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(lo1, 0)))
 			if err != nil {
