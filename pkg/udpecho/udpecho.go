@@ -40,7 +40,7 @@ func IsProbe(b []byte) bool {
 	return len(b) == Len && string(b[:3]) == Marker && b[3] == KindProbe
 }
 
-// MakeEcho turns the probe in b into its echo, in place.
+// MakeEcho turns the probe in b into its echo, in place; b must be a probe (IsProbe).
 func MakeEcho(b []byte) { b[3] = KindEcho }
 
 // ParseEcho returns the serial number of an echo of a probe carrying cookie.
