@@ -61,7 +61,7 @@ func (p *TCPOptions) build(b *builder) (*Registration, error) {
 		return nil, fmt.Errorf("set up the TCP probe: %w", err)
 	}
 	if !b.o.Once { // a one-shot run answers nobody
-		r, err := responder.ListenTCP(fmt.Sprintf(":%d", p.Port), b.log)
+		r, err := responder.ListenTCP(fmt.Sprintf(":%d", p.Port), responder.TCPConfig{}, b.log)
 		if err != nil {
 			return nil, fmt.Errorf("start the TCP responder: %w", err)
 		}
@@ -84,5 +84,5 @@ func (t tcpResponder) Serve(ctx context.Context) error { return t.r.Serve(ctx) }
 func (t tcpResponder) UseList(l nodelist.List) { t.r.SetAllowed(allowList(l)) }
 
 func (t tcpResponder) Stats() results.ResponderStats {
-	return results.ResponderStats{Protocol: probe.ProtocolTCP, Answered: t.r.Accepted(), Dropped: t.r.Dropped()}
+	return results.ResponderStats{Protocol: probe.ProtocolTCP, Answered: t.r.Answered(), Dropped: t.r.Dropped()}
 }

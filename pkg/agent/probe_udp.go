@@ -54,7 +54,7 @@ func (p *UDPOptions) build(b *builder) (*Registration, error) {
 		if p.Rate > 0 {
 			lim = responder.Limit{Rate: float64(p.Rate), Burst: p.Rate}
 		}
-		r, err := responder.ListenUDPLimit(fmt.Sprintf(":%d", p.Port), lim, b.log)
+		r, err := responder.ListenUDP(fmt.Sprintf(":%d", p.Port), lim, b.log)
 		if err != nil {
 			return nil, fmt.Errorf("start the UDP responder: %w", err)
 		}

@@ -527,12 +527,7 @@ func (e *ICMP) handle(s *icmpSocket, b *mmsgBatch, n int, now int64) {
 			e.late.Add(1)
 			continue
 		}
-		rtt := time.Duration(now - f.sentMono)
-		if ts := kernelTimestamp(b.oobs[i][:h.Hdr.Controllen]); ts != 0 {
-			if k := time.Duration(ts - f.sentWall); k >= 0 && k <= rtt {
-				rtt = k // the kernel's receive time, unaffected by how late this goroutine ran
-			}
-		}
+		rtt := replyRTT(f.sentMono, now, f.sentWall, kernelTimestamp(b.oobs[i][:h.Hdr.Controllen]))
 		if rtt > e.cfg.Timeout {
 			// Its deadline passed before it came: lost, as expire would have judged it.
 			e.late.Add(1)

@@ -19,7 +19,7 @@ import (
 
 func startResponder(t *testing.T) int {
 	t.Helper()
-	r, err := responder.ListenTCP("127.0.0.1:0", slog.New(slog.NewTextHandler(io.Discard, nil)))
+	r, err := responder.ListenTCP("127.0.0.1:0", responder.TCPConfig{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	return servetest.Serve(t, r, err, netip.MustParseAddr("127.0.0.1")).Addr().(*net.TCPAddr).Port
 }
 

@@ -1,6 +1,9 @@
 package probe
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"time"
+)
 
 // cmsgLayout describes a platform's control messages: the header's size (a length word of the
 // C long's size, then level and type as 32-bit ints), the alignment of headers and data (the C
@@ -67,4 +70,20 @@ func (l cmsgLayout) parseTimestamp(oob []byte) int64 {
 		oob = oob[next:]
 	}
 	return 0
+}
+
+// replyRTT is a reply's round-trip time: from the probe's send to the reply's read, both
+// engine-monotonic (sentMono, readMono), or to the kernel's receive timestamp (kernelTS, Unix
+// nanoseconds; 0 when unknown) when that is consistent with them: not before the send by the wall
+// clock (sentWall; a clock step can put it there) and not after the read. It is never below zero:
+// a read time taken before the send was recorded is clamped to 0 rather than the reply discarded,
+// since the reply matched its probe (cookie, serial and source) and was received, not lost.
+func replyRTT(sentMono, readMono, sentWall, kernelTS int64) time.Duration {
+	rtt := max(time.Duration(readMono-sentMono), 0)
+	if kernelTS != 0 {
+		if k := time.Duration(kernelTS - sentWall); k >= 0 && k <= rtt {
+			return k // the kernel's receive time, unaffected by how late the reader ran
+		}
+	}
+	return rtt
 }

@@ -3,6 +3,7 @@ package probe
 import (
 	"encoding/binary"
 	"testing"
+	"time"
 )
 
 // cmsg builds one control message in layout l.
@@ -90,4 +91,29 @@ func FuzzParseTimestamp(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestReplyRTT: the kernel's receive time when it is consistent, the read time otherwise, and
+// never below zero.
+func TestReplyRTT(t *testing.T) {
+	const wall = int64(1_700_000_000_000_000_000) // the send's wall clock, Unix nanoseconds
+	cases := []struct {
+		name                         string
+		sentMono, readMono, kernelTS int64
+		want                         time.Duration
+	}{
+		{"read time, no kernel timestamp", 1000, 5000, 0, 4000},
+		{"kernel timestamp before the read", 1000, 5000, wall + 3000, 3000},
+		{"kernel timestamp after the read (clock stepped forward)", 1000, 5000, wall + 9000, 4000},
+		{"kernel timestamp before the send (clock stepped back)", 1000, 5000, wall - 10, 4000},
+		{"read at the send", 1000, 1000, 0, 0},
+		{"read time before the send: clamped", 5000, 1000, 0, 0},
+		{"read time before the send, kernel timestamp after it: clamped", 5000, 1000, wall + 3000, 0},
+		{"read time before the send, kernel timestamp at it", 5000, 1000, wall, 0},
+	}
+	for _, tc := range cases {
+		if got := replyRTT(tc.sentMono, tc.readMono, wall, tc.kernelTS); got != tc.want {
+			t.Errorf("%s: replyRTT = %s, want %s", tc.name, got, tc.want)
+		}
+	}
 }

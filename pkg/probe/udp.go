@@ -3,7 +3,6 @@ package probe
 import (
 	"context"
 	"crypto/rand"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	mrand "math/rand/v2"
@@ -11,10 +10,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-)
 
-// udpPacketLen is a UDP probe: an 8-byte per-process cookie and a 4-byte serial number, padded.
-const udpPacketLen = 16
+	"github.com/nodeping/nodeping/pkg/udpecho"
+)
 
 // UDPConfig sets the UDP probe.
 type UDPConfig struct {
@@ -36,7 +34,8 @@ func (c UDPConfig) Span() time.Duration {
 
 // UDPCounters are the UDP probe's running totals across runs.
 type UDPCounters struct {
-	// Late counts echoes that matched no probe in flight: after their deadline, or duplicates.
+	// Late counts echoes that matched no probe in flight: after their deadline, duplicates, or
+	// from an address other than the one the probe was sent to.
 	Late uint64
 	// TableFull counts probes not sent because the in-flight table was full (InflightCapacity
 	// probes sent within one timeout of the oldest unanswered one); each is also in its target's
@@ -131,8 +130,7 @@ func (u *UDP) Run(ctx context.Context, targets []netip.Addr) ([]Stats, error) {
 		u.run = nil
 		u.mu.Unlock()
 	}()
-	pkt := make([]byte, udpPacketLen)
-	copy(pkt, u.cookie[:])
+	pkt := make([]byte, udpecho.Len)
 	sp := newSpread(n, u.cfg.Count, u.cfg.Interval, newRand())
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -157,7 +155,7 @@ func (u *UDP) Run(ctx context.Context, targets []netip.Addr) ([]Stats, error) {
 			continue
 		}
 		u.mu.Unlock()
-		binary.BigEndian.PutUint32(pkt[8:12], serial)
+		udpecho.PutProbe(pkt, u.cookie, serial)
 		sock := u.socks[(k+t)%len(u.socks)] // each probe of a burst from another source port
 		if _, err := sock.conn.WriteToUDPAddrPort(pkt, netip.AddrPortFrom(targets[t], uint16(u.cfg.Port))); err != nil {
 			u.mu.Lock()
@@ -213,29 +211,25 @@ func (u *UDP) resolved(rs *udpRun) {
 	}
 }
 
-// handle matches one received datagram, read at now (engine-monotonic) and received by the
-// kernel at kernelTS (Unix nanoseconds; 0 when unknown), to its probe.
-func (u *UDP) handle(b []byte, kernelTS, now int64) {
-	serial, ok := parseUDPEcho(b, u.cookie)
+// handle matches one datagram received from from, read at now (engine-monotonic) and received
+// by the kernel at kernelTS (Unix nanoseconds; 0 when unknown), to its probe.
+func (u *UDP) handle(b []byte, from netip.Addr, kernelTS, now int64) {
+	serial, ok := udpecho.ParseEcho(b, u.cookie)
 	if !ok {
 		return
 	}
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	// The cookie and the serial number identify the probe; the echo's source address is not
-	// checked, since a responder on a node with several addresses may answer from another one.
+	// The cookie and the serial number identify the probe, and only the address it was sent to
+	// may answer it (the responder answers from the address probed): no node can answer, or
+	// replay, another's echoes.
 	f := u.tab.get(serial)
 	rs := u.run
-	if f == nil || rs == nil {
+	if f == nil || rs == nil || rs.targets[f.target].Unmap() != from.Unmap() {
 		u.late.Add(1)
 		return
 	}
-	rtt := time.Duration(now - f.sentMono)
-	if kernelTS != 0 {
-		if k := time.Duration(kernelTS - f.sentWall); k >= 0 && k <= rtt {
-			rtt = k
-		}
-	}
+	rtt := replyRTT(f.sentMono, now, f.sentWall, kernelTS)
 	if rtt > u.cfg.Timeout {
 		u.late.Add(1)
 		return
@@ -246,14 +240,6 @@ func (u *UDP) handle(b []byte, kernelTS, now int64) {
 	st.Received++
 	st.RTTs = append(st.RTTs, rtt)
 	u.resolved(rs)
-}
-
-// parseUDPEcho checks an echoed probe and returns its serial number.
-func parseUDPEcho(b []byte, cookie [8]byte) (uint32, bool) {
-	if len(b) != udpPacketLen || string(b[:8]) != string(cookie[:]) {
-		return 0, false
-	}
-	return binary.BigEndian.Uint32(b[8:12]), true
 }
 
 // sleep waits for d, or until done is closed or ctx ends.

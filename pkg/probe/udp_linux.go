@@ -64,7 +64,7 @@ func (u *UDP) handleBatch(b *mmsgBatch, n int) {
 	now := u.now()
 	for i := 0; i < n; i++ {
 		h := &b.hdrs[i]
-		u.handle(b.bufs[i][:h.Len], kernelTimestamp(b.oobs[i][:h.Hdr.Controllen]), now)
+		u.handle(b.bufs[i][:h.Len], addrFrom(&b.names[i]), kernelTimestamp(b.oobs[i][:h.Hdr.Controllen]), now)
 	}
 }
 

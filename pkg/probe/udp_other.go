@@ -25,14 +25,14 @@ func (u *UDP) receive(s *udpSock) {
 	defer u.wg.Done()
 	buf := make([]byte, 64)
 	for {
-		n, _, err := s.conn.ReadFromUDPAddrPort(buf)
+		n, from, err := s.conn.ReadFromUDPAddrPort(buf)
 		if errors.Is(err, net.ErrClosed) {
 			return
 		}
 		if err != nil {
 			continue // ICMP port unreachable and the like: the probe times out
 		}
-		u.handle(buf[:n], 0, u.now())
+		u.handle(buf[:n], from.Addr(), 0, u.now())
 	}
 }
 

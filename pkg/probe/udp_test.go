@@ -12,6 +12,7 @@ import (
 
 	"github.com/nodeping/nodeping/internal/testutil/servetest"
 	"github.com/nodeping/nodeping/pkg/responder"
+	"github.com/nodeping/nodeping/pkg/udpecho"
 )
 
 func startUDPResponder(t *testing.T, allow []netip.Addr, rate int) *responder.UDP {
@@ -21,7 +22,7 @@ func startUDPResponder(t *testing.T, allow []netip.Addr, rate int) *responder.UD
 
 func startUDPResponderOn(t *testing.T, addr string, allow []netip.Addr, rate int) *responder.UDP {
 	t.Helper()
-	r, err := responder.ListenUDPLimit(addr, responder.Limit{Rate: float64(rate), Burst: rate}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	r, err := responder.ListenUDP(addr, responder.Limit{Rate: float64(rate), Burst: rate}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	return servetest.Serve(t, r, err, allow...)
 }
 
@@ -61,7 +62,8 @@ func TestUDPProbeAndResponder(t *testing.T) {
 	}
 }
 
-// TestUDPResponderLimits: never more bytes than received, nothing oversized, and a rate limit.
+// TestUDPResponderLimits: never more bytes than received, nothing longer than a probe, and a
+// rate limit.
 func TestUDPResponderLimits(t *testing.T) {
 	lo := netip.MustParseAddr("127.0.0.1")
 	r := startUDPResponder(t, []netip.Addr{lo}, 5)
@@ -70,9 +72,11 @@ func TestUDPResponderLimits(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	c.Write(make([]byte, responder.MaxUDPPayload+1))
+	c.Write(make([]byte, udpecho.Len+1))
+	probe := make([]byte, udpecho.Len)
+	udpecho.PutProbe(probe, [8]byte{}, 1)
 	for range 20 {
-		c.Write([]byte("sixteen bytes!!!"))
+		c.Write(probe)
 	}
 	c.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
 	buf := make([]byte, 4096)
@@ -82,8 +86,8 @@ func TestUDPResponderLimits(t *testing.T) {
 		if err != nil {
 			break
 		}
-		if n != 16 {
-			t.Errorf("answered with %d bytes to a 16-byte probe", n)
+		if n != udpecho.Len {
+			t.Errorf("answered with %d bytes to a %d-byte probe", n, udpecho.Len)
 		}
 		got++
 	}
@@ -93,6 +97,59 @@ func TestUDPResponderLimits(t *testing.T) {
 	}
 	if got < 1 || got > 6 || d[responder.DropRateLimited] < 14 {
 		t.Errorf("answered %d of 20 at 5/s (rate-limited drops %d); want at most a burst of 5 or so", got, d[responder.DropRateLimited])
+	}
+}
+
+// TestUDPEchoFromAnotherAddress: an echo counts only when it comes from the address its probe
+// was sent to; one node cannot answer another's probes (they are late, never received).
+func TestUDPEchoFromAnotherAddress(t *testing.T) {
+	target, other := netip.MustParseAddr("127.0.0.2"), netip.MustParseAddr("127.0.0.3")
+	cases := []struct {
+		name     string
+		from     netip.Addr
+		received int
+		late     uint64
+	}{
+		{"from the probed address", target, 4, 0},
+		{"from another node's address", other, 0, 4},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			// The probes arrive on target; their echoes leave from tc.from.
+			in, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(target, 0)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer in.Close()
+			out := in
+			if tc.from != target {
+				if out, err = net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(tc.from, 0))); err != nil {
+					t.Fatal(err)
+				}
+				defer out.Close()
+			}
+			go func() {
+				buf := make([]byte, 64)
+				for range 4 {
+					n, from, err := in.ReadFromUDPAddrPort(buf)
+					if err != nil {
+						return
+					}
+					if udpecho.IsProbe(buf[:n]) {
+						udpecho.MakeEcho(buf[:n])
+						out.WriteToUDPAddrPort(buf[:n], from)
+					}
+				}
+			}()
+			u := newUDP(t, in.LocalAddr().(*net.UDPAddr).Port)
+			stats := mustRun(t, u, []netip.Addr{target})
+			if st := stats[0]; st.Sent != 4 || st.Received != tc.received {
+				t.Errorf("sent %d received %d, want 4 and %d", st.Sent, st.Received, tc.received)
+			}
+			if c := u.Counters(); c.Late != tc.late {
+				t.Errorf("late %d, want %d", c.Late, tc.late)
+			}
+		})
 	}
 }
 
@@ -117,6 +174,7 @@ func TestUDPSourcePortsVary(t *testing.T) {
 			mu.Lock()
 			ports[from.Port] = true
 			mu.Unlock()
+			udpecho.MakeEcho(buf[:n])
 			echo.WriteToUDP(buf[:n], from)
 		}
 	}()
@@ -135,12 +193,13 @@ func TestUDPSourcePortsVary(t *testing.T) {
 func FuzzParseUDPEcho(f *testing.F) {
 	var cookie [8]byte
 	copy(cookie[:], "nodeping")
-	f.Add([]byte("nodeping\x00\x00\x00\x07pad!"))
+	f.Add([]byte("NPGenodeping\x00\x00\x00\x07"))
+	f.Add([]byte("NPGpnodeping\x00\x00\x00\x07"))
 	f.Add([]byte("short"))
 	f.Add(make([]byte, 16))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		seq, ok := parseUDPEcho(b, cookie)
-		if ok && (len(b) != udpPacketLen || string(b[:8]) != "nodeping") {
+		seq, ok := udpecho.ParseEcho(b, cookie)
+		if ok && (len(b) != udpecho.Len || string(b[:4]) != "NPGe" || string(b[4:12]) != "nodeping") {
 			t.Fatalf("accepted %q as seq %d", b, seq)
 		}
 	})

@@ -2,7 +2,6 @@ package responder
 
 import (
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/nodeping/nodeping/internal/testutil/poll"
 	"github.com/nodeping/nodeping/internal/testutil/servetest"
+	"github.com/nodeping/nodeping/pkg/udpecho"
 )
 
 var (
@@ -26,7 +26,7 @@ func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)
 
 func serveTCP(t *testing.T, cfg TCPConfig, allow ...netip.Addr) *TCP {
 	t.Helper()
-	r, err := ListenTCPConfig("127.0.0.1:0", cfg, quiet())
+	r, err := ListenTCP("127.0.0.1:0", cfg, quiet())
 	return servetest.Serve(t, r, err, allow...)
 }
 
@@ -62,8 +62,8 @@ func TestTCPAnswersOnlyListedAddresses(t *testing.T) {
 		t.Errorf("unlisted peer held for %s", d)
 	}
 	await(t, "the unlisted connection counted", func() bool { return r.Dropped()[DropNotANode] == 1 })
-	if r.Accepted() != 0 {
-		t.Errorf("accepted %d, want 0", r.Accepted())
+	if r.Answered() != 0 {
+		t.Errorf("answered %d, want 0", r.Answered())
 	}
 
 	c, err = dialFrom(lo1, r.Addr())
@@ -73,8 +73,8 @@ func TestTCPAnswersOnlyListedAddresses(t *testing.T) {
 	await(t, "the listed connection held", func() bool { return r.Open() == 1 })
 	c.Close()
 	await(t, "the listed connection released", func() bool { return r.Open() == 0 })
-	if r.Accepted() != 1 {
-		t.Errorf("accepted %d, want 1", r.Accepted())
+	if r.Answered() != 1 {
+		t.Errorf("answered %d, want 1", r.Answered())
 	}
 
 	// A reload that drops 127.0.0.1 takes effect at once.
@@ -140,7 +140,7 @@ func TestLogLimiter(t *testing.T) {
 
 func serveUDP(t *testing.T, lim Limit, allow ...netip.Addr) *UDP {
 	t.Helper()
-	r, err := ListenUDPLimit("127.0.0.1:0", lim, quiet())
+	r, err := ListenUDP("127.0.0.1:0", lim, quiet())
 	return servetest.Serve(t, r, err, allow...)
 }
 
@@ -154,9 +154,23 @@ func udpFrom(t *testing.T, src netip.Addr, to net.Addr) *net.UDPConn {
 	return c
 }
 
-// echo sends one probe and reports whether it came back within wait.
+// testCookie is the tests' prober cookie.
+const testCookie = "resptest"
+
+// probe is a well-formed probe with serial i.
+func probe(i int) []byte {
+	b := make([]byte, udpecho.Len)
+	udpecho.PutProbe(b, [8]byte([]byte(testCookie)), uint32(i))
+	return b
+}
+
+// echo sends one probe and reports whether its echo came back within wait.
 func echo(c *net.UDPConn, i int, wait time.Duration) bool {
-	msg := []byte(fmt.Sprintf("probe-%06d", i))
+	return echoed(c, probe(i), wait)
+}
+
+// echoed sends msg and reports whether the echo of probe msg came back within wait.
+func echoed(c *net.UDPConn, msg []byte, wait time.Duration) bool {
 	if _, err := c.Write(msg); err != nil {
 		return false
 	}
@@ -167,7 +181,9 @@ func echo(c *net.UDPConn, i int, wait time.Duration) bool {
 		if err != nil {
 			return false
 		}
-		if string(buf[:n]) == string(msg) {
+		want := append([]byte(nil), msg...)
+		udpecho.MakeEcho(want)
+		if string(buf[:n]) == string(want) {
 			return true
 		}
 	}
@@ -202,7 +218,7 @@ func TestUDPNoisySourceCostsOthersNothing(t *testing.T) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		msg := []byte("noise")
+		msg := probe(0)
 		for i := 0; i < 200000 && !stop.Load(); i++ {
 			if _, err := noisy.Write(msg); err == nil {
 				sent.Add(1)

@@ -31,7 +31,7 @@ func TestMain(m *testing.M) {
 
 // floodHelper serves TCP on 127.0.0.1 with a 1,024-descriptor limit, writes a file into dir every
 // 10 ms, and prints "open=N max=N writes=N write_errors=N accept_errors=N not_a_node=N
-// over_capacity=N" every 50 ms. With "burn" in mode it first takes all but 3 free descriptors,
+// over_capacity=N answered=N" every 50 ms. With "burn" in mode it first takes all but 3 free descriptors,
 // to force accept errors, and frees them when stdin says "free".
 func floodHelper(arg string) int {
 	mode, dir, _ := strings.Cut(arg, ":")
@@ -41,7 +41,7 @@ func floodHelper(arg string) int {
 		return 1
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	r, err := ListenTCPConfig("127.0.0.1:0", TCPConfig{ConnDeadline: time.Minute}, log)
+	r, err := ListenTCP("127.0.0.1:0", TCPConfig{ConnDeadline: time.Minute}, log)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -89,8 +89,8 @@ func floodHelper(arg string) int {
 		maxOpen = max(maxOpen, r.Open())
 		if i%5 == 0 {
 			d := r.Dropped()
-			fmt.Printf("open=%d max=%d writes=%d write_errors=%d accept_errors=%d not_a_node=%d over_capacity=%d accepted=%d\n",
-				r.Open(), maxOpen, writes, writeErrs, d[DropAcceptError], d[DropNotANode], d[DropOverCapacity], r.Accepted())
+			fmt.Printf("open=%d max=%d writes=%d write_errors=%d accept_errors=%d not_a_node=%d over_capacity=%d answered=%d\n",
+				r.Open(), maxOpen, writes, writeErrs, d[DropAcceptError], d[DropNotANode], d[DropOverCapacity], r.Answered())
 		}
 	}
 }
@@ -218,18 +218,18 @@ func TestTCPFloodIsBounded(t *testing.T) {
 		}
 	}()
 	await(t, "the responder to see every connection", func() bool {
-		return h.get("accepted")+h.get("not_a_node")+h.get("over_capacity") >= total-int(dialErr.Load())
+		return h.get("answered")+h.get("not_a_node")+h.get("over_capacity") >= total-int(dialErr.Load())
 	})
 	w0 := h.get("writes")
 	await(t, "20 more file writes", func() bool { return h.get("writes") >= w0+20 })
 	logged, _ := os.ReadFile(logf.Name())
 	t.Logf("cap %d: accepted %d, over capacity %d, not a node %d, dial errors (reset before the dial returned) %d, max open %d, writes %d, write errors %d, log lines %d",
-		h.cap, h.get("accepted"), h.get("over_capacity"), h.get("not_a_node"), dialErr.Load(), h.get("max"), h.get("writes"), h.get("write_errors"), strings.Count(string(logged), "\n"))
+		h.cap, h.get("answered"), h.get("over_capacity"), h.get("not_a_node"), dialErr.Load(), h.get("max"), h.get("writes"), h.get("write_errors"), strings.Count(string(logged), "\n"))
 	if h.get("max") > h.cap {
 		t.Errorf("held %d connections at once, cap %d", h.get("max"), h.cap)
 	}
-	if h.get("accepted") != h.cap {
-		t.Errorf("accepted %d (all held), want exactly the cap %d", h.get("accepted"), h.cap)
+	if h.get("answered") != h.cap {
+		t.Errorf("answered %d (all held), want exactly the cap %d", h.get("answered"), h.cap)
 	}
 	if h.get("not_a_node") != unlisted {
 		t.Errorf("refused %d unlisted, want %d", h.get("not_a_node"), unlisted)
@@ -274,5 +274,5 @@ func TestTCPAcceptErrorsBackOff(t *testing.T) {
 		t.Errorf("%d 'accept failed' lines, want 1 per %s:\n%s", lines, LogEvery, logged)
 	}
 	fmt.Fprintln(stdin, "free")
-	await(t, "the held connections accepted once descriptors are free", func() bool { return h.get("accepted") >= 20 })
+	await(t, "the held connections accepted once descriptors are free", func() bool { return h.get("answered") >= 20 })
 }

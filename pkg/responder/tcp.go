@@ -135,18 +135,14 @@ type TCP struct {
 	deadline time.Duration
 	logLim   logLimiter
 
-	accepted atomic.Uint64
+	answered atomic.Uint64
 	dropped  drops
 	wg       sync.WaitGroup
 }
 
-// ListenTCP listens on addr (":9711", say) with the default bounds.
-func ListenTCP(addr string, log *slog.Logger) (*TCP, error) {
-	return ListenTCPConfig(addr, TCPConfig{}, log)
-}
-
-// ListenTCPConfig listens on addr with the bounds of cfg. It answers nobody until SetAllowed.
-func ListenTCPConfig(addr string, cfg TCPConfig, log *slog.Logger) (*TCP, error) {
+// ListenTCP listens on addr (":9711", say) with the bounds of cfg (TCPConfig{}: the defaults).
+// It answers nobody until SetAllowed.
+func ListenTCP(addr string, cfg TCPConfig, log *slog.Logger) (*TCP, error) {
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("tcp responder: %w", err)
@@ -170,8 +166,8 @@ func (t *TCP) MaxConns() int { return cap(t.sem) }
 // SetAllowed replaces the set of addresses answered (the nodes list's).
 func (t *TCP) SetAllowed(addrs []netip.Addr) { t.allowed.set(addrs) }
 
-// Accepted counts the connections answered.
-func (t *TCP) Accepted() uint64 { return t.accepted.Load() }
+// Answered counts the connections answered (accepted from a listed peer and held).
+func (t *TCP) Answered() uint64 { return t.answered.Load() }
 
 // Dropped returns the connections refused, by reason, and the accept errors.
 func (t *TCP) Dropped() map[string]uint64 { return t.dropped.snapshot() }
@@ -219,7 +215,7 @@ func (t *TCP) Serve(ctx context.Context) error {
 			reset(c)
 			continue
 		}
-		t.accepted.Add(1)
+		t.answered.Add(1)
 		t.wg.Add(1)
 		go t.hold(c)
 	}

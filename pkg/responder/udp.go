@@ -10,17 +10,33 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-)
 
-// MaxUDPPayload is the largest probe the UDP responder answers; a nodeping UDP probe is 16 bytes.
-const MaxUDPPayload = 512
+	"golang.org/x/net/ipv4"
+
+	"github.com/nodeping/nodeping/pkg/udpecho"
+)
 
 // UDP drop reasons.
 const (
-	DropNotANode    = "not_a_node"
-	DropOversized   = "oversized"
+	// DropNotANode: the source address is not in the nodes list.
+	DropNotANode = "not_a_node"
+	// DropSourcePort: the source port is privileged (below MinSourcePort) or the responder's own,
+	// so the sender may be another responder or a service an answer would be reflected into.
+	DropSourcePort = "source_port"
+	// DropOversized: longer than a probe (udpecho.Len).
+	DropOversized = "oversized"
+	// DropMalformed: not a well-formed probe: shorter than one, or without its marker and kind.
+	DropMalformed = "malformed"
+	// DropRateLimited: the source is over its Limit.
 	DropRateLimited = "rate_limited"
 )
+
+// MinSourcePort is the lowest source port answered: probers send from ephemeral ports, and an
+// answer to a privileged port could only be reflected into a system service.
+const MinSourcePort = 1024
+
+// udpBatch is the most datagrams the UDP responder reads in one recvmmsg call.
+const udpBatch = 64
 
 // The per-source limit's defaults; see DefaultPerSourceLimit.
 const (
@@ -153,12 +169,19 @@ func (l *limiter) len() int {
 const udpSocketBuffer = 4 << 20
 
 // UDP echoes probes back to their sender. On a host-network pod it must not be a reflection or
-// amplification vector: it answers only addresses in the current nodes list, never with more bytes
-// than it received (the same bytes), at most MaxUDPPayload of them, and at most its Limit per source
-// address; everything else is dropped and counted. A source over its limit costs no other source
-// an answer.
+// amplification vector: it answers only a well-formed nodeping probe (udpecho.IsProbe: exactly
+// udpecho.Len bytes with the marker), only from an address in the current nodes list and a source
+// port of at least MinSourcePort other than its own, never with more bytes than it received, and
+// at most its Limit per source address; everything else is dropped and counted by reason. A
+// source over its limit costs no other source an answer. The answer is the probe turned into its
+// echo (udpecho.MakeEcho), which no responder answers, so two responders never answer each other.
+//
+// It reads in batches (recvmmsg on Linux) and answers from the address each probe was sent to, so
+// that a node with several addresses answers every probe from the address probed.
 type UDP struct {
 	conn    *net.UDPConn
+	pc      packetConn
+	port    uint16
 	log     *slog.Logger
 	allowed allowList
 	lim     *limiter
@@ -168,9 +191,9 @@ type UDP struct {
 	dropped  drops
 }
 
-// ListenUDPLimit listens on addr and answers each listed source at most lim. It answers nobody
-// until SetAllowed.
-func ListenUDPLimit(addr string, lim Limit, log *slog.Logger) (*UDP, error) {
+// ListenUDP listens on addr (":9711", say) and answers each listed source at most lim. It answers
+// nobody until SetAllowed.
+func ListenUDP(addr string, lim Limit, log *slog.Logger) (*UDP, error) {
 	if lim.Rate <= 0 || lim.Burst < 1 {
 		return nil, fmt.Errorf("udp responder: limit %+v: want a positive rate and a burst of at least 1", lim)
 	}
@@ -184,14 +207,13 @@ func ListenUDPLimit(addr string, lim Limit, log *slog.Logger) (*UDP, error) {
 	}
 	// Peers' probes arrive in bursts (each agent sends its probes to all targets within a second
 	// or so). The default receive buffer (about 200 KB, a few hundred small datagrams) overflows
-	// on a busy node; the kernel caps the request at net.core.rmem_max and needs no privilege.
-	if err := c.SetReadBuffer(udpSocketBuffer); err != nil {
-		log.Debug("udp responder: setting the receive buffer failed", "bytes", udpSocketBuffer, "err", err)
-	}
+	// on a busy node.
+	setReadBuffer(c, udpSocketBuffer, log)
 	if err := c.SetWriteBuffer(udpSocketBuffer); err != nil {
 		log.Debug("udp responder: setting the send buffer failed", "bytes", udpSocketBuffer, "err", err)
 	}
-	u := &UDP{conn: c, log: log, lim: newLimiter(lim, MaxSources), now: time.Now}
+	u := &UDP{conn: c, pc: newPacketConn(c, log), port: uint16(c.LocalAddr().(*net.UDPAddr).Port), log: log,
+		lim: newLimiter(lim, MaxSources), now: time.Now}
 	u.allowed.set(nil)
 	return u, nil
 }
@@ -221,9 +243,14 @@ func (u *UDP) Serve(ctx context.Context) error {
 		<-ctx.Done()
 		u.conn.Close()
 	}()
-	buf := make([]byte, 2048)
+	ms := make([]ipv4.Message, udpBatch)
+	for i := range ms {
+		// One byte more than a probe, so that a longer datagram shows as longer (and truncated).
+		ms[i].Buffers = [][]byte{make([]byte, udpecho.Len+1)}
+		ms[i].OOB = u.pc.newOOB()
+	}
 	for {
-		n, from, err := u.conn.ReadFromUDPAddrPort(buf)
+		n, err := u.pc.readBatch(ms)
 		if err != nil {
 			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
 				return nil
@@ -231,18 +258,43 @@ func (u *UDP) Serve(ctx context.Context) error {
 			u.log.Debug("udp responder: read failed", "err", err)
 			continue
 		}
-		src := from.Addr().Unmap()
-		switch {
-		case !u.allowed.has(src):
-			u.dropped.add(DropNotANode)
-		case n > MaxUDPPayload:
-			u.dropped.add(DropOversized)
-		case !u.lim.take(src, u.now()):
-			u.dropped.add(DropRateLimited)
-		default:
-			if _, err := u.conn.WriteToUDPAddrPort(buf[:n], from); err == nil {
-				u.answered.Add(1)
-			}
+		for i := range ms[:n] {
+			u.answer(&ms[i])
 		}
 	}
+}
+
+// answer echoes one datagram read into m, or drops it and counts why.
+func (u *UDP) answer(m *ipv4.Message) {
+	from, ok := m.Addr.(*net.UDPAddr)
+	if !ok {
+		return
+	}
+	b := m.Buffers[0][:m.N]
+	if reason := u.verdict(from.AddrPort(), b); reason != "" {
+		u.dropped.add(reason)
+		return
+	}
+	udpecho.MakeEcho(b)
+	if err := u.pc.writeFrom(b, u.pc.dst(m.OOB[:m.NN]), from); err == nil {
+		u.answered.Add(1)
+	}
+}
+
+// verdict is why a datagram b from src is not answered, or "" when it is. The limiter is asked
+// last, so that only what would be answered takes a token.
+func (u *UDP) verdict(src netip.AddrPort, b []byte) string {
+	switch {
+	case !u.allowed.has(src.Addr()):
+		return DropNotANode
+	case src.Port() < MinSourcePort || src.Port() == u.port:
+		return DropSourcePort
+	case len(b) > udpecho.Len:
+		return DropOversized
+	case !udpecho.IsProbe(b):
+		return DropMalformed
+	case !u.lim.take(src.Addr().Unmap(), u.now()):
+		return DropRateLimited
+	}
+	return ""
 }

@@ -24,7 +24,7 @@ func TestUDPReceiveBuffer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	u, err := ListenUDPLimit("127.0.0.1:0", Limit{Rate: 1, Burst: 1}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	u, err := ListenUDP("127.0.0.1:0", Limit{Rate: 1, Burst: 1}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}

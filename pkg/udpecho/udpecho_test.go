@@ -1,0 +1,41 @@
+package udpecho
+
+import "testing"
+
+func TestProbeAndEcho(t *testing.T) {
+	cookie := [8]byte{1, 2, 3, 4, 5, 6, 7, 8}
+	probe := make([]byte, Len)
+	PutProbe(probe, cookie, 0xdeadbeef)
+	echo := append([]byte(nil), probe...)
+	MakeEcho(echo)
+	other := cookie
+	other[7] = 9
+	cases := []struct {
+		name       string
+		b          []byte
+		cookie     [8]byte
+		isProbe    bool
+		echoSerial uint32
+		isEcho     bool
+	}{
+		{"probe", probe, cookie, true, 0, false},
+		{"echo", echo, cookie, false, 0xdeadbeef, true},
+		{"echo of another prober's probe", echo, other, false, 0, false},
+		{"short", probe[:Len-1], cookie, false, 0, false},
+		{"long", append(append([]byte(nil), probe...), 0), cookie, false, 0, false},
+		{"no marker", append([]byte("XPG"), probe[3:]...), cookie, false, 0, false},
+		{"unknown kind", append([]byte("NPGx"), probe[4:]...), cookie, false, 0, false},
+		{"zeros", make([]byte, Len), cookie, false, 0, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := IsProbe(tc.b); got != tc.isProbe {
+				t.Errorf("IsProbe = %v, want %v", got, tc.isProbe)
+			}
+			serial, ok := ParseEcho(tc.b, tc.cookie)
+			if ok != tc.isEcho || serial != tc.echoSerial {
+				t.Errorf("ParseEcho = %#x, %v; want %#x, %v", serial, ok, tc.echoSerial, tc.isEcho)
+			}
+		})
+	}
+}
