@@ -106,8 +106,8 @@ func FQDN(host string) string {
 }
 
 // Lookup returns host's addresses: the kept answer (or failure) while it is fresh, else those of
-// a new look-up of FQDN(host). fresh says whether this call looked up, not the cache.
-func (c *Cache) Lookup(ctx context.Context, host string) (addrs []netip.Addr, fresh bool, err error) {
+// a new look-up of FQDN(host).
+func (c *Cache) Lookup(ctx context.Context, host string) ([]netip.Addr, error) {
 	name := FQDN(host)
 	c.mu.Lock()
 	if e := c.entries[name]; e != nil {
@@ -115,15 +115,15 @@ func (c *Cache) Lookup(ctx context.Context, host string) (addrs []netip.Addr, fr
 		case <-e.done:
 			if c.cfg.Now().Before(e.expires) {
 				c.mu.Unlock()
-				return e.addrs, false, e.err
+				return e.addrs, e.err
 			}
 		default: // another caller is looking it up: wait for its answer
 			c.mu.Unlock()
 			select {
 			case <-e.done:
-				return e.addrs, false, e.err
+				return e.addrs, e.err
 			case <-ctx.Done():
-				return nil, false, ctx.Err()
+				return nil, ctx.Err()
 			}
 		}
 	}
@@ -132,7 +132,10 @@ func (c *Cache) Lookup(ctx context.Context, host string) (addrs []netip.Addr, fr
 	c.lookups++
 	c.mu.Unlock()
 
-	var ans Answer
+	var (
+		ans Answer
+		err error
+	)
 	select {
 	case c.sem <- struct{}{}:
 		ans, err = c.backend.Lookup(ctx, name)
@@ -151,7 +154,7 @@ func (c *Cache) Lookup(ctx context.Context, host string) (addrs []netip.Addr, fr
 	}
 	close(e.done)
 	c.mu.Unlock()
-	return ans.Addrs, true, err
+	return ans.Addrs, err
 }
 
 // Prune forgets the answers that are no longer fresh, so that names that left the list do not

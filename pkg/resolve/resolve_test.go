@@ -121,7 +121,7 @@ func TestCacheQueriesPerTTL(t *testing.T) {
 	for range cycles {
 		c.Prune()
 		for _, h := range hosts {
-			addrs, _, err := c.Lookup(context.Background(), h)
+			addrs, err := c.Lookup(context.Background(), h)
 			if h == "missing.example.org" {
 				if !errors.Is(err, ErrNotFound) {
 					t.Fatalf("%s: %v, %v; want ErrNotFound", h, addrs, err)
@@ -205,7 +205,7 @@ func TestCacheConcurrency(t *testing.T) {
 	for i := range 8 {
 		for range 3 { // three callers per name
 			wg.Go(func() {
-				if _, _, err := c.Lookup(context.Background(), fmt.Sprintf("h%d.example.org", i)); err != nil {
+				if _, err := c.Lookup(context.Background(), fmt.Sprintf("h%d.example.org", i)); err != nil {
 					t.Error(err)
 				}
 			})
@@ -251,7 +251,7 @@ func TestCacheKeepsFailures(t *testing.T) {
 	f := &failing{err: errors.New("127.0.0.1:53: timeout")}
 	c := New(f, Config{Now: clk.Now, MinTTL: 30 * time.Second})
 	for range 4 { // 0s, 15s, 30s, 45s
-		if _, _, err := c.Lookup(context.Background(), "gw.example.org"); err == nil {
+		if _, err := c.Lookup(context.Background(), "gw.example.org"); err == nil {
 			t.Fatal("no error from a failing backend")
 		}
 		clk.advance(15 * time.Second)
