@@ -54,6 +54,9 @@ const (
 	RefusedMetadata    = "metadata"
 )
 
+// RefusedReasons are RefusedTarget's reasons, sorted.
+var RefusedReasons = []string{RefusedLinkLocal, RefusedLoopback, RefusedMetadata, RefusedMulticast, RefusedUnspecified}
+
 // RefusedTarget says why an external target's address, written in the list or resolved from its
 // host name, is not probed, or "" when it is. It is the nodes' rule (Refused: loopback,
 // multicast, link-local), and the unspecified address and the cloud metadata endpoints on top.
