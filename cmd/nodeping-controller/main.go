@@ -24,6 +24,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/nodeping/nodeping/pkg/controller"
+	"github.com/nodeping/nodeping/pkg/nodelist"
 )
 
 func main() {
@@ -35,6 +36,7 @@ type options struct {
 	externalFile                                                             string
 	debounce, debounceMax, minWriteInterval                                  time.Duration
 	leaderElect                                                              bool
+	maxExternal                                                              int
 }
 
 func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (options, error) {
@@ -53,6 +55,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.DurationVar(&o.debounceMax, "debounce-max", 10*time.Second, "longest wait for a quiet period, from the first event of a burst")
 	fs.DurationVar(&o.minWriteInterval, "min-write-interval", 10*time.Second, "least time between two ConfigMap writes (every kubelet re-reads the ConfigMap after each)")
 	fs.StringVar(&o.externalFile, "external-targets-file", "", `JSON file of targets outside the cluster, {"external_targets":[{"name":"...","host":"..."}]}, usually mounted from a ConfigMap; re-read every 10s and written into the nodes list`)
+	fs.IntVar(&o.maxExternal, "max-external-targets", nodelist.MaxExternal, "most external targets written into the nodes list (every agent probes each); past it the rest of the file is left out, logged and counted; targets whose host is a loopback, unspecified, link-local, multicast or cloud metadata address are always left out")
 	fs.StringVar(&o.listen, "listen-address", "127.0.0.1:8080", "address of /healthz and /metrics (the manifests set :8080 so that Prometheus and the kubelet reach it)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	if ns := getenv("POD_NAMESPACE"); ns != "" {
@@ -69,6 +72,9 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	}
 	if o.debounce < 0 || o.debounceMax < 0 || o.minWriteInterval < 0 {
 		return o, errors.New("--debounce, --debounce-max and --min-write-interval must not be negative")
+	}
+	if o.maxExternal < 0 {
+		return o, fmt.Errorf("--max-external-targets %d: must not be negative", o.maxExternal)
 	}
 	return o, nil
 }
@@ -112,7 +118,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	c := controller.New(controller.Config{Namespace: o.namespace, Name: o.configMap, Key: o.key,
 		Debounce: o.debounce, MaxWait: max(o.debounceMax, o.debounce), MinWriteInterval: o.minWriteInterval}, client, log, m)
 	if o.externalFile != "" {
-		go controller.WatchExternal(ctx, o.externalFile, 10*time.Second, log, m, c.SetExternal)
+		go controller.WatchExternal(ctx, o.externalFile, 10*time.Second, o.maxExternal, log, m, c.SetExternal)
 	}
 
 	mux := http.NewServeMux()

@@ -18,6 +18,7 @@ func TestFlags(t *testing.T) {
 		{[]string{"--debounce", "-1s"}, 2, "must not be negative"},
 		{[]string{"--min-write-interval", "-1s"}, 2, "must not be negative"},
 		{[]string{"--configmap", ""}, 2, "must not be empty"},
+		{[]string{"--max-external-targets", "-1"}, 2, "--max-external-targets -1: must not be negative"},
 		{[]string{"--log-level", "loud"}, 2, `--log-level "loud"`},
 		{[]string{"--kubeconfig", "/nonexistent/kubeconfig"}, 1, "cannot configure the Kubernetes client"},
 	}

@@ -239,6 +239,7 @@ func TestChartAgentFlags(t *testing.T) {
 	sets := map[string]string{
 		"agent.interval=20s":                      "--interval=20s",
 		"agent.grace=1m":                          "--grace=1m",
+		"agent.maxExternalTargets=16":             "--max-external-targets=16",
 		"agent.icmp.enabled=false":                "--icmp=false",
 		"agent.icmp.count=30":                     "--icmp-count=30",
 		"agent.icmp.interval=500ms":               "--icmp-interval=500ms",

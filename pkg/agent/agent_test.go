@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -14,12 +13,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/miekg/dns"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/nodeping/nodeping/internal/testutil/dnstest"
 	"github.com/nodeping/nodeping/internal/testutil/netnstest"
 	"github.com/nodeping/nodeping/pkg/probe"
+	"github.com/nodeping/nodeping/pkg/resolve"
 	"github.com/nodeping/nodeping/pkg/results"
 )
 
@@ -39,13 +41,16 @@ func (w testWriter) Write(p []byte) (int, error) {
 
 func testLogger(t testing.TB) *slog.Logger { return slog.New(slog.NewTextHandler(testWriter{t}, nil)) }
 
-// localResolver resolves from /etc/hosts only: DNS queries go to a loopback port where nothing
-// listens, so a name that is not in /etc/hosts fails without a packet leaving the machine.
-func localResolver() *net.Resolver {
-	return &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, "udp", "127.0.0.1:9")
-	}}
+// localResolver asks a DNS server on loopback that knows one name, loopback.test., at 127.0.0.1,
+// and answers NXDOMAIN for every other: no query leaves the machine.
+func localResolver(t testing.TB) resolve.Backend {
+	addr := dnstest.Start(t, func(name string) (int, string) {
+		if name == "loopback.test." {
+			return dns.RcodeSuccess, "127.0.0.1"
+		}
+		return dns.RcodeNameError, ""
+	})
+	return resolve.DNS{Servers: []string{addr}, Timeout: time.Second}
 }
 
 func newEngine(t *testing.T, cfg probe.ICMPConfig) *probe.ICMP {
@@ -62,7 +67,7 @@ var fastICMP = probe.ICMPConfig{Count: 2, Interval: 10 * time.Millisecond, Timeo
 
 func newAgent(t *testing.T, cfg Config, p AddrProber) *Agent {
 	cfg.Probes = []Registration{{Protocol: "icmp", Probe: AddrProbe(p)}}
-	cfg.Resolver, cfg.Build = localResolver(), results.BuildInfo{Version: "test"}
+	cfg.Resolver, cfg.Build = localResolver(t), results.BuildInfo{Version: "test"}
 	return New(cfg, testLogger(t))
 }
 
@@ -262,7 +267,7 @@ func TestOnce(t *testing.T) {
 	}
 	good := write("good.json", `{"nodes":[{"name":"self","addresses":["127.0.0.1"]},{"name":"peer","addresses":["127.0.0.5"]},{"name":"no-ip"},
 		{"name":"cordoned","addresses":["127.0.0.6"],"schedulable":false},{"name":"down","addresses":["127.0.0.7"],"ready":false}],
-		"external_targets":[{"name":"loopback","host":"localhost"},{"name":"nowhere","host":"nodeping-test.invalid"}]}`)
+		"external_targets":[{"name":"loopback","host":"loopback.test"},{"name":"nowhere","host":"nodeping-test.invalid"}]}`)
 	cases := []struct {
 		name, nodes, wantErr string
 		check                func(t *testing.T, mfs map[string]*dto.MetricFamily)
@@ -349,7 +354,7 @@ func TestProbeEvery(t *testing.T) {
 	tf := filepath.Join(dir, "nodeping.prom")
 	icmp := &countingPinger{AddrProber: newEngine(t, fastICMP)}
 	slow := &countingPinger{AddrProber: newEngine(t, fastICMP)}
-	a := New(Config{NodeName: "self", NodesFile: nodes, TextfilePath: tf, Interval: 100 * time.Millisecond, Resolver: localResolver(),
+	a := New(Config{NodeName: "self", NodesFile: nodes, TextfilePath: tf, Interval: 100 * time.Millisecond, Resolver: localResolver(t),
 		Probes: []Registration{{Protocol: "icmp", Probe: AddrProbe(icmp)}, {Protocol: "slow", Probe: AddrProbe(slow), Every: 3}}}, testLogger(t))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

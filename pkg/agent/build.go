@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 
 	"github.com/nodeping/nodeping/pkg/probe"
+	"github.com/nodeping/nodeping/pkg/resolve"
 	"github.com/nodeping/nodeping/pkg/results"
 )
 
@@ -72,6 +73,14 @@ func Build(o *Options, build results.BuildInfo, log *slog.Logger) (*Agent, func(
 		}
 		regs = append(regs, *reg)
 	}
+	// External targets' host names are asked of the nameservers themselves, fully qualified, so
+	// that the answers' TTLs are known and the pod's search list is not walked.
+	var resolver resolve.Backend = resolve.Net{}
+	if servers, err := probe.ResolversFromFile(b.resolvConf); err != nil {
+		log.Warn("external targets are looked up by the Go resolver, whose answers are kept for 30s, not their TTL", "err", err)
+	} else {
+		resolver = resolve.DNS{Servers: servers, Timeout: o.resolveTimeout()}
+	}
 	a := New(Config{
 		NodeName:       o.NodeName,
 		NodesFile:      o.NodesFile,
@@ -80,6 +89,8 @@ func Build(o *Options, build results.BuildInfo, log *slog.Logger) (*Agent, func(
 		Grace:          o.Grace,
 		Plan:           o.Plan,
 		ResolveTimeout: o.resolveTimeout(),
+		Resolver:       resolver,
+		MaxExternal:    o.MaxExternal,
 		Once:           o.Once,
 		Compat:         o.Compat,
 		RTTDetail:      o.RTTDetail,

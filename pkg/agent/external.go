@@ -5,37 +5,44 @@ import (
 	"errors"
 	"net/netip"
 	"sync"
+	"time"
 
+	"github.com/nodeping/nodeping/pkg/nodelist"
 	"github.com/nodeping/nodeping/pkg/results"
 )
 
-// Resolver looks up external targets' host names; *net.Resolver is one.
-type Resolver interface {
-	LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error)
-}
+// logEvery is how often a repeated problem of one external target is logged (it is counted every
+// cycle): a target that stays unresolvable or refused would otherwise log every cycle of every
+// agent.
+const logEvery = 10 * time.Minute
 
-// resolveExternal looks up every external target's host, in parallel, and returns one target per
-// address family found. Failures are logged and counted; that target is skipped this cycle.
+// resolveExternal finds every external target's addresses: a literal address as written, a host
+// name from the cache (pkg/resolve: fully qualified, kept for its TTL, a few look-ups at a time).
+// Every address, literal or resolved, goes through nodelist.RefusedTarget: a refused one is
+// counted by reason, logged (at most every logEvery per target and address) and never probed.
+// It returns one target per address family found. A target that does not resolve is counted,
+// logged at most every logEvery, and skipped this cycle.
 func (a *Agent) resolveExternal(ctx context.Context) []Target {
 	ext := a.nodes.list.External
 	if len(ext) == 0 {
 		return nil
 	}
+	now := a.clock.Now()
+	a.resolver.Prune()
+	a.logLimit.prune(now)
 	found := make([][]netip.Addr, len(ext))
 	errs := make([]error, len(ext))
 	var wg sync.WaitGroup
 	for i, e := range ext {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if ip, err := netip.ParseAddr(e.Host); err == nil {
-				found[i] = []netip.Addr{ip.Unmap()}
-				return
-			}
+		if ip, err := netip.ParseAddr(e.Host); err == nil {
+			found[i] = []netip.Addr{ip}
+			continue
+		}
+		wg.Go(func() {
 			rctx, cancel := context.WithTimeout(ctx, a.cfg.ResolveTimeout)
 			defer cancel()
-			found[i], errs[i] = a.cfg.Resolver.LookupNetIP(rctx, "ip", e.Host)
-		}()
+			found[i], errs[i] = a.resolver.Lookup(rctx, e.Host)
+		})
 	}
 	wg.Wait()
 	var out []Target
@@ -45,12 +52,23 @@ func (a *Agent) resolveExternal(ctx context.Context) []Target {
 		}
 		if errs[i] != nil {
 			a.resolveErr++
-			a.log.Warn("cannot resolve external target; skipped this cycle", "name", e.Name, "host", e.Host, "err", errs[i])
+			if a.logLimit.allow("resolve\x00"+e.Name, now) {
+				a.log.Warn("cannot resolve external target; skipped until it resolves (logged at most every 10m, counted in nodeping_resolve_errors_total)",
+					"name", e.Name, "host", e.Host, "err", errs[i])
+			}
 			continue
 		}
 		var have4, have6 bool
 		for _, ip := range found[i] {
 			ip = ip.Unmap()
+			if why := nodelist.RefusedTarget(ip, a.nodes.loopbackOK); why != "" {
+				a.refused[why]++
+				if a.logLimit.allow("refused\x00"+e.Name+"\x00"+ip.String(), now) {
+					a.log.Warn("external target address refused; not probed (logged at most every 10m, counted in nodeping_external_addresses_refused_total)",
+						"name", e.Name, "host", e.Host, "addr", ip, "reason", why)
+				}
+				continue
+			}
 			if ip.Is4() && !have4 || ip.Is6() && !have6 {
 				have4, have6 = have4 || ip.Is4(), have6 || ip.Is6()
 				out = append(out, Target{Pair: results.Pair{Kind: results.KindExternal, Name: e.Name, Host: e.Host, IP: ip}})
@@ -58,4 +76,30 @@ func (a *Agent) resolveExternal(ctx context.Context) []Target {
 		}
 	}
 	return out
+}
+
+// logLimit lets a message about one key through once per period.
+type logLimit struct {
+	period time.Duration
+	last   map[string]time.Time
+}
+
+func (l *logLimit) allow(key string, now time.Time) bool {
+	if at, ok := l.last[key]; ok && now.Sub(at) < l.period {
+		return false
+	}
+	if l.last == nil {
+		l.last = map[string]time.Time{}
+	}
+	l.last[key] = now
+	return true
+}
+
+// prune forgets the keys logged more than a period ago, so that targets that left do not stay.
+func (l *logLimit) prune(now time.Time) {
+	for k, at := range l.last {
+		if now.Sub(at) >= l.period {
+			delete(l.last, k)
+		}
+	}
 }

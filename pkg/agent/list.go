@@ -18,10 +18,13 @@ type listState struct {
 	plan      *targets.Plan // of list; nil until a list loads
 	planState results.PlanState
 	ok        bool // a list is in use
-	hash      [sha256.Size]byte
-	badHash   [sha256.Size]byte // of the last unusable content, so that it is logged once
-	loaded    time.Time
-	skipped   map[string]int
+	// loopbackOK: every node address of the list is loopback (a test or a demo on one host), so
+	// external targets at loopback addresses are probed too.
+	loopbackOK bool
+	hash       [sha256.Size]byte
+	badHash    [sha256.Size]byte // of the last unusable content, so that it is logged once
+	loaded     time.Time
+	skipped    map[string]int
 	// maintenance holds the listed nodes that are cordoned or not Ready.
 	maintenance map[string]string
 	loadErrors  uint64
@@ -87,6 +90,9 @@ func (a *Agent) load(now time.Time) error {
 }
 
 func (a *Agent) useList(l nodelist.List, skips []nodelist.Skip, h [sha256.Size]byte, now time.Time, first bool) {
+	var over []nodelist.Skip
+	l.External, over = nodelist.LimitExternal(l.External, a.cfg.MaxExternal)
+	skips = append(skips, over...)
 	a.nodes.skipped = map[string]int{}
 	a.nodes.maintenance = map[string]string{}
 	for _, n := range l.Nodes {
@@ -126,6 +132,7 @@ func (a *Agent) useList(l nodelist.List, skips []nodelist.Skip, h [sha256.Size]b
 	}
 	a.nodes.firstSeen = seen
 	a.nodes.list, a.nodes.plan, a.nodes.hash, a.nodes.ok, a.nodes.loaded = l, plan, h, true, now
+	a.nodes.loopbackOK = l.LoopbackOnly()
 	st := plan.Stats()
 	a.nodes.planState = results.PlanState{
 		Mode: st.Mode, SubsetPeers: st.SubsetPeers, Peers: len(plan.Peers(a.cfg.NodeName)),

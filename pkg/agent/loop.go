@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nodeping/nodeping/pkg/nodelist"
+	"github.com/nodeping/nodeping/pkg/resolve"
 	"github.com/nodeping/nodeping/pkg/results"
 	"github.com/nodeping/nodeping/pkg/targets"
 	"github.com/nodeping/nodeping/pkg/textfile"
@@ -28,8 +30,11 @@ type Config struct {
 	Interval time.Duration
 	// Grace is how long a target that appears in a reloaded list is exempt from loss.
 	Grace time.Duration
-	// ResolveTimeout bounds each external target's host name look-up.
+	// ResolveTimeout bounds each external target's host name look-up (0: 2s).
 	ResolveTimeout time.Duration
+	// MaxExternal is how many external targets of a list are probed, the first ones (0:
+	// nodelist.MaxExternal); the others are skipped, logged and counted.
+	MaxExternal int
 	// Once runs one cycle, writes the file and returns.
 	Once bool
 	// Compat is "" or results.CompatFlant, to add Flant node-ping's series.
@@ -47,8 +52,9 @@ type Config struct {
 	Responders []Responder
 	// Engines report the probe engines' running totals with every cycle's self-metrics.
 	Engines []Engine
-	// Resolver looks up external targets (nil: net.DefaultResolver).
-	Resolver Resolver
+	// Resolver looks up external targets' host names, fully qualified; its answers are kept for
+	// their TTL, 30s to 10m (nil: resolve.Net on net.DefaultResolver, which tells no TTL).
+	Resolver resolve.Backend
 	// Clock is the loop's time (nil: RealClock).
 	Clock Clock
 }
@@ -63,7 +69,10 @@ type Agent struct {
 
 	nodes      listState
 	cycles     uint64 // cycles run, for probes that run every Nth
+	resolver   *resolve.Cache
 	resolveErr uint64
+	refused    map[string]uint64 // external targets' addresses refused, by reason
+	logLimit   logLimit
 	writeErr   uint64
 	last       summary
 }
@@ -84,7 +93,13 @@ type targetKey struct {
 // New wires an agent.
 func New(cfg Config, log *slog.Logger) *Agent {
 	if cfg.Resolver == nil {
-		cfg.Resolver = net.DefaultResolver
+		cfg.Resolver = resolve.Net{Resolver: net.DefaultResolver}
+	}
+	if cfg.ResolveTimeout <= 0 {
+		cfg.ResolveTimeout = 2 * time.Second
+	}
+	if cfg.MaxExternal <= 0 {
+		cfg.MaxExternal = nodelist.MaxExternal
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = RealClock{}
@@ -94,7 +109,10 @@ func New(cfg Config, log *slog.Logger) *Agent {
 	}
 	a := &Agent{
 		cfg: cfg, log: log, clock: cfg.Clock, nodes: listState{firstSeen: map[targetKey]time.Time{}},
-		results: results.New(results.Source{Node: cfg.NodeName}, cfg.Build, cfg.Compat),
+		results:  results.New(results.Source{Node: cfg.NodeName}, cfg.Build, cfg.Compat),
+		resolver: resolve.New(cfg.Resolver, resolve.Config{Now: cfg.Clock.Now}),
+		refused:  map[string]uint64{},
+		logLimit: logLimit{period: logEvery},
 	}
 	a.results.SetRTTDetail(cfg.RTTDetail)
 	for _, r := range cfg.Probes {
@@ -308,7 +326,8 @@ func (a *Agent) Summary() string {
 // state is the agent's self-metrics: the cycle's targets, the list's, the probes' runs, and the
 // engines' and responders' running totals.
 func (a *Agent) state(probed, grace int) results.AgentState {
-	st := results.AgentState{TargetsProbed: probed, TargetsInGrace: grace, ResolveErrors: a.resolveErr, WriteErrors: a.writeErr}
+	st := results.AgentState{TargetsProbed: probed, TargetsInGrace: grace, ResolveErrors: a.resolveErr,
+		ExternalRefused: a.refused, WriteErrors: a.writeErr}
 	a.nodes.fill(&st)
 	for _, p := range a.probes {
 		if p.ran {

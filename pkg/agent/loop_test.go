@@ -15,6 +15,7 @@ import (
 
 	"github.com/nodeping/nodeping/pkg/nodelist"
 	"github.com/nodeping/nodeping/pkg/probe"
+	"github.com/nodeping/nodeping/pkg/resolve"
 	"github.com/nodeping/nodeping/pkg/results"
 	"github.com/nodeping/nodeping/pkg/targets"
 )
@@ -57,6 +58,7 @@ type fakeProbe struct {
 	runs   int
 	starts []time.Duration // since the epoch of the clock
 	seen   []int           // targets of each run
+	got    []Target        // the targets of every run
 	stats  func(run int, t Target) probe.Stats
 	took   func(run int) time.Duration
 	fail   func(run int) error
@@ -69,6 +71,7 @@ func (f *fakeProbe) Run(ctx context.Context, targets []Target, rep Reporter) err
 	f.runs++
 	f.starts = append(f.starts, f.clock.Now().Sub(epoch))
 	f.seen = append(f.seen, len(targets))
+	f.got = append(f.got, targets...)
 	if f.took != nil {
 		f.clock.advance(f.took(run))
 	}
@@ -85,14 +88,15 @@ func (f *fakeProbe) Run(ctx context.Context, targets []Target, rep Reporter) err
 	return nil
 }
 
-// fakeResolver answers from a map.
+// fakeResolver answers from a map of fully qualified names, with no TTL (the cache keeps each
+// answer for 30s).
 type fakeResolver map[string][]netip.Addr
 
-func (r fakeResolver) LookupNetIP(_ context.Context, _, host string) ([]netip.Addr, error) {
-	if a, ok := r[host]; ok {
-		return a, nil
+func (r fakeResolver) Lookup(_ context.Context, fqdn string) (resolve.Answer, error) {
+	if a, ok := r[fqdn]; ok {
+		return resolve.Answer{Addrs: a}, nil
 	}
-	return nil, fmt.Errorf("lookup %s: no such host", host)
+	return resolve.Answer{}, fmt.Errorf("lookup %s: no such host", fqdn)
 }
 
 func addrs(s ...string) []netip.Addr {
@@ -124,6 +128,20 @@ func hugeList(n int) string {
 		fmt.Fprintf(&b, `{"name":"h%d","ipAddress":"198.18.%d.%d"}`, i, 100+i/250, 1+i%250)
 	}
 	b.WriteString("]")
+	return b.String()
+}
+
+// externalList is a list of this node alone and n external targets, x0.. at 198.18.10.1...
+func externalList(n int) string {
+	var b strings.Builder
+	b.WriteString(`{"nodes":[{"name":"self","addresses":["198.18.0.1"]}],"external_targets":[`)
+	for i := range n {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		fmt.Fprintf(&b, `{"name":"x%d","host":"198.18.10.%d"}`, i, i+1)
+	}
+	b.WriteString("]}")
 	return b.String()
 }
 
@@ -268,7 +286,7 @@ func TestLoop(t *testing.T) {
 			lists: map[int]string{0: `{"nodes":[{"name":"self","addresses":["198.18.0.1"]}],"external_targets":[{"name":"gw","host":"gw.example"},` +
 				`{"name":"lit","host":"::ffff:198.18.9.9"},{"name":"gone","host":"nowhere.example"}]}`},
 			cfg: func(c *Config) {
-				c.Resolver = fakeResolver{"gw.example": addrs("198.18.9.1", "fd00::1", "198.18.9.2", "::ffff:198.18.9.3", "fd00::2")}
+				c.Resolver = fakeResolver{"gw.example.": addrs("198.18.9.1", "fd00::1", "198.18.9.2", "::ffff:198.18.9.3", "fd00::2")}
 			},
 			probes: func(c *fakeClock) []Registration {
 				return []Registration{
@@ -282,6 +300,66 @@ func TestLoop(t *testing.T) {
 				`nodeping_external_packets_sent_total{source_node="self",source_zone="",destination_name="gw",destination_host="gw.example",destination_ip="fd00::1",ip_family="ipv6",protocol="icmp"} 2` + "\n" +
 				`nodeping_external_packets_sent_total{source_node="self",source_zone="",destination_name="lit",destination_host="::ffff:198.18.9.9",destination_ip="198.18.9.9",ip_family="ipv4",protocol="icmp"} 2` + "\n" +
 				"nodeping_resolve_errors_total 1\n",
+		},
+		{
+			name: "an external address the policy refuses, written or resolved, is never probed and is counted by reason",
+			lists: map[int]string{0: `{"nodes":[{"name":"self","addresses":["198.18.0.1"]}],"external_targets":[` +
+				`{"name":"imds","host":"169.254.169.254"},{"name":"imds6","host":"fd00:ec2::254"},{"name":"alibaba","host":"100.100.100.200"},` +
+				`{"name":"lo","host":"127.0.0.1"},{"name":"any","host":"::"},{"name":"mcast","host":"ff02::1"},` +
+				`{"name":"sneaky","host":"meta.example"},{"name":"mixed","host":"mixed.example"}]}`},
+			cfg: func(c *Config) {
+				c.Resolver = fakeResolver{
+					"meta.example.":  addrs("169.254.169.254", "::ffff:169.254.170.2"),
+					"mixed.example.": addrs("fe80::1", "198.18.9.5", "fd00:ec2::254", "2001:db8::5"),
+				}
+			},
+			probes:   oneICMP,
+			cycles:   2,
+			families: []string{"nodeping_external_packets_sent_total", "nodeping_external_addresses_refused_total"},
+			want: `nodeping_external_addresses_refused_total{reason="link-local"} 2` + "\n" +
+				`nodeping_external_addresses_refused_total{reason="loopback"} 2` + "\n" +
+				`nodeping_external_addresses_refused_total{reason="metadata"} 12` + "\n" +
+				`nodeping_external_addresses_refused_total{reason="multicast"} 2` + "\n" +
+				`nodeping_external_addresses_refused_total{reason="unspecified"} 2` + "\n" +
+				`nodeping_external_packets_sent_total{source_node="self",source_zone="",destination_name="mixed",destination_host="mixed.example",destination_ip="198.18.9.5",ip_family="ipv4",protocol="icmp"} 4` + "\n" +
+				`nodeping_external_packets_sent_total{source_node="self",source_zone="",destination_name="mixed",destination_host="mixed.example",destination_ip="2001:db8::5",ip_family="ipv6",protocol="icmp"} 4` + "\n",
+			check: func(t *testing.T, probes []Registration) {
+				for _, tg := range probes[0].Probe.(*fakeProbe).got {
+					if nodelist.RefusedTarget(tg.Pair.IP, false) != "" {
+						t.Errorf("probe was given %s (%s)", tg.Pair.IP, tg.Pair.Name)
+					}
+				}
+			},
+		},
+		{
+			name:     "external targets past --max-external-targets are skipped and counted",
+			lists:    map[int]string{0: externalList(5)},
+			cfg:      func(c *Config) { c.MaxExternal = 3 },
+			probes:   oneICMP,
+			cycles:   1,
+			families: []string{"nodeping_nodes_list_skipped_entries", "nodeping_targets"},
+			want: `nodeping_nodes_list_skipped_entries{reason="too_many_external"} 2` + "\n" +
+				`nodeping_targets{state="grace"} 0` + "\n" +
+				`nodeping_targets{state="probed"} 3` + "\n",
+			check: func(t *testing.T, probes []Registration) {
+				var names []string
+				for _, tg := range probes[0].Probe.(*fakeProbe).got {
+					names = append(names, tg.Pair.Name)
+				}
+				if strings.Join(names, " ") != "x0 x1 x2" {
+					t.Errorf("probed %v, want the first three, x0 x1 x2", names)
+				}
+			},
+		},
+		{
+			name:     "the default cap is nodelist.MaxExternal",
+			lists:    map[int]string{0: externalList(nodelist.MaxExternal + 1)},
+			probes:   oneICMP,
+			cycles:   1,
+			families: []string{"nodeping_nodes_list_skipped_entries", "nodeping_targets"},
+			want: `nodeping_nodes_list_skipped_entries{reason="too_many_external"} 1` + "\n" +
+				`nodeping_targets{state="grace"} 0` + "\n" +
+				fmt.Sprintf(`nodeping_targets{state="probed"} %d`, nodelist.MaxExternal) + "\n",
 		},
 		{
 			name:   "above --full-mesh-max the agent probes its plan's peers only",
@@ -431,4 +509,90 @@ type probeFunc func(ctx context.Context, targets []Target, rep Reporter) error
 
 func (f probeFunc) Run(ctx context.Context, targets []Target, rep Reporter) error {
 	return f(ctx, targets, rep)
+}
+
+// countingResolver is a fakeResolver that records every name it is asked.
+type countingResolver struct {
+	fakeResolver
+	mu    sync.Mutex
+	asked map[string]int
+}
+
+func (r *countingResolver) Lookup(ctx context.Context, fqdn string) (resolve.Answer, error) {
+	r.mu.Lock()
+	r.asked[fqdn]++
+	r.mu.Unlock()
+	return r.fakeResolver.Lookup(ctx, fqdn)
+}
+
+// lockedBuffer is a log destination that the test reads after the loop.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+// TestExternalLookups: over 8 cycles of 15s, each host name is asked once per 30s (the floor of
+// the TTL, as this resolver tells none), fully qualified, however many targets share it; a name
+// that does not resolve is counted every cycle and logged once.
+func TestExternalLookups(t *testing.T) {
+	dir := t.TempDir()
+	nodes, tf := filepath.Join(dir, "nodes.json"), filepath.Join(dir, "nodeping.prom")
+	os.WriteFile(nodes, []byte(`{"nodes":[{"name":"self","addresses":["198.18.0.1"]}],"external_targets":[`+
+		`{"name":"gw","host":"gw.example.org"},{"name":"gw-again","host":"gw.example.org"},{"name":"gone","host":"gone.example.org"}]}`), 0o644)
+	res := &countingResolver{fakeResolver: fakeResolver{"gw.example.org.": addrs("198.18.9.1")}, asked: map[string]int{}}
+	const cycles = 8
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var file []byte
+	clock := &fakeClock{now: epoch}
+	clock.onSleep = func(n int) {
+		if n == cycles {
+			file, _ = os.ReadFile(tf)
+			cancel()
+		}
+	}
+	var logs lockedBuffer
+	a := New(Config{NodeName: "self", NodesFile: nodes, TextfilePath: tf, Interval: 15 * time.Second, Clock: clock,
+		Resolver: res, ResolveTimeout: time.Second, Probes: oneICMP(clock)}, slog.New(slog.NewTextHandler(&logs, nil)))
+	if err := a.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// 0s, 15s, ... 105s: asked at 0s, 30s, 60s, 90s.
+	if fmt.Sprint(res.asked) != "map[gone.example.org.:4 gw.example.org.:4]" {
+		t.Errorf("asked %v over %d cycles, want each name fully qualified, 4 times (every 30s)", res.asked, cycles)
+	}
+	want := "nodeping_resolve_errors_total 8\n"
+	if got := pick(string(file), []string{"nodeping_resolve_errors_total"}); got != want {
+		t.Errorf("got %q, want %q: every cycle counts", got, want)
+	}
+	if n := strings.Count(logs.b.String(), "cannot resolve external target"); n != 1 {
+		t.Errorf("the failure was logged %d times in %d cycles, want once (every 10m at most):\n%s", n, cycles, logs.b.String())
+	}
+}
+
+func TestLogLimit(t *testing.T) {
+	l := logLimit{period: 10 * time.Minute}
+	steps := []struct {
+		key  string
+		at   time.Duration
+		want bool
+	}{
+		{"a", 0, true}, {"a", time.Second, false}, {"b", time.Second, true},
+		{"a", 10*time.Minute - time.Nanosecond, false}, {"a", 10 * time.Minute, true}, {"a", 15 * time.Minute, false},
+	}
+	for _, s := range steps {
+		if got := l.allow(s.key, epoch.Add(s.at)); got != s.want {
+			t.Errorf("allow(%s) at %s = %v, want %v", s.key, s.at, got, s.want)
+		}
+	}
+	l.prune(epoch.Add(19 * time.Minute))
+	if len(l.last) != 1 {
+		t.Errorf("after prune at 19m: %v, want only a (logged at 10m; b at 1s is gone)", l.last)
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nodeping/nodeping/pkg/nodelist"
 	"github.com/nodeping/nodeping/pkg/results"
 	"github.com/nodeping/nodeping/pkg/targets"
 )
@@ -26,6 +27,8 @@ type Options struct {
 	LogLevel, LogFormat string
 	// RTTDetail adds the per-pair RTT min/max/stddev gauges and every protocol's RTT histogram.
 	RTTDetail bool
+	// MaxExternal is how many of the list's external targets are probed, the first ones.
+	MaxExternal int
 
 	// Plan chooses the peers: full mesh, or a subset on large clusters (pkg/targets).
 	Plan targets.Options
@@ -78,6 +81,7 @@ func (o *Options) FlagSet() *flag.FlagSet {
 	fs.StringVar(&o.TextfileName, "textfile-name", DefaultTextfileName, "name of the agent's file in --textfile-dir; it must end in .prom (Flant's node-ping used node-ping_<node>.prom in /var/run/node-exporter-textfile)")
 	fs.DurationVar(&o.Interval, "interval", 15*time.Second, "time from one probe cycle's start to the next's; every probe's spread and timeout must fit in it")
 	fs.DurationVar(&o.Grace, "grace", 30*time.Second, "how long a node that joins the list is exempt from loss (only answered echoes count)")
+	fs.IntVar(&o.MaxExternal, "max-external-targets", nodelist.MaxExternal, "most external targets probed: the first ones of the nodes list (the controller writes them sorted by name); the others are skipped, logged and counted in nodeping_nodes_list_skipped_entries{reason=\"too_many_external\"}")
 	PlanFlags(fs, &o.Plan)
 	for _, p := range o.probes() {
 		p.addFlags(fs)
@@ -163,6 +167,8 @@ func (o *Options) Validate() error {
 		return fmt.Errorf("--interval %s: must be positive", o.Interval)
 	case o.Grace < 0:
 		return fmt.Errorf("--grace %s: must not be negative", o.Grace)
+	case o.MaxExternal < 1:
+		return fmt.Errorf("--max-external-targets %d: must be at least 1 (a list without external targets probes none)", o.MaxExternal)
 	case o.Engine != "batch" && o.Engine != "pro-bing":
 		return fmt.Errorf("--icmp-engine %q: must be batch or pro-bing", o.Engine)
 	case o.Compat != "" && o.Compat != results.CompatFlant:

@@ -28,6 +28,7 @@ func TestInvalidOptions(t *testing.T) {
 		{"no node name", nil, "--node-name (or $NODE_NAME, or $MY_NODE_NAME) is required: the agent must know which node is itself"},
 		{"zero interval", append(n, "--interval", "0s"), "--interval 0s: must be positive"},
 		{"negative grace", append(n, "--grace", "-1s"), "--grace -1s: must not be negative"},
+		{"no external targets", append(n, "--max-external-targets", "0"), "--max-external-targets 0: must be at least 1 (a list without external targets probes none)"},
 		{"bad engine", append(n, "--icmp-engine", "fast"), `--icmp-engine "fast": must be batch or pro-bing`},
 		{"bad compat", append(n, "--compat", "kubenurse"), `--compat "kubenurse": must be empty or flant`},
 		{"textfile name with a directory", append(n, "--textfile-name", "../x.prom"), `--textfile-name "../x.prom": want a file name ending in .prom, without a directory or a leading dot`},

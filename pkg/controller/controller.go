@@ -83,6 +83,8 @@ type Metrics struct {
 	Events   *prometheus.CounterVec
 	// ExternalErrors counts reads of the external targets file that were rejected.
 	ExternalErrors prometheus.Counter
+	// ExternalSkipped counts external targets left out by LimitExternal, by reason.
+	ExternalSkipped *prometheus.CounterVec
 }
 
 // NewMetrics registers the controller's metrics with reg (promauto: a metric cannot be declared
@@ -103,6 +105,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Node events from the watch, by whether they change the nodes list (relevant: true, false); heartbeats are false and cost no render."}, []string{"relevant"}),
 		ExternalErrors: f.NewCounter(prometheus.CounterOpts{Name: "nodeping_controller_external_targets_errors_total",
 			Help: "Reads of --external-targets-file that were rejected (the last good targets stay)."}),
+		ExternalSkipped: f.NewCounterVec(prometheus.CounterOpts{Name: "nodeping_controller_external_targets_skipped_total",
+			Help: "External targets left out of the nodes list, counted at each read of --external-targets-file, by reason: refused_address (loopback, unspecified, link-local, multicast or a cloud metadata address), too_many_external (past --max-external-targets)."}, []string{"reason"}),
 	}
 	// Every series exists from the start at 0, so that the first refused write or error is an
 	// increase that rules see.
@@ -113,6 +117,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	for _, state := range []string{nodelist.StateReady, nodelist.StateNotReady, nodelist.StateCordoned, "skipped"} {
 		m.Nodes.WithLabelValues(state)
+	}
+	for _, reason := range []string{nodelist.ReasonRefusedAddress, nodelist.ReasonTooManyExternal} {
+		m.ExternalSkipped.WithLabelValues(reason)
 	}
 	for _, relevant := range []string{"true", "false"} {
 		m.Events.WithLabelValues(relevant)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net/netip"
 	"os"
 	"time"
 
@@ -41,9 +42,34 @@ func LoadExternal(path string) ([]nodelist.External, error) {
 	return l.External, nil
 }
 
-// WatchExternal loads path now and every period until ctx ends, and passes each good result to
-// set. A bad file is logged and counted, and the targets from the last good read stay.
-func WatchExternal(ctx context.Context, path string, period time.Duration, log *slog.Logger, m *Metrics, set func([]nodelist.External)) {
+// LimitExternal applies the external targets' limits before they go into the nodes list: a
+// target whose host is an address that nodelist.RefusedTarget refuses (loopback, unspecified,
+// link-local, multicast, a cloud metadata endpoint) is left out, and of the others the first max
+// are kept (nodelist.MaxExternal when max < 0). What is left out comes back as skips. Host names
+// are not resolved here: agents apply the same policy to what they resolve.
+func LimitExternal(ext []nodelist.External, max int) ([]nodelist.External, []nodelist.Skip) {
+	var (
+		kept  []nodelist.External
+		skips []nodelist.Skip
+	)
+	for _, e := range ext {
+		if a, err := netip.ParseAddr(e.Host); err == nil {
+			if why := nodelist.RefusedTarget(a, false); why != "" {
+				skips = append(skips, nodelist.Skip{Name: e.Name, Reason: nodelist.ReasonRefusedAddress, Detail: fmt.Sprintf("%s address %s refused", why, a)})
+				continue
+			}
+		}
+		kept = append(kept, e)
+	}
+	kept, over := nodelist.LimitExternal(kept, max)
+	return kept, append(skips, over...)
+}
+
+// WatchExternal loads path now and every period until ctx ends, and passes each good result, within
+// LimitExternal's limits (max targets), to set. A bad file is logged and counted, and the targets
+// from the last good read stay; a target left out by the limits is logged and counted by reason
+// each time the file is read.
+func WatchExternal(ctx context.Context, path string, period time.Duration, max int, log *slog.Logger, m *Metrics, set func([]nodelist.External)) {
 	var last []byte
 	first := true
 	for {
@@ -54,7 +80,12 @@ func WatchExternal(ctx context.Context, path string, period time.Duration, log *
 				m.ExternalErrors.Inc()
 				log.Error("external targets not updated; keeping the last good ones", "err", err)
 			} else {
-				log.Info("external targets loaded", "file", path, "targets", len(ext))
+				ext, skips := LimitExternal(ext, max)
+				for _, s := range skips {
+					m.ExternalSkipped.WithLabelValues(s.Reason).Inc()
+					log.Warn("external target skipped", "file", path, "name", s.Name, "reason", s.Reason, "detail", s.Detail)
+				}
+				log.Info("external targets loaded", "file", path, "targets", len(ext), "skipped", len(skips))
 				set(ext)
 			}
 			last, first = data, false

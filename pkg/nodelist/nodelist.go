@@ -246,15 +246,16 @@ func allLoopback(nodes []wireNode) bool {
 // Refused says why a parsed, usable address is still refused as a node's address ("loopback",
 // "multicast", "link-local"), or "" when it is accepted. loopbackOK accepts loopback, for lists
 // whose every address is loopback (tests and benchmarks on one machine); the controller never
-// passes it. It is the one rule, with UsableAddr, for the agent and the controller.
+// passes it. It is the one rule, with UsableAddr, for the agent and the controller, and the
+// core of RefusedTarget for external targets.
 func Refused(a netip.Addr, loopbackOK bool) string {
 	switch {
 	case a.IsLoopback() && !loopbackOK:
-		return "loopback"
+		return RefusedLoopback
 	case a.IsMulticast():
-		return "multicast"
+		return RefusedMulticast
 	case a.IsLinkLocalUnicast():
-		return "link-local"
+		return RefusedLinkLocal
 	}
 	return ""
 }

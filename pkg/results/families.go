@@ -5,6 +5,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/nodeping/nodeping/pkg/nodelist"
 	"github.com/nodeping/nodeping/pkg/probe"
 )
 
@@ -171,6 +172,12 @@ var families = func() []*Family {
 		single("nodeping_cycles_total", Counter, "Probe cycles completed.",
 			func(r *Results) float64 { return float64(r.cycles) }),
 		famDNSDuration,
+		{Name: "nodeping_external_addresses_refused_total", Type: Counter, Help: "Addresses of external targets, written or resolved, that are never probed, once per cycle each, by reason: loopback, unspecified, link-local, multicast, metadata (a cloud metadata endpoint such as 169.254.169.254).", Labels: []string{"reason"},
+			render: func(f *Family, r *Results, e *encoder) {
+				for _, k := range nodelist.RefusedReasons { // each from the start, at 0
+					e.sample(f.Name, "", f.labels(k), float64(r.state.ExternalRefused[k]))
+				}
+			}},
 		{Name: "nodeping_dns_responses_total", Type: Counter, Help: "DNS probe queries by resolver, name and response code (NOERROR, NXDOMAIN, SERVFAIL, ...; timeout or error when none came).", Labels: []string{"source_node", "resolver", "name", "rcode"},
 			render: func(f *Family, r *Results, e *encoder) {
 				keys := make([]dnsKey, 0, len(r.dnsCounts))
@@ -269,7 +276,7 @@ var families = func() []*Family {
 					}
 				}
 			}},
-		single("nodeping_resolve_errors_total", Counter, "Failed look-ups of external targets' host names.",
+		single("nodeping_resolve_errors_total", Counter, "External targets skipped in a cycle because their host name did not resolve, once per target and cycle (a failed look-up is kept, not retried, for 30s).",
 			func(r *Results) float64 { return float64(r.state.ResolveErrors) }),
 		famRTT,
 		{Name: "nodeping_send_errors_total", Type: Counter, Help: "Probe packets the kernel refused to send (no route, for example); each also counts as sent and lost.", Labels: []string{"ip_family", "protocol"},

@@ -71,8 +71,12 @@ type AgentState struct {
 	Plan PlanState
 	// ListLoaded is when the list in use was read; zero when none has been.
 	ListLoaded time.Time
-	// ResolveErrors counts failed look-ups of external targets' host names.
+	// ResolveErrors counts the cycles in which an external target's host name did not resolve,
+	// once per target.
 	ResolveErrors uint64
+	// ExternalRefused counts external targets' addresses refused and not probed (once per cycle
+	// each), by reason: nodelist.RefusedTarget's.
+	ExternalRefused map[string]uint64
 	// WriteErrors counts failed textfile writes.
 	WriteErrors uint64
 	// ICMPModes maps an address family ("ipv4", "ipv6") to its socket mode ("raw", "dgram").

@@ -31,6 +31,7 @@ app.kubernetes.io/component: {{ . }}
 {{- $flags := list
   (list "interval" $a.interval)
   (list "grace" $a.grace)
+  (list "max-external-targets" $a.maxExternalTargets)
   (list "icmp" (ternary "" "false" $a.icmp.enabled))
   (list "icmp-count" $a.icmp.count)
   (list "icmp-interval" $a.icmp.interval)
