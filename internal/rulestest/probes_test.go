@@ -1,0 +1,174 @@
+package rulestest
+
+import (
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/nodeping/nodeping/internal/testutil/golden"
+)
+
+// The alerts of the probes beside ICMP (TCP, UDP, DNS, external targets), each in a file of its
+// own: four nodes in two zones, full mesh, 15 minutes of hand-shaped counters.
+
+// probeSteps is the number of 15s steps after the first sample (15 minutes).
+const probeSteps = 60
+
+type probeNode struct{ name, zone string }
+
+var fourNodes = []probeNode{{"node-1", "zone-a"}, {"node-2", "zone-a"}, {"node-3", "zone-b"}, {"node-4", "zone-b"}}
+
+func (n probeNode) inst() string { return fmt.Sprintf(`instance="%s:9100",job="node"`, n.name) }
+
+func (n probeNode) ip() string { return "198.18.0." + strings.TrimPrefix(n.name, "node-") }
+
+// counter renders a counter that grows by perStep every step, and stops growing from step
+// stopFrom on (never when stopFrom < 0).
+func counter(perStep, stopFrom int) string {
+	if stopFrom < 0 || stopFrom >= probeSteps {
+		return fmt.Sprintf("0+%dx%d", perStep, probeSteps)
+	}
+	if stopFrom == 0 {
+		return fmt.Sprintf("0x%d", probeSteps)
+	}
+	return fmt.Sprintf("0+%dx%d %dx%d", perStep, stopFrom-1, perStep*stopFrom, probeSteps-stopFrom)
+}
+
+// pairCounters renders one pair's sent and received counters for protocol proto: perStep
+// probes a step, every one answered until step lostFrom (never lost when lostFrom < 0).
+func pairCounters(src, dst probeNode, proto string, perStep, lostFrom int) string {
+	labels := fmt.Sprintf(`%s,source_node=%q,source_zone=%q,destination_node=%q,destination_zone=%q,destination_ip=%q,ip_family="ipv4",protocol=%q`,
+		src.inst(), src.name, src.zone, dst.name, dst.zone, dst.ip(), proto)
+	return series("nodeping_packets_sent_total{%s}", labels, counter(perStep, -1)) +
+		series("nodeping_packets_received_total{%s}", labels, counter(perStep, lostFrom))
+}
+
+// mesh renders the ICMP pairs and the pairs of port probe proto of the four nodes; lost says
+// from which step a pair loses each protocol's probes (-1: never).
+func mesh(proto string, lost func(src, dst probeNode, proto string) int) string {
+	var b strings.Builder
+	for _, src := range fourNodes {
+		for _, dst := range fourNodes {
+			if src == dst {
+				continue
+			}
+			b.WriteString(pairCounters(src, dst, "icmp", 10, lost(src, dst, "icmp")))
+			b.WriteString(pairCounters(src, dst, proto, 1, lost(src, dst, proto)))
+		}
+	}
+	return b.String()
+}
+
+// maintenance renders every agent's nodeping_node_maintenance for node, cordoned.
+func maintenance(node string) string {
+	var b strings.Builder
+	for _, n := range fourNodes {
+		b.WriteString(series("nodeping_node_maintenance{%s}", fmt.Sprintf(`%s,destination_node=%q,reason="cordoned"`, n.inst(), node), fmt.Sprintf("1x%d", probeSteps)))
+	}
+	return b.String()
+}
+
+// firingNode expects one alert name naming node (in zone) at at.
+func firingNode(name, sev, node, zone, at, summary, description string) string {
+	return fmt.Sprintf(`      - eval_time: %s
+        alertname: %s
+        exp_alerts:
+          - exp_labels:
+              node: "%s"
+              severity: "%s"
+              zone: "%s"
+            exp_annotations:
+              summary: "%s"
+              description: "%s"
+              runbook_url: "%s%s"
+`, at, name, node, sev, zone, summary, description, runbook, strings.ToLower(name))
+}
+
+// onlyAlerts expects exactly the firing alerts given (as ALERTS label sets) at at.
+func onlyAlerts(at string, labels ...string) string {
+	s := fmt.Sprintf("    promql_expr_test:\n      - expr: 'ALERTS{alertstate=\"firing\"}'\n        eval_time: %s\n        exp_samples:", at)
+	if len(labels) == 0 {
+		return s + " []\n"
+	}
+	s += "\n"
+	for _, l := range labels {
+		s += fmt.Sprintf("          - labels: 'ALERTS{%s}'\n            value: 1\n", l)
+	}
+	return s
+}
+
+const (
+	portSummary     = "%s of nodes cannot open a TCP connection to %s while its echoes pass"
+	portDescription = "Over the last 2 minutes %d sources, %s of those whose ICMP echoes reach %s (zone %s), failed most of their TCP handshakes to its agent's port, and its agent reports: the node is up, the port is filtered or its responder does not answer. Check firewall rules and security groups for the port, and the agent's log (runbook)."
+)
+
+// portTest is the promtool test of the port alert name for probe proto: the probes to node-4
+// are lost from 3m on, by every source (fires), by one only, with its echoes (NodePingNodeUnreachable
+// instead), or while node-4 is cordoned (silent).
+func portTest(name, proto, summary, description string) string {
+	const fault = 12 // 3m
+	to4 := func(dst probeNode) bool { return dst.name == "node-4" }
+	var b strings.Builder
+	b.WriteString(fileHeader(fmt.Sprintf("%s: every peer of node-4 loses its %s probes to it from 3m on while its echoes pass: one\n# alert naming node-4; silent with one source only, when the echoes are lost too (NodePingNodeUnreachable),\n# and while node-4 is cordoned.", name, strings.ToUpper(proto))))
+	b.WriteString(group(proto + " to node-4 lost by every source from 3m on, echoes pass"))
+	b.WriteString(mesh(proto, func(_, dst probeNode, p string) int {
+		if p == proto && to4(dst) {
+			return fault
+		}
+		return -1
+	}))
+	b.WriteString("    alert_rule_test:\n")
+	b.WriteString(none(name, "3m"))
+	b.WriteString(firingNode(name, "warning", "node-4", "zone-b", "6m", fmt.Sprintf(summary, "100%", "node-4"), fmt.Sprintf(description, 3, "100%", "node-4", "zone-b")))
+	b.WriteString(onlyAlerts("10m", fmt.Sprintf(`alertname=%q,alertstate="firing",node="node-4",severity="warning",zone="zone-b"`, name)))
+	b.WriteString(group(proto + " to node-4 lost by node-1 only: a pair, not the node"))
+	b.WriteString(mesh(proto, func(src, dst probeNode, p string) int {
+		if p == proto && to4(dst) && src.name == "node-1" {
+			return fault
+		}
+		return -1
+	}))
+	b.WriteString(onlyAlerts("10m"))
+	b.WriteString(group("node-4 blackholed from 3m on (echoes and " + proto + "): NodePingNodeUnreachable, not this"))
+	b.WriteString(mesh(proto, func(src, dst probeNode, _ string) int {
+		if to4(dst) || src.name == "node-4" {
+			return fault
+		}
+		return -1
+	}))
+	b.WriteString("    alert_rule_test:\n")
+	b.WriteString(none(name, "10m"))
+	b.WriteString(onlyAlerts("10m", `alertname="NodePingNodeUnreachable",alertstate="firing",node="node-4",severity="critical",zone="zone-b"`))
+	b.WriteString(group("node-4 cordoned, its " + proto + " port closed from 3m on: no alert"))
+	b.WriteString(mesh(proto, func(_, dst probeNode, p string) int {
+		if p == proto && to4(dst) {
+			return fault
+		}
+		return -1
+	}))
+	b.WriteString(maintenance("node-4"))
+	b.WriteString(onlyAlerts("10m"))
+	return b.String()
+}
+
+var probeTests = map[string]func() string{
+	"tcp-unreachable.yml": func() string {
+		return portTest("NodePingTCPUnreachable", "tcp", portSummary, portDescription)
+	},
+}
+
+func TestProbeAlerts(t *testing.T) {
+	promtool := requirePromtool(t)
+	for name, gen := range probeTests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			path := filepath.Join(testsDir, name)
+			golden.Check(t, path, gen(), *update)
+			if out, err := exec.Command(promtool, "test", "rules", path).CombinedOutput(); err != nil {
+				t.Errorf("promtool test rules %s: %v\n%s", path, err, out)
+			}
+		})
+	}
+}
