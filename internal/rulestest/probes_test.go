@@ -100,11 +100,13 @@ func onlyAlerts(at string, labels ...string) string {
 }
 
 const (
-	portSummary     = "%s of nodes cannot open a TCP connection to %s while its echoes pass"
-	portDescription = "Over the last 2 minutes %d sources, %s of those whose ICMP echoes reach %s (zone %s), failed most of their TCP handshakes to its agent's port, and its agent reports: the node is up, the port is filtered or its responder does not answer. Check firewall rules and security groups for the port, and the agent's log (runbook)."
+	tcpSummary     = "%s of nodes cannot open a TCP connection to %s while its echoes pass"
+	tcpDescription = "Over the last 2 minutes %d sources, %s of those whose ICMP echoes reach %s (zone %s), failed most of their TCP handshakes to its agent's port, and its agent reports: the node is up, the port is filtered or its responder does not answer. Check firewall rules and security groups for the port, and the agent's log (runbook)."
+	udpSummary     = "%s of nodes get no answer from the UDP port of %s while its echoes pass"
+	udpDescription = "Over the last 2 minutes %d sources, %s of those whose ICMP echoes reach %s (zone %s), lost most of their UDP echoes to its agent's port, and its agent reports: the node is up, the port is filtered or its responder does not answer. Check firewall rules and security groups for the port, and the agent's log (runbook)."
 )
 
-// portTest is the promtool test of the port alert name for probe proto: the probes to node-4
+// portTest is the promtool test of the port alert name for probe proto (tcp, udp): the probes to node-4
 // are lost from 3m on, by every source (fires), by one only, with its echoes (NodePingNodeUnreachable
 // instead), or while node-4 is cordoned (silent).
 func portTest(name, proto, summary, description string) string {
@@ -155,7 +157,10 @@ func portTest(name, proto, summary, description string) string {
 
 var probeTests = map[string]func() string{
 	"tcp-unreachable.yml": func() string {
-		return portTest("NodePingTCPUnreachable", "tcp", portSummary, portDescription)
+		return portTest("NodePingTCPUnreachable", "tcp", tcpSummary, tcpDescription)
+	},
+	"udp-unreachable.yml": func() string {
+		return portTest("NodePingUDPUnreachable", "udp", udpSummary, udpDescription)
 	},
 }
 
