@@ -155,7 +155,79 @@ func portTest(name, proto, summary, description string) string {
 	return b.String()
 }
 
+const (
+	nodeDNSSummary     = "%s of the DNS look-ups from %s fail"
+	nodeDNSDescription = "Over the last 5 minutes %s of the DNS probe's queries from %s timed out, could not be sent or got SERVFAIL, while most other nodes resolve: the node's own path to its resolvers (or its node-local resolver) is at fault, and pods on it cannot resolve names. Check its resolv.conf, node-local-dns and firewall rules for port 53 (runbook)."
+	dnsSummary         = "DNS look-ups fail from %s of nodes"
+	dnsDescription     = "Over the last 5 minutes most of the DNS probe's queries timed out, could not be sent or got SERVFAIL on %s of the nodes that run it: the resolver (the cluster DNS or its upstream), not the nodes. No NodePingNodeDNSFailing fires meanwhile. Check the cluster DNS pods, their logs and their upstream (runbook)."
+)
+
+// dnsSeries renders every agent's DNS probe, one query a step to the cluster resolver: NOERROR,
+// or from step 12 (3m) on timeouts for the nodes that fail says so.
+func dnsSeries(fails func(node string) bool) string {
+	const fault = 12
+	var b strings.Builder
+	for _, n := range fourNodes {
+		labels := fmt.Sprintf(`%s,source_node=%q,resolver="10.96.0.10:53",name="kubernetes.default.svc.cluster.local."`, n.inst(), n.name)
+		ok, timeouts := counter(1, -1), fmt.Sprintf("0x%d", probeSteps)
+		if fails(n.name) {
+			ok, timeouts = counter(1, fault), fmt.Sprintf("0x%d 1+1x%d", fault-1, probeSteps-fault)
+		}
+		b.WriteString(series("nodeping_dns_responses_total{%s}", labels+`,rcode="NOERROR"`, ok))
+		b.WriteString(series("nodeping_dns_responses_total{%s}", labels+`,rcode="timeout"`, timeouts))
+	}
+	return b.String()
+}
+
+// dnsTest: one node's look-ups time out from 3m on (NodePingNodeDNSFailing naming it), every
+// node's (NodePingDNSFailing alone), a cordoned node's (silent), none (silent).
+func dnsTest() string {
+	const name, cluster = "NodePingNodeDNSFailing", "NodePingDNSFailing"
+	var b strings.Builder
+	b.WriteString(fileHeader("The DNS probe's look-ups time out from 3m on: from one node, NodePingNodeDNSFailing naming it; from\n# every node, one NodePingDNSFailing and no alert per node; silent for a cordoned node and when all resolve."))
+	b.WriteString(group("node-2's look-ups time out from 3m on"))
+	b.WriteString(dnsSeries(func(n string) bool { return n == "node-2" }))
+	b.WriteString("    alert_rule_test:\n")
+	b.WriteString(none(name, "3m"))
+	b.WriteString(fmt.Sprintf(`      - eval_time: 10m
+        alertname: %s
+        exp_alerts:
+          - exp_labels:
+              node: "node-2"
+              severity: "warning"
+            exp_annotations:
+              summary: "%s"
+              description: "%s"
+              runbook_url: "%s%s"
+`, name, fmt.Sprintf(nodeDNSSummary, "100%", "node-2"), fmt.Sprintf(nodeDNSDescription, "100%", "node-2"), runbook, strings.ToLower(name)))
+	b.WriteString(onlyAlerts("10m", fmt.Sprintf(`alertname=%q,alertstate="firing",node="node-2",severity="warning"`, name)))
+	b.WriteString(group("every node's look-ups time out from 3m on: the resolver"))
+	b.WriteString(dnsSeries(func(string) bool { return true }))
+	b.WriteString("    alert_rule_test:\n")
+	b.WriteString(none(cluster, "3m"))
+	b.WriteString(fmt.Sprintf(`      - eval_time: 10m
+        alertname: %s
+        exp_alerts:
+          - exp_labels:
+              severity: "critical"
+            exp_annotations:
+              summary: "%s"
+              description: "%s"
+              runbook_url: "%s%s"
+`, cluster, fmt.Sprintf(dnsSummary, "100%"), fmt.Sprintf(dnsDescription, "100%"), runbook, strings.ToLower(cluster)))
+	b.WriteString(onlyAlerts("10m", fmt.Sprintf(`alertname=%q,alertstate="firing",severity="critical"`, cluster)))
+	b.WriteString(group("node-2 cordoned, its look-ups time out from 3m on: no alert"))
+	b.WriteString(dnsSeries(func(n string) bool { return n == "node-2" }))
+	b.WriteString(maintenance("node-2"))
+	b.WriteString(onlyAlerts("10m"))
+	b.WriteString(group("every look-up answered: no alert"))
+	b.WriteString(dnsSeries(func(string) bool { return false }))
+	b.WriteString(onlyAlerts("10m"))
+	return b.String()
+}
+
 var probeTests = map[string]func() string{
+	"dns-failing.yml": dnsTest,
 	"tcp-unreachable.yml": func() string {
 		return portTest("NodePingTCPUnreachable", "tcp", tcpSummary, tcpDescription)
 	},
