@@ -226,8 +226,68 @@ func dnsTest() string {
 	return b.String()
 }
 
+const (
+	externalSummary     = "%s of nodes lose their probes to external target %s (%s)"
+	externalDescription = "Over the last 2 minutes %s of the nodes in service lost more than half of their probes to %s (%s): the target is down, or the cluster's path to it (egress, NAT, a firewall or route on the way) is cut. Check the target and the cluster's egress (runbook)."
+)
+
+// externalSeries renders every agent's ICMP probes to two external targets, dns and registry:
+// ten a step, the registry's lost from step 12 (3m) on by the sources that lose says so.
+func externalSeries(loses func(node string) bool) string {
+	const fault = 12
+	var b strings.Builder
+	for _, n := range fourNodes {
+		for _, tg := range []struct{ name, host, ip string }{{"dns", "192.0.2.53", "192.0.2.53"}, {"registry", "registry.example.org", "192.0.2.80"}} {
+			labels := fmt.Sprintf(`%s,source_node=%q,source_zone=%q,destination_name=%q,destination_host=%q,destination_ip=%q,ip_family="ipv4",protocol="icmp"`,
+				n.inst(), n.name, n.zone, tg.name, tg.host, tg.ip)
+			lostFrom := -1
+			if tg.name == "registry" && loses(n.name) {
+				lostFrom = fault
+			}
+			b.WriteString(series("nodeping_external_packets_sent_total{%s}", labels, counter(10, -1)))
+			b.WriteString(series("nodeping_external_packets_received_total{%s}", labels, counter(10, lostFrom)))
+		}
+	}
+	return b.String()
+}
+
+// externalTest: every source loses the registry from 3m on (one alert naming it), one source
+// does (silent), three do and two of them are cordoned (silent).
+func externalTest() string {
+	const name = "NodePingExternalTargetUnreachable"
+	var b strings.Builder
+	b.WriteString(fileHeader("External target registry lost from 3m on: by every source, one NodePingExternalTargetUnreachable\n# naming it (none for the dns target); by one source, or by one in service, no alert."))
+	b.WriteString(group("every source loses the registry from 3m on"))
+	b.WriteString(externalSeries(func(string) bool { return true }))
+	b.WriteString("    alert_rule_test:\n")
+	b.WriteString(none(name, "3m"))
+	b.WriteString(fmt.Sprintf(`      - eval_time: 10m
+        alertname: %s
+        exp_alerts:
+          - exp_labels:
+              destination_host: "registry.example.org"
+              destination_name: "registry"
+              severity: "warning"
+            exp_annotations:
+              summary: "%s"
+              description: "%s"
+              runbook_url: "%s%s"
+`, name, fmt.Sprintf(externalSummary, "100%", "registry", "registry.example.org"), fmt.Sprintf(externalDescription, "100%", "registry", "registry.example.org"), runbook, strings.ToLower(name)))
+	b.WriteString(onlyAlerts("10m", fmt.Sprintf(`alertname=%q,alertstate="firing",destination_host="registry.example.org",destination_name="registry",severity="warning"`, name)))
+	b.WriteString(group("node-1 alone loses the registry: its path, not the target"))
+	b.WriteString(externalSeries(func(n string) bool { return n == "node-1" }))
+	b.WriteString(onlyAlerts("10m"))
+	b.WriteString(group("node-1, node-2 and node-3 lose the registry, the first two cordoned: one source in service\n  # of two, no alert"))
+	b.WriteString(externalSeries(func(n string) bool { return n != "node-4" }))
+	b.WriteString(maintenance("node-1"))
+	b.WriteString(maintenance("node-2"))
+	b.WriteString(onlyAlerts("10m"))
+	return b.String()
+}
+
 var probeTests = map[string]func() string{
-	"dns-failing.yml": dnsTest,
+	"external-target-unreachable.yml": externalTest,
+	"dns-failing.yml":                 dnsTest,
 	"tcp-unreachable.yml": func() string {
 		return portTest("NodePingTCPUnreachable", "tcp", tcpSummary, tcpDescription)
 	},
