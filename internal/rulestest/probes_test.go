@@ -179,6 +179,28 @@ func dnsSeries(fails func(node string) bool) string {
 	return b.String()
 }
 
+const (
+	nodeDNSSlowSummary     = "DNS answers to %s take %s on average"
+	nodeDNSSlowDescription = "Over the last 5 minutes the DNS probe's answers to %s took %s on average, more than 4 times the median node's (%s): the node's own path to its resolvers (or its node-local resolver) is slow or retrying, and pods on it resolve slowly. Check its resolv.conf, node-local-dns and the load on the resolver it reaches (runbook)."
+)
+
+// dnsDurations renders every agent's DNS answer times, one answer a step in 10ms, or from step
+// 12 (3m) on in 500ms for the node that slow says.
+func dnsDurations(slow string) string {
+	const fault = 12
+	var b strings.Builder
+	for _, n := range fourNodes {
+		labels := fmt.Sprintf(`%s,source_node=%q,resolver="10.96.0.10:53"`, n.inst(), n.name)
+		sum := fmt.Sprintf("0+0.01x%d", probeSteps)
+		if n.name == slow {
+			sum = fmt.Sprintf("0+0.01x%d %.2f+0.5x%d", fault-1, 0.01*float64(fault-1)+0.5, probeSteps-fault)
+		}
+		b.WriteString(series("nodeping_dns_request_duration_seconds_sum{%s}", labels, sum))
+		b.WriteString(series("nodeping_dns_request_duration_seconds_count{%s}", labels, counter(1, -1)))
+	}
+	return b.String()
+}
+
 // dnsTest: one node's look-ups time out from 3m on (NodePingNodeDNSFailing naming it), every
 // node's (NodePingDNSFailing alone), a cordoned node's (silent), none (silent).
 func dnsTest() string {
@@ -220,8 +242,26 @@ func dnsTest() string {
 	b.WriteString(dnsSeries(func(n string) bool { return n == "node-2" }))
 	b.WriteString(maintenance("node-2"))
 	b.WriteString(onlyAlerts("10m"))
-	b.WriteString(group("every look-up answered: no alert"))
+	b.WriteString(group("node-3's answers take 500ms from 3m on, the others' 10ms"))
 	b.WriteString(dnsSeries(func(string) bool { return false }))
+	b.WriteString(dnsDurations("node-3"))
+	b.WriteString("    alert_rule_test:\n")
+	b.WriteString(none("NodePingNodeDNSSlow", "3m"))
+	b.WriteString(fmt.Sprintf(`      - eval_time: 10m
+        alertname: NodePingNodeDNSSlow
+        exp_alerts:
+          - exp_labels:
+              node: "node-3"
+              severity: "warning"
+            exp_annotations:
+              summary: "%s"
+              description: "%s"
+              runbook_url: "%snodepingnodednsslow"
+`, fmt.Sprintf(nodeDNSSlowSummary, "node-3", "500ms"), fmt.Sprintf(nodeDNSSlowDescription, "node-3", "500ms", "10ms"), runbook))
+	b.WriteString(onlyAlerts("10m", `alertname="NodePingNodeDNSSlow",alertstate="firing",node="node-3",severity="warning"`))
+	b.WriteString(group("every look-up answered in 10ms: no alert"))
+	b.WriteString(dnsSeries(func(string) bool { return false }))
+	b.WriteString(dnsDurations(""))
 	b.WriteString(onlyAlerts("10m"))
 	return b.String()
 }
@@ -229,6 +269,11 @@ func dnsTest() string {
 const (
 	externalSummary     = "%s of nodes lose their probes to external target %s (%s)"
 	externalDescription = "Over the last 2 minutes %s of the nodes in service lost more than half of their probes to %s (%s): the target is down, or the cluster's path to it (egress, NAT, a firewall or route on the way) is cut. Check the target and the cluster's egress (runbook)."
+)
+
+const (
+	nodeExternalSummary     = "%s loses its probes to %d external target(s) that other nodes reach"
+	nodeExternalDescription = "Over the last 2 minutes %s lost more than half of its probes to %d external target(s) that other nodes in service reach: the node's own way out (its egress, NAT, route or a firewall on the node) is at fault, not the targets. The targets: nodeping:external_loss_ratio:rate2m{source_node=\\\"%s\\\"} > 0.5. Check the node's routes, its NAT gateway or egress, and its firewall (runbook)."
 )
 
 // externalSeries renders every agent's ICMP probes to two external targets, dns and registry:
@@ -252,11 +297,12 @@ func externalSeries(loses func(node string) bool) string {
 }
 
 // externalTest: every source loses the registry from 3m on (one alert naming it), one source
-// does (silent), three do and two of them are cordoned (silent).
+// does (one alert naming that node), three do and two of them are cordoned (silent: one source
+// in service loses it, one reaches it).
 func externalTest() string {
-	const name = "NodePingExternalTargetUnreachable"
+	const name, nodeName = "NodePingExternalTargetUnreachable", "NodePingNodeExternalTargetUnreachable"
 	var b strings.Builder
-	b.WriteString(fileHeader("External target registry lost from 3m on: by every source, one NodePingExternalTargetUnreachable\n# naming it (none for the dns target); by one source, or by one in service, no alert."))
+	b.WriteString(fileHeader("External target registry lost from 3m on: by every source, one NodePingExternalTargetUnreachable\n# naming it (none for the dns target); by one source, one NodePingNodeExternalTargetUnreachable naming\n# that node; by one source in service of two, no alert."))
 	b.WriteString(group("every source loses the registry from 3m on"))
 	b.WriteString(externalSeries(func(string) bool { return true }))
 	b.WriteString("    alert_rule_test:\n")
@@ -276,7 +322,21 @@ func externalTest() string {
 	b.WriteString(onlyAlerts("10m", fmt.Sprintf(`alertname=%q,alertstate="firing",destination_host="registry.example.org",destination_name="registry",severity="warning"`, name)))
 	b.WriteString(group("node-1 alone loses the registry: its path, not the target"))
 	b.WriteString(externalSeries(func(n string) bool { return n == "node-1" }))
-	b.WriteString(onlyAlerts("10m"))
+	b.WriteString("    alert_rule_test:\n")
+	b.WriteString(none(name, "10m"))
+	b.WriteString(none(nodeName, "3m"))
+	b.WriteString(fmt.Sprintf(`      - eval_time: 10m
+        alertname: %s
+        exp_alerts:
+          - exp_labels:
+              node: "node-1"
+              severity: "warning"
+            exp_annotations:
+              summary: "%s"
+              description: "%s"
+              runbook_url: "%s%s"
+`, nodeName, fmt.Sprintf(nodeExternalSummary, "node-1", 1), fmt.Sprintf(nodeExternalDescription, "node-1", 1, "node-1"), runbook, strings.ToLower(nodeName)))
+	b.WriteString(onlyAlerts("10m", fmt.Sprintf(`alertname=%q,alertstate="firing",node="node-1",severity="warning"`, nodeName)))
 	b.WriteString(group("node-1, node-2 and node-3 lose the registry, the first two cordoned: one source in service\n  # of two, no alert"))
 	b.WriteString(externalSeries(func(n string) bool { return n != "node-4" }))
 	b.WriteString(maintenance("node-1"))
