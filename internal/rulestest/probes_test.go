@@ -202,7 +202,8 @@ func dnsDurations(slow string) string {
 }
 
 // dnsTest: one node's look-ups time out from 3m on (NodePingNodeDNSFailing naming it), every
-// node's (NodePingDNSFailing alone), a cordoned node's (silent), none (silent).
+// node's (NodePingDNSFailing alone), a blackholed node's (its ICMP alert alone), a cordoned
+// node's (silent), one node's answers slow (NodePingNodeDNSSlow), none (silent).
 func dnsTest() string {
 	const name, cluster = "NodePingNodeDNSFailing", "NodePingDNSFailing"
 	var b strings.Builder
@@ -238,6 +239,15 @@ func dnsTest() string {
               runbook_url: "%s%s"
 `, cluster, fmt.Sprintf(dnsSummary, "100%"), fmt.Sprintf(dnsDescription, "100%"), runbook, strings.ToLower(cluster)))
 	b.WriteString(onlyAlerts("10m", fmt.Sprintf(`alertname=%q,alertstate="firing",severity="critical"`, cluster)))
+	b.WriteString(group("node-4 blackholed from 3m on, its look-ups time out with everything else: NodePingNodeUnreachable only"))
+	b.WriteString(mesh("tcp", func(src, dst probeNode, _ string) int {
+		if dst.name == "node-4" || src.name == "node-4" {
+			return 12
+		}
+		return -1
+	}))
+	b.WriteString(dnsSeries(func(n string) bool { return n == "node-4" }))
+	b.WriteString(onlyAlerts("10m", `alertname="NodePingNodeUnreachable",alertstate="firing",node="node-4",severity="critical",zone="zone-b"`))
 	b.WriteString(group("node-2 cordoned, its look-ups time out from 3m on: no alert"))
 	b.WriteString(dnsSeries(func(n string) bool { return n == "node-2" }))
 	b.WriteString(maintenance("node-2"))
