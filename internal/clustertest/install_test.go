@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -409,6 +410,7 @@ func (c *Cluster) checkAlerts(t *testing.T, ctx context.Context, p overlay) {
 	}); err != nil {
 		t.Fatalf("%s's blackhole lifted: %v", target.Name, err)
 	}
+	c.checkPortAlerts(t, ctx, prom)
 	cordoned := c.checkCordon(t, ctx, p)
 
 	// Nothing: the cordoned node blackholed, and at the same time the agent pod of another node
@@ -448,4 +450,69 @@ func (c *Cluster) checkAlerts(t *testing.T, ctx context.Context, p overlay) {
 		t.Errorf("no new agent pod Ready on %s within %s of deleting %s", other.Name, time.Since(start).Round(time.Second), pod)
 	}
 	t.Logf("cordoned %s blackholed and %s deleted (a new agent Ready in %s): no alert in %s", cordoned.Name, pod, restarted.Round(time.Second), time.Since(start).Round(time.Second))
+}
+
+// agentPort is the TCP and UDP port the shipped DaemonSet gives the agent's probes and responders
+// (--tcp-port, --udp-port in manifests/base/agent-daemonset.yaml).
+const agentPort = 9711
+
+// checkPortAlerts filters node-2's TCP port and node-3's UDP port at once, their echoes passing:
+// exactly NodePingTCPUnreachable naming node-2 and NodePingUDPUnreachable naming node-3 fire, and
+// both resolve when the filters are lifted.
+func (c *Cluster) checkPortAlerts(t *testing.T, ctx context.Context, prom *Prometheus) {
+	t.Helper()
+	tcpNode, udpNode := c.Nodes[1], c.Nodes[2]
+	liftTCP, err := tcpNode.DropPort("tcp", agentPort)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer liftTCP() // lifted below; this is for a test that fails first
+	liftUDP, err := udpNode.DropPort("udp", agentPort)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer liftUDP()
+	want := []string{
+		promapi.Alert{Name: "NodePingTCPUnreachable", Labels: map[string]string{"node": tcpNode.Name, "zone": tcpNode.Zone}}.String(),
+		promapi.Alert{Name: "NodePingUDPUnreachable", Labels: map[string]string{"node": udpNode.Name, "zone": udpNode.Zone}}.String(),
+	}
+	slices.Sort(want)
+	var firing []string
+	took, err := Await(4*time.Minute, func() error {
+		if firing, err = prom.Firing(ctx); err != nil {
+			return err
+		}
+		for _, f := range firing {
+			if !slices.Contains(want, f) {
+				t.Fatalf("%s's TCP port and %s's UDP port filtered: firing %q, want only %q", tcpNode.Name, udpNode.Name, firing, want)
+			}
+		}
+		if len(firing) < len(want) {
+			return fmt.Errorf("firing %q, want %q", firing, want)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("%s's TCP port and %s's UDP port filtered: %v", tcpNode.Name, udpNode.Name, err)
+	}
+	t.Logf("%s's TCP port and %s's UDP port filtered: %q fired in %s", tcpNode.Name, udpNode.Name, firing, took.Round(time.Second))
+	if err := liftTCP(); err != nil {
+		t.Fatal(err)
+	}
+	if err := liftUDP(); err != nil {
+		t.Fatal(err)
+	}
+	lifted := time.Now()
+	if _, err := Await(4*time.Minute, func() error {
+		if firing, err = prom.Firing(ctx); err != nil {
+			return err
+		}
+		if len(firing) > 0 {
+			return fmt.Errorf("still firing %q", firing)
+		}
+		return nil
+	}); err != nil {
+		t.Fatalf("port filters lifted: %v", err)
+	}
+	t.Logf("port filters lifted: the alerts resolved in %s", time.Since(lifted).Round(time.Second))
 }

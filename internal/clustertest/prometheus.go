@@ -87,18 +87,28 @@ func (p *Prometheus) Firing(ctx context.Context) ([]string, error) {
 // the API server (that path stays inside the node) and the node stays Ready. The returned
 // function lifts it.
 func (n Node) Blackhole() (func() error, error) {
-	const rules = `table inet nodeping-test-blackhole {
-	chain in { type filter hook input priority -300; iifname "eth0" drop; }
-	chain out { type filter hook output priority -300; oifname "eth0" drop; }
+	return n.filter("blackhole", `chain in { type filter hook input priority -300; iifname "eth0" drop; }
+	chain out { type filter hook output priority -300; oifname "eth0" drop; }`)
 }
-`
+
+// DropPort drops what arrives on the node's uplink for one port of protocol proto (tcp, udp), as
+// a firewall that filters the agent's port would: its echoes and every other port still pass.
+// The returned function lifts it.
+func (n Node) DropPort(proto string, port int) (func() error, error) {
+	return n.filter(proto+"-port", fmt.Sprintf(`chain in { type filter hook input priority -300; iifname "eth0" %s dport %d drop; }`, proto, port))
+}
+
+// filter loads chains into a table of the test's own, nodeping-test-NAME, in the node's network
+// namespace, and returns the function that deletes the table.
+func (n Node) filter(name, chains string) (func() error, error) {
+	table := "nodeping-test-" + name
 	cmd := exec.Command("ip", "netns", "exec", n.NetNS, "nft", "-f", "-")
-	cmd.Stdin = strings.NewReader(rules)
+	cmd.Stdin = strings.NewReader(fmt.Sprintf("table inet %s {\n\t%s\n}\n", table, chains))
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("%s: nft: %w: %s", n.Name, err, out)
 	}
 	return func() error {
-		out, err := exec.Command("ip", "netns", "exec", n.NetNS, "nft", "delete", "table", "inet", "nodeping-test-blackhole").CombinedOutput()
+		out, err := exec.Command("ip", "netns", "exec", n.NetNS, "nft", "delete", "table", "inet", table).CombinedOutput()
 		if err != nil {
 			return fmt.Errorf("%s: nft: %w: %s", n.Name, err, out)
 		}
