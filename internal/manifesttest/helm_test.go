@@ -422,6 +422,7 @@ func TestChartRunbookURL(t *testing.T) {
 // message that names the value, rather than rendering a DaemonSet that crash-loops.
 func TestChartRefusesBadValues(t *testing.T) {
 	for _, tc := range []struct{ set, want string }{
+		{"image.digest=0123abcd", "at '/image/digest': '0123abcd' does not match pattern"},
 		{"agent.icmp.cout=5", "at '/agent/icmp': additional properties 'cout' not allowed"},
 		{"agent.compat=flnt", "at '/agent/compat': value must be one of"},
 		{"agent.interval=15", "at '/agent/interval': got number, want null or string"},

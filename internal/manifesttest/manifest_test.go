@@ -82,7 +82,11 @@ func build(t *testing.T, dir string) []object {
 	if err != nil {
 		t.Skip("skipping: kubectl (with its built-in kustomize) is not installed")
 	}
-	out, err := exec.Command(kubectl, "kustomize", filepath.Join(root, dir)).Output()
+	path := dir // relative to the repository, or absolute (a test's own overlay)
+	if !filepath.IsAbs(dir) {
+		path = filepath.Join(root, dir)
+	}
+	out, err := exec.Command(kubectl, "kustomize", path).Output()
 	if err != nil {
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -168,6 +169,9 @@ func (cs Case) Series() []string {
 			}
 		}
 		for m := range cs.Maintenance {
+			if m != s && !slices.Contains(c.Plan[s], m) {
+				continue // an agent reports only itself and the nodes it probes
+			}
 			v := make([]float64, Steps+1)
 			for i := range v {
 				v[i] = 1

@@ -65,7 +65,8 @@ type Effects struct {
 	// Silent nodes are no longer scraped (their series go stale); Stopped agents remove their
 	// file (the same, but the node still answers); Frozen agents crashed and left their file.
 	Silent, Stopped, Frozen map[int]bool
-	// Maintenance nodes are cordoned in every agent's nodes list, from the start.
+	// Maintenance nodes are cordoned in every agent's nodes list, from the start; each agent
+	// reports those among itself and the nodes it probes (nodeping_node_maintenance).
 	Maintenance map[int]bool
 	// Jittery nodes answer a third of their cycles 5-30ms late, with no fault (no alert due).
 	Jittery map[int]bool

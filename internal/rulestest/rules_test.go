@@ -185,6 +185,7 @@ func scenarios(t testing.TB) []scenario {
 		sc("subset-isolated-node", "The 20-node subset cluster, one node whose own echoes are dropped: one NodePingNodeIsolated.", "node-own-echoes-dropped", subset, 1, 0.002),
 		sc("subset-zone-link", "The 20-node subset cluster, a zone link down: a NodePingZoneLinkDegraded each way.", "zone-link-down", subset, 1, 0.002),
 		sc("subset-lossy-node", "The 20-node subset cluster, one node losing 5-30% each way: one NodePingNodeUnreachable.", "node-lossy-5-30pct", subset, 2, 0.002),
+		sc("subset-maintenance", "The 20-node subset cluster, a cordoned node blackholed: only its own agent and the agents that probe it report it in maintenance, and that is enough: no alert.", "cordoned-blackhole", subset, 1, 0.002),
 		sc("subset-gray-node", "The 20-node subset cluster with 0.3% background loss, one node losing 1-3% each way: one NodePingNodeUnreachable, no pair alert.", "node-gray-1-3pct", subset, 1, 0.003),
 	}
 	for i := range out {

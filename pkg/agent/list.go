@@ -25,12 +25,32 @@ type listState struct {
 	badHash    [sha256.Size]byte // of the last unusable content, so that it is logged once
 	loaded     time.Time
 	skipped    map[string]int
-	// maintenance holds the listed nodes that are cordoned or not Ready.
+	// maintenance holds this node and its targets that are cordoned or not Ready (see maintenance).
 	maintenance map[string]string
 	loadErrors  uint64
 	tooLarge    uint64 // lists refused for their size
 	// firstSeen is when each target of the list appeared (zero: probed from the start).
 	firstSeen map[targetKey]time.Time
+}
+
+// maintenance maps the nodes this agent has pairs with, its targets and itself (me; nil when it
+// is not in the list), that are cordoned or not Ready to their state. The rules set a pair aside
+// when either end is in maintenance, and a pair's series are all in its source's file, so that
+// file holds what they need; the list's other cordoned nodes are their own probers' to report.
+func maintenance(me *nodelist.Node, sel []targets.Target) map[string]string {
+	m := map[string]string{}
+	mark := func(n *nodelist.Node) {
+		if st := n.State(); st != nodelist.StateReady {
+			m[n.Name] = st
+		}
+	}
+	if me != nil {
+		mark(me)
+	}
+	for i := range sel {
+		mark(&sel[i].Node)
+	}
+	return m
 }
 
 // fill adds the list's part of the agent's self-metrics.
@@ -94,12 +114,6 @@ func (a *Agent) useList(l nodelist.List, skips []nodelist.Skip, h [sha256.Size]b
 	l.External, over = nodelist.LimitExternal(l.External, a.cfg.MaxExternal)
 	skips = append(skips, over...)
 	a.nodes.skipped = map[string]int{}
-	a.nodes.maintenance = map[string]string{}
-	for _, n := range l.Nodes {
-		if st := n.State(); st != nodelist.StateReady {
-			a.nodes.maintenance[n.Name] = st
-		}
-	}
 	for _, s := range skips {
 		a.nodes.skipped[s.Reason]++
 		a.log.Warn("nodes list entry skipped", "name", s.Name, "reason", s.Reason, "detail", s.Detail)
@@ -113,6 +127,7 @@ func (a *Agent) useList(l nodelist.List, skips []nodelist.Skip, h [sha256.Size]b
 		a.log.Warn("this node is not in the nodes list; probing every node in it", "node", a.cfg.NodeName)
 	}
 	a.results.SetSource(results.Source{Node: a.cfg.NodeName, Zone: zone})
+	a.nodes.maintenance = maintenance(me, sel)
 	if len(sel) == 0 && len(l.External) == 0 {
 		a.log.Warn("nodes list has no target to probe", "path", a.cfg.NodesFile)
 	}

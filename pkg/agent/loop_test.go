@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -145,6 +146,90 @@ func externalList(n int) string {
 	return b.String()
 }
 
+// maintenancePlan is the shipped manifests' plan: subset mode above 50 nodes.
+var maintenancePlan = func() targets.Options {
+	o := targets.DefaultOptions()
+	o.FullMeshMax = targets.RecommendedFullMeshMax
+	return o
+}()
+
+// maintenanceList is 5,000 nodes in 3 zones, 500 of them in maintenance: m0 (the agent's own
+// node, cordoned), the first of m0's peers not Ready and about half of the others cordoned, and
+// the rest of the 500 among the nodes m0 does not probe.
+var maintenanceList = func() string {
+	const n, inMaintenance = 5000, 500
+	nodes := make([]nodelist.Node, n)
+	for i := range nodes {
+		nodes[i] = nodelist.Node{Name: fmt.Sprintf("m%d", i), Zone: fmt.Sprintf("z%d", i%3), Ready: true, Schedulable: true,
+			IPv4: netip.AddrFrom4([4]byte{198, 18, byte(i / 250), byte(1 + i%250)})}
+	}
+	l := nodelist.List{Nodes: nodes}
+	byName := map[string]int{}
+	for i, nd := range nodes {
+		byName[nd.Name] = i
+	}
+	nodes[0].Schedulable = false
+	marked := 1
+	peers := targets.Build(l, maintenancePlan).Peers("m0")
+	for k, p := range peers {
+		switch {
+		case k == 0:
+			nodes[byName[p]].Ready = false
+		case k%2 == 1:
+			nodes[byName[p]].Schedulable = false
+		default:
+			continue
+		}
+		marked++
+	}
+	for i := len(nodes) - 1; marked < inMaintenance; i-- {
+		if nodes[i].Ready && nodes[i].Schedulable && !slices.Contains(peers, nodes[i].Name) {
+			nodes[i].Schedulable = false
+			marked++
+		}
+	}
+	b, err := nodelist.Encode(l)
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}()
+
+func decodeList(t *testing.T, s string) nodelist.List {
+	t.Helper()
+	l, _, err := nodelist.Decode([]byte(s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// maintenanceWant is the exposition text of the maintenance series that self's file must hold:
+// self and its peers, those not ready (sorted by name, as the file does).
+func maintenanceWant(t *testing.T, self string) string {
+	l := decodeList(t, maintenanceList)
+	names := append(targets.Build(l, maintenancePlan).Peers(self), self)
+	slices.Sort(names)
+	var b strings.Builder
+	inMaintenance := 0
+	for _, nd := range l.Nodes {
+		if nd.State() != nodelist.StateReady {
+			inMaintenance++
+		}
+	}
+	if inMaintenance != 500 || len(l.Nodes) != 5000 {
+		t.Fatalf("the list has %d nodes, %d in maintenance; want 5000 and 500", len(l.Nodes), inMaintenance)
+	}
+	for _, name := range names {
+		for _, nd := range l.Nodes {
+			if nd.Name == name && nd.State() != nodelist.StateReady {
+				fmt.Fprintf(&b, "nodeping_node_maintenance{destination_node=%q,reason=%q} 1\n", name, nd.State())
+			}
+		}
+	}
+	return b.String()
+}
+
 // oneICMP is the rows' usual probes: one ICMP probe on c, every echo answered in 1ms.
 func oneICMP(c *fakeClock) []Registration {
 	return []Registration{{Protocol: "icmp", Probe: &fakeProbe{clock: c}}}
@@ -161,7 +246,7 @@ func TestLoop(t *testing.T) {
 		cycles   int
 		families []string
 		want     string
-		check    func(t *testing.T, probes []Registration)
+		check    func(t *testing.T, file string, probes []Registration)
 	}{
 		{
 			name:  "a node that joins is in grace: its losses do not count until grace ends",
@@ -323,7 +408,7 @@ func TestLoop(t *testing.T) {
 				`nodeping_external_addresses_refused_total{reason="unspecified"} 2` + "\n" +
 				`nodeping_external_packets_sent_total{source_node="self",source_zone="",destination_name="mixed",destination_host="mixed.example",destination_ip="198.18.9.5",ip_family="ipv4",protocol="icmp"} 4` + "\n" +
 				`nodeping_external_packets_sent_total{source_node="self",source_zone="",destination_name="mixed",destination_host="mixed.example",destination_ip="2001:db8::5",ip_family="ipv6",protocol="icmp"} 4` + "\n",
-			check: func(t *testing.T, probes []Registration) {
+			check: func(t *testing.T, _ string, probes []Registration) {
 				for _, tg := range probes[0].Probe.(*fakeProbe).got {
 					if nodelist.RefusedTarget(tg.Pair.IP, false) != "" {
 						t.Errorf("probe was given %s (%s)", tg.Pair.IP, tg.Pair.Name)
@@ -341,7 +426,7 @@ func TestLoop(t *testing.T) {
 			want: `nodeping_nodes_list_skipped_entries{reason="too_many_external"} 2` + "\n" +
 				`nodeping_targets{state="grace"} 0` + "\n" +
 				`nodeping_targets{state="probed"} 3` + "\n",
-			check: func(t *testing.T, probes []Registration) {
+			check: func(t *testing.T, _ string, probes []Registration) {
 				var names []string
 				for _, tg := range probes[0].Probe.(*fakeProbe).got {
 					names = append(names, tg.Pair.Name)
@@ -367,7 +452,7 @@ func TestLoop(t *testing.T) {
 			cfg:    func(c *Config) { c.Plan = targets.Options{FullMeshMax: 3, SubsetPeers: 2, ZonePairMin: 1} },
 			probes: oneICMP,
 			cycles: 1,
-			check: func(t *testing.T, probes []Registration) {
+			check: func(t *testing.T, _ string, probes []Registration) {
 				l, _, err := nodelist.Decode([]byte(list6))
 				if err != nil {
 					t.Fatal(err)
@@ -376,6 +461,25 @@ func TestLoop(t *testing.T) {
 				seen := probes[0].Probe.(*fakeProbe).seen
 				if len(peers) >= 5 || len(seen) != 1 || seen[0] != len(peers) {
 					t.Errorf("probed %v targets, want the plan's %d peers %v (fewer than the 5 others)", seen, len(peers), peers)
+				}
+			},
+		},
+		{
+			name:   "maintenance series name this node and its peers only, not every cordoned node of the list",
+			lists:  map[int]string{0: maintenanceList},
+			cfg:    func(c *Config) { c.NodeName, c.Plan = "m0", maintenancePlan },
+			probes: oneICMP,
+			cycles: 1,
+			check: func(t *testing.T, file string, _ []Registration) {
+				got := pick(file, []string{"nodeping_node_maintenance"})
+				if want := maintenanceWant(t, "m0"); got != want {
+					t.Errorf("maintenance series:\n%s\nwant (this node and its peers in maintenance):\n%s", got, want)
+				}
+				n := strings.Count(got, "\n")
+				peers := len(targets.Build(decodeList(t, maintenanceList), maintenancePlan).Peers("m0"))
+				t.Logf("5,000 nodes, 500 in maintenance, %d peers: %d maintenance series", peers, n)
+				if n > peers+1 {
+					t.Errorf("%d maintenance series for %d peers, want at most %d", n, peers, peers+1)
 				}
 			},
 		},
@@ -396,7 +500,7 @@ func TestLoop(t *testing.T) {
 				"nodeping_cycle_overruns_total 1\n" +
 				"nodeping_cycles_total 4\n" +
 				`nodeping_probe_overruns_total{protocol="icmp"} 1` + "\n",
-			check: func(t *testing.T, probes []Registration) {
+			check: func(t *testing.T, _ string, probes []Registration) {
 				starts := probes[0].Probe.(*fakeProbe).starts
 				want := []time.Duration{0, 15 * time.Second, 35 * time.Second, 50 * time.Second}
 				if fmt.Sprint(starts) != fmt.Sprint(want) {
@@ -449,7 +553,7 @@ func TestLoop(t *testing.T) {
 				t.Errorf("the file outlived the agent: %v", err)
 			}
 			if tc.check != nil {
-				tc.check(t, probes)
+				tc.check(t, string(file), probes)
 			}
 		})
 	}

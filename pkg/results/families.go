@@ -304,7 +304,7 @@ var families = func() []*Family {
 	}
 	fs = append(fs, flantFamilies("kube_node_ping_", KindNode)...)
 	fs = append(fs, flantFamilies("external_ping_", KindExternal)...)
-	fs = append(fs, &Family{Name: "nodeping_node_maintenance", Type: Gauge, Help: "Listed nodes that are cordoned or not Ready, by reason; always 1. Rules raise no network alert for them.", Labels: []string{"destination_node", "reason"},
+	fs = append(fs, &Family{Name: "nodeping_node_maintenance", Type: Gauge, Help: "This node and the nodes it probes, when cordoned or not Ready, by reason; always 1. Rules raise no network alert for them.", Labels: []string{"destination_node", "reason"},
 		render: func(f *Family, r *Results, e *encoder) {
 			for _, n := range sortedKeys(r.state.Maintenance) {
 				e.sample(f.Name, "", f.labels(n, r.state.Maintenance[n]), 1)

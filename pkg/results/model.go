@@ -59,8 +59,8 @@ type AgentState struct {
 	// left out of it by reason.
 	ListNodes   int
 	ListSkipped map[string]int
-	// Maintenance maps the listed nodes that are cordoned or not Ready to the reason
-	// ("cordoned", "not_ready"); rules raise no network alert for them.
+	// Maintenance maps the nodes this agent probes, and itself, that are cordoned or not Ready
+	// to the reason ("cordoned", "not_ready"); rules raise no network alert for them.
 	Maintenance map[string]string
 	// ListLoadErrors counts nodes-list reads or decodes that failed; the last good list stays in use.
 	ListLoadErrors uint64

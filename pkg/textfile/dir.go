@@ -3,6 +3,7 @@ package textfile
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -25,15 +26,12 @@ var ErrLocked = errors.New("textfile directory is in use by another nodeping age
 // stale lock behind. The lock file itself stays; it is reused.
 func AcquireLock(dir string) (*Lock, error) {
 	path := filepath.Join(dir, LockName)
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := openLock(path)
 	if err != nil {
-		return nil, fmt.Errorf("open lock file: %w", err)
+		return nil, err
 	}
 	if err := tryLock(f); err != nil {
-		holder := "unknown holder"
-		if b, rerr := os.ReadFile(path); rerr == nil && len(strings.TrimSpace(string(b))) > 0 {
-			holder = strings.TrimSpace(string(b))
-		}
+		holder := readHolder(f)
 		f.Close()
 		if errors.Is(err, errWouldBlock) {
 			return nil, fmt.Errorf("%w: %s holds %s", ErrLocked, holder, path)
@@ -45,6 +43,61 @@ func AcquireLock(dir string) (*Lock, error) {
 		fmt.Fprintf(f, "pid %d on host %s\n", os.Getpid(), host)
 	}
 	return &Lock{f: f}, nil
+}
+
+// maxHolderBytes bounds what AcquireLock reads of a lock file to name its holder: one line
+// "pid N on host H" (a host name is at most 253 bytes).
+const maxHolderBytes = 512
+
+// openLock opens (creating it if need be) the lock file at path: never through a symlink, and only
+// a regular file, so that the agent neither writes its PID through a link planted in the
+// directory nor waits on a FIFO or a device put in the lock file's place.
+func openLock(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, openLockFlags, 0o644)
+	if err != nil {
+		return nil, openError(path, err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("stat lock file %s: %w", path, err)
+	}
+	if !st.Mode().IsRegular() {
+		f.Close()
+		return nil, fmt.Errorf("lock file %s is not a regular file (%s), refusing it", path, fileKind(st.Mode()))
+	}
+	return f, nil
+}
+
+// fileKind names the type of a file mode for an error message.
+func fileKind(m os.FileMode) string {
+	switch {
+	case m&os.ModeDir != 0:
+		return "a directory"
+	case m&os.ModeNamedPipe != 0:
+		return "a FIFO"
+	case m&os.ModeCharDevice != 0:
+		return "a character device"
+	case m&os.ModeDevice != 0:
+		return "a block device"
+	case m&os.ModeSocket != 0:
+		return "a socket"
+	case m&os.ModeSymlink != 0:
+		return "a symlink"
+	default:
+		return "mode " + m.String()
+	}
+}
+
+// readHolder reads who holds the lock from the open lock file f: at most maxHolderBytes, first
+// line only. It is "unknown holder" when the file says nothing.
+func readHolder(f *os.File) string {
+	b, _ := io.ReadAll(io.NewSectionReader(f, 0, maxHolderBytes))
+	line, _, _ := strings.Cut(string(b), "\n")
+	if line = strings.TrimSpace(line); line != "" {
+		return line
+	}
+	return "unknown holder"
 }
 
 // Release drops the lock.

@@ -20,7 +20,11 @@ app.kubernetes.io/component: {{ . }}
 {{- end }}
 
 {{- define "nodeping.image" -}}
+{{- if .Values.image.digest -}}
+{{ .Values.image.repository }}@{{ .Values.image.digest }}
+{{- else -}}
 {{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
+{{- end }}
 {{- end }}
 
 {{/* The agent's arguments, as a YAML list: the fixed ones, then every flag whose value is set
