@@ -16,22 +16,6 @@ import (
 // planFlags registers the probe-plan flags, the agent's own.
 func planFlags(fs *flag.FlagSet, o *targets.Options) { agent.PlanFlags(fs, o) }
 
-// readPlanList reads and decodes a nodes list for the probe plan, within the agent's limits.
-func readPlanList(path string) (nodelist.List, []nodelist.Skip, error) {
-	data, err := nodelist.ReadFile(path, 0)
-	if err != nil {
-		return nodelist.List{}, nil, fmt.Errorf("read nodes file: %w", err)
-	}
-	l, skips, err := nodelist.Decode(data)
-	if err != nil {
-		return nodelist.List{}, nil, fmt.Errorf("nodes file %s: %w", path, err)
-	}
-	if err := nodelist.CheckSize(l, 0); err != nil {
-		return nodelist.List{}, nil, fmt.Errorf("nodes file %s: %w", path, err)
-	}
-	return l, skips, nil
-}
-
 // runPlan is `nodeping-agent plan`: it prints the probe plan of a nodes list, one ordered pair a
 // line, SOURCE<TAB>DESTINATION, for one node or for all. It sends nothing. Exit codes: 0 done,
 // 1 the list does not read or decode, 2 bad usage.
@@ -78,7 +62,7 @@ func runPlan(args []string, getenv func(string) string, stdout, stderr io.Writer
 		fmt.Fprintf(stderr, "nodeping-agent plan: %v\n", err)
 		return 2
 	}
-	l, skips, err := readPlanList(nodesFile)
+	l, skips, err := nodelist.Load(nodesFile)
 	if err != nil {
 		fmt.Fprintf(stderr, "nodeping-agent plan: %v\n", err)
 		return 1
