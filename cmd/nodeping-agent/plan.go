@@ -8,6 +8,7 @@ import (
 	"io"
 	"slices"
 
+	"github.com/nodeping/nodeping/internal/cli"
 	"github.com/nodeping/nodeping/pkg/agent"
 	"github.com/nodeping/nodeping/pkg/nodelist"
 	"github.com/nodeping/nodeping/pkg/targets"
@@ -33,18 +34,8 @@ func runPlan(args []string, getenv func(string) string, stdout, stderr io.Writer
 		fmt.Fprint(stderr, "Usage: nodeping-agent plan [flags]\n\nPrints the probe plan of a nodes list without sending anything: one line per ordered pair,\nSOURCE<TAB>DESTINATION (node names), for --node-name only or for every node. It is the plan the\nagents build with the same flags. NODEPING_NODES_FILE, NODEPING_FULL_MESH_MAX,\nNODEPING_SUBSET_PEERS and NODEPING_MAX_ZONES set the flags of the same name, as for the agent; flags win.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
-	var envErr error
-	fs.VisitAll(func(f *flag.Flag) {
-		if f.Name == "node-name" {
-			return // the whole plan unless asked: $NODE_NAME in a pod must not narrow it silently
-		}
-		if v := getenv(envName(f.Name)); v != "" && envErr == nil {
-			if err := f.Value.Set(v); err != nil {
-				envErr = fmt.Errorf("environment variable %s=%q: %w", envName(f.Name), v, err)
-			}
-		}
-	})
-	if envErr != nil {
+	// The whole plan unless asked: $NODE_NAME in a pod must not narrow it silently.
+	if envErr := cli.BindEnv(fs, getenv, "node-name"); envErr != nil {
 		fmt.Fprintf(stderr, "nodeping-agent plan: %v\n", envErr)
 		return 2
 	}

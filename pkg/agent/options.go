@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nodeping/nodeping/internal/cli"
 	"github.com/nodeping/nodeping/pkg/results"
 	"github.com/nodeping/nodeping/pkg/targets"
 )
@@ -21,9 +22,9 @@ type Options struct {
 	NodeName, NodesFile, TextfileDir, TextfileName string
 	Interval, Grace                                time.Duration
 	// Engine is the ICMP engine: batch or pro-bing.
-	Engine, Compat      string
-	Once, ShowVersion   bool
-	LogLevel, LogFormat string
+	Engine, Compat    string
+	Once, ShowVersion bool
+	Log               cli.LogOptions
 	// RTTDetail adds the per-pair RTT min/max/stddev gauges and every protocol's RTT histogram.
 	RTTDetail bool
 
@@ -61,11 +62,6 @@ func (o *Options) probes() []probeOptions {
 	return []probeOptions{&o.ICMP, &o.MTU, &o.TCP, &o.UDP, &o.DNS}
 }
 
-// EnvName is the environment variable that sets a flag: NODEPING_ and the flag in upper snake case.
-func EnvName(flagName string) string {
-	return "NODEPING_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
-}
-
 // FlagSet defines every flag on a new flag set that writes nothing itself: Parse reports errors
 // once, and PrintUsage prints the help.
 func (o *Options) FlagSet() *flag.FlagSet {
@@ -86,8 +82,7 @@ func (o *Options) FlagSet() *flag.FlagSet {
 	fs.BoolVar(&o.RTTDetail, "rtt-detail", false, "also write each pair's per-cycle RTT min/max/stddev gauges and the RTT histogram of every protocol, not only ICMP's (more than doubles the series; no shipped rule or panel needs them)")
 	fs.StringVar(&o.Compat, "compat", "", "also write another tool's series: flant (Flant node-ping's kube_node_ping_* and external_ping_*, from the ICMP probe over IPv4, so its dashboards and alert keep working)")
 	fs.BoolVar(&o.Once, "once", false, "run one cycle, write the file, print a one-line summary and exit (the file is kept)")
-	fs.StringVar(&o.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
-	fs.StringVar(&o.LogFormat, "log-format", "text", "log format: text or json")
+	o.Log.AddFlags(fs)
 	fs.BoolVar(&o.ShowVersion, "version", false, "print the version and exit")
 	return fs
 }
@@ -124,16 +119,8 @@ func PrintUsage(w io.Writer) {
 func Parse(args []string, getenv func(string) string) (Options, error) {
 	var o Options
 	fs := o.FlagSet()
-	var envErr error
-	fs.VisitAll(func(f *flag.Flag) {
-		if v := getenv(EnvName(f.Name)); v != "" && envErr == nil {
-			if err := f.Value.Set(v); err != nil {
-				envErr = fmt.Errorf("environment variable %s=%q: %w", EnvName(f.Name), v, err)
-			}
-		}
-	})
-	if envErr != nil {
-		return o, envErr
+	if err := cli.BindEnv(fs, getenv); err != nil {
+		return o, err
 	}
 	for _, env := range []string{"NODE_NAME", "MY_NODE_NAME"} { // ours, then Flant node-ping's
 		if o.NodeName == "" {
@@ -169,6 +156,9 @@ func (o *Options) Validate() error {
 		return fmt.Errorf("--compat %q: must be empty or flant", o.Compat)
 	case o.TextfileName == "" || strings.ContainsAny(o.TextfileName, `/\`) || !strings.HasSuffix(o.TextfileName, ".prom") || strings.HasPrefix(o.TextfileName, "."):
 		return fmt.Errorf("--textfile-name %q: want a file name ending in .prom, without a directory or a leading dot", o.TextfileName)
+	}
+	if err := o.Log.Validate(); err != nil {
+		return err
 	}
 	if err := o.Plan.Validate(); err != nil {
 		return err
