@@ -45,11 +45,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintf(stdout, "nodeping-agent %s (revision %s)\n", version, cli.Revision())
 		return 0
 	}
-	log, err := o.Log.NewLogger(stderr)
-	if err != nil {
-		fmt.Fprintf(stderr, "nodeping-agent: %v\n", err)
-		return 2
-	}
+	log, _ := o.Log.NewLogger(stderr) // Validate checked it
 	if err := textfile.CheckDir(o.TextfileDir); err != nil {
 		log.Error("cannot write textfiles", "err", err)
 		return 1
@@ -65,7 +61,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	} else if len(removed) > 0 {
 		log.Info("removed leftover temporary files", "files", removed)
 	}
-	a, closeAll, err := agent.Build(&o, results.BuildInfo{Version: version, Revision: cli.Revision()}, log)
+	d := o.Derive()
+	a, closeAll, err := agent.Build(d, results.BuildInfo{Version: version, Revision: cli.Revision()}, log)
 	if err != nil {
 		log.Error("cannot start", "err", err)
 		return 1
@@ -74,8 +71,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	log.Info("starting", "version", version, "node", o.NodeName, "nodes_file", o.NodesFile, "textfile", o.TextfileDir+"/"+o.TextfileName,
-		"interval", o.Interval, "icmp_count", o.ICMP.Count, "icmp_interval", o.ICMP.Interval, "icmp_timeout", o.ICMP.Timeout,
-		"icmp_engine", o.Engine, "mtu", o.MTU.Size, "once", o.Once, "budget", o.Budget.String())
+		"interval", d.Interval, "icmp_count", d.ICMP.Count, "icmp_interval", d.ICMP.Interval, "icmp_timeout", d.ICMP.Timeout,
+		"icmp_engine", d.Engine, "mtu", d.MTU.Size, "once", d.Once, "budget", d.Budget.String())
 	if err := a.Run(ctx); err != nil {
 		log.Error("agent failed", "err", err)
 		return 1
