@@ -9,15 +9,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -67,19 +64,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if o.ExternalTargetsFile != "" {
 		go controller.WatchExternal(ctx, o.ExternalTargetsFile, controller.ExternalTargetsPeriod, log, m, c.SetExternal)
 	}
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	// Healthy while the process serves: a follower waiting for the Lease is healthy too, so both
-	// replicas pass their probes and a rolling update completes.
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
-	srv := &http.Server{Addr: o.ListenAddress, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	limits := controller.DefaultServerLimits()
 	go func() {
-		if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := controller.Serve(ctx, o.ListenAddress, controller.NewServer(reg, limits), limits.MaxConns); err != nil {
 			log.Error("metrics server failed", "err", err)
 			stop()
 		}
 	}()
-	defer srv.Shutdown(context.Background())
 
 	log.Info("starting", "namespace", o.Namespace, "configmap", o.ConfigMap, "leader_elect", o.LeaderElect, "identity", o.Identity)
 	runController := func(ctx context.Context) {
