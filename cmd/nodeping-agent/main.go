@@ -8,13 +8,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
-	"runtime/debug"
 	"syscall"
 
+	"github.com/nodeping/nodeping/internal/cli"
 	"github.com/nodeping/nodeping/pkg/agent"
 	"github.com/nodeping/nodeping/pkg/results"
 	"github.com/nodeping/nodeping/pkg/textfile"
@@ -30,35 +29,6 @@ func main() {
 	os.Exit(run(context.Background(), os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
 }
 
-// envName is the environment variable that sets a flag (NODEPING_ and the flag in upper snake case).
-func envName(flagName string) string { return agent.EnvName(flagName) }
-
-func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("--log-level %q: %w", level, err)
-	}
-	opts := &slog.HandlerOptions{Level: l}
-	switch format {
-	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
-	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
-	}
-	return nil, fmt.Errorf("--log-format %q: must be text or json", format)
-}
-
-func revision() string {
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" {
-				return s.Value
-			}
-		}
-	}
-	return "unknown"
-}
-
 // run is the whole program; it returns the exit code: 0 done, 1 failed, 2 bad usage. --help,
 // --version and --once's summary go to stdout; errors and the log to stderr.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
@@ -72,14 +42,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return 2
 	}
 	if o.ShowVersion {
-		fmt.Fprintf(stdout, "nodeping-agent %s (revision %s)\n", version, revision())
+		fmt.Fprintf(stdout, "nodeping-agent %s (revision %s)\n", version, cli.Revision())
 		return 0
 	}
-	log, err := newLogger(stderr, o.LogLevel, o.LogFormat)
-	if err != nil {
-		fmt.Fprintf(stderr, "nodeping-agent: %v\n", err)
-		return 2
-	}
+	log, _ := o.Log.NewLogger(stderr) // Validate checked it
 	if err := textfile.CheckDir(o.TextfileDir); err != nil {
 		log.Error("cannot write textfiles", "err", err)
 		return 1
@@ -95,7 +61,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	} else if len(removed) > 0 {
 		log.Info("removed leftover temporary files", "files", removed)
 	}
-	a, closeAll, err := agent.Build(&o, results.BuildInfo{Version: version, Revision: revision()}, log)
+	d := o.Derive()
+	a, closeAll, err := agent.Build(d, results.BuildInfo{Version: version, Revision: cli.Revision()}, log)
 	if err != nil {
 		log.Error("cannot start", "err", err)
 		return 1
@@ -104,8 +71,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	log.Info("starting", "version", version, "node", o.NodeName, "nodes_file", o.NodesFile, "textfile", o.TextfileDir+"/"+o.TextfileName,
-		"interval", o.Interval, "icmp_count", o.ICMP.Count, "icmp_interval", o.ICMP.Interval, "icmp_timeout", o.ICMP.Timeout,
-		"icmp_engine", o.Engine, "mtu", o.MTU.Size, "once", o.Once, "budget", o.Budget.String())
+		"interval", d.Interval, "icmp_count", d.ICMP.Count, "icmp_interval", d.ICMP.Interval, "icmp_timeout", d.ICMP.Timeout,
+		"icmp_engine", d.Engine, "mtu", d.MTU.Size, "once", d.Once, "budget", d.Budget.String())
 	if err := a.Run(ctx); err != nil {
 		log.Error("agent failed", "err", err)
 		return 1

@@ -44,7 +44,7 @@ func TestPlanSubcommand(t *testing.T) {
 		{"bad K", []string{"--nodes-file", "testdata/plan/flant.json", "--subset-peers", "1"}, nil, 2, "", "--subset-peers 1: must be at least 2"},
 		{"bad maximum", []string{"--nodes-file", "testdata/plan/flant.json", "--full-mesh-max", "-3"}, nil, 2, "", "--full-mesh-max -3: must not be negative"},
 		{"bad env", nil, map[string]string{"NODEPING_SUBSET_PEERS": "many"}, 2, "", `environment variable NODEPING_SUBSET_PEERS="many"`},
-		{"truncated list", []string{"--nodes-file", "testdata/plan/truncated.json"}, nil, 1, "", "nodes file testdata/plan/truncated.json: decode nodes list object: line 1, column 11: unexpected end of JSON input"},
+		{"truncated list", []string{"--nodes-file", "testdata/plan/truncated.json"}, nil, 1, "", "nodes file testdata/plan/truncated.json: malformed: decode nodes list object: line 1, column 11: unexpected end of JSON input"},
 		{"missing list", []string{"--nodes-file", "testdata/plan/missing.json"}, nil, 1, "", "no such file or directory"},
 		{"list too large", []string{"--nodes-file", big}, nil, 1, "", "nodes list too large: " + big + " is larger than 4194304 bytes"},
 	}

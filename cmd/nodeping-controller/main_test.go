@@ -20,6 +20,9 @@ func TestFlags(t *testing.T) {
 		{[]string{"--configmap", ""}, 2, "must not be empty"},
 		{[]string{"--max-external-targets", "-1"}, 2, "--max-external-targets -1: must not be negative"},
 		{[]string{"--log-level", "loud"}, 2, `--log-level "loud"`},
+		{[]string{"--log-format", "xml"}, 2, `--log-format "xml": must be text or json`},
+		{[]string{"--help"}, 0, "NODEPING_<FLAG>"},
+		{[]string{"--log-format", "json", "--kubeconfig", "/nonexistent/kubeconfig"}, 1, `"level":"ERROR","msg":"cannot configure the Kubernetes client"`},
 		{[]string{"--kubeconfig", "/nonexistent/kubeconfig"}, 1, "cannot configure the Kubernetes client"},
 	}
 	for _, tc := range cases {
@@ -28,18 +31,6 @@ func TestFlags(t *testing.T) {
 		if code != tc.code || !strings.Contains(stderr.String(), tc.want) {
 			t.Errorf("run(%q) = %d, %q; want %d and %q", tc.args, code, stderr.String(), tc.code, tc.want)
 		}
-	}
-}
-
-func TestNamespaceFromEnvironment(t *testing.T) {
-	o, err := parseFlags(nil, func(k string) string {
-		if k == "POD_NAMESPACE" {
-			return "monitoring"
-		}
-		return ""
-	}, &bytes.Buffer{})
-	if err != nil || o.namespace != "monitoring" {
-		t.Errorf("namespace %q (%v), want monitoring from $POD_NAMESPACE", o.namespace, err)
 	}
 }
 
@@ -58,12 +49,5 @@ func TestHelpNamesEachDefaultOnce(t *testing.T) {
 		if n := strings.Count(f, "(default"); n > 1 {
 			t.Errorf("flag -%s names its default %d times", f, n)
 		}
-	}
-}
-
-func TestListenAddressDefaultsToLoopback(t *testing.T) {
-	o, err := parseFlags(nil, func(string) string { return "" }, &bytes.Buffer{})
-	if err != nil || o.listen != "127.0.0.1:8080" {
-		t.Errorf("--listen-address default %q (%v), want 127.0.0.1:8080: outside a cluster it must not bind every interface", o.listen, err)
 	}
 }

@@ -45,17 +45,18 @@ func (b *builder) close() error {
 	return errors.Join(errs...)
 }
 
-// Build constructs the agent from options that Validate accepted: it logs what Validate turned
-// off, opens the probes' sockets and the responders' listeners, and returns the agent and a
-// function that closes them.
-func Build(o *Options, build results.BuildInfo, log *slog.Logger) (*Agent, func() error, error) {
-	for _, n := range o.Notices {
+// Build constructs the agent from the derivation of options that Validate accepted: it logs what
+// Derive turned off, opens the probes' sockets and the responders' listeners, and returns the
+// agent and a function that closes them.
+func Build(d Derived, build results.BuildInfo, log *slog.Logger) (*Agent, func() error, error) {
+	o := &d.Options
+	for _, n := range d.Notices {
 		log.Warn(n)
 	}
 	b := &builder{o: o, log: log, resolvConf: "/etc/resolv.conf"}
 	var regs []Registration
 	shares := map[string]Share{}
-	for _, s := range o.Budget.Shares {
+	for _, s := range d.Budget.Shares {
 		shares[s.Protocol] = s
 	}
 	for _, p := range o.probes() {

@@ -17,7 +17,7 @@ func TestBuildSaysWhatItTurnsOff(t *testing.T) {
 		t.Fatal(err)
 	}
 	var log bytes.Buffer
-	a, closeAll, err := Build(&o, results.BuildInfo{}, slog.New(slog.NewTextHandler(&log, nil)))
+	a, closeAll, err := Build(o.Derive(), results.BuildInfo{}, slog.New(slog.NewTextHandler(&log, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -21,8 +20,8 @@ type listState struct {
 	// loopbackOK: every node address of the list is loopback (a test or a demo on one host), so
 	// external targets at loopback addresses are probed too.
 	loopbackOK bool
-	hash       [sha256.Size]byte
-	badHash    [sha256.Size]byte // of the last unusable content, so that it is logged once
+	hash       nodelist.Sum
+	badHash    nodelist.Sum // of the last unusable content, so that it is logged once
 	loaded     time.Time
 	skipped    map[string]int
 	// maintenance holds this node and its targets that are cordoned or not Ready (see maintenance).
@@ -63,36 +62,21 @@ func (s *listState) fill(st *results.AgentState) {
 // or decode is counted every cycle it stays (logged when it first appears), and the last good one
 // stays in use.
 func (a *Agent) load(now time.Time) error {
-	data, err := nodelist.ReadFile(a.cfg.NodesFile, 0)
-	h := sha256.Sum256(data)
-	if err != nil {
-		err = fmt.Errorf("read nodes file: %w", err)
-	} else {
-		if a.nodes.ok && h == a.nodes.hash {
-			return nil
-		}
-		var (
-			l     nodelist.List
-			skips []nodelist.Skip
-		)
-		l, skips, err = nodelist.Decode(data)
-		if err == nil {
-			err = nodelist.CheckSize(l, 0)
-		}
-		if errors.Is(err, nodelist.ErrTooLarge) {
-			a.nodes.tooLarge++
-		}
-		if err == nil {
-			// Targets of the first good list are probed at once; later newcomers get grace.
-			a.useList(l, skips, h, now, !a.nodes.ok)
-			a.nodes.badHash = [sha256.Size]byte{}
-			return nil
-		}
-		if errors.Is(err, nodelist.ErrEmpty) {
-			err = fmt.Errorf("nodes file %s: %w", a.cfg.NodesFile, err)
-		} else {
-			err = fmt.Errorf("nodes file %s: malformed: %w", a.cfg.NodesFile, err)
-		}
+	var last nodelist.Sum
+	if a.nodes.ok {
+		last = a.nodes.hash
+	}
+	l, skips, h, err := nodelist.LoadChanged(a.cfg.NodesFile, last)
+	switch {
+	case errors.Is(err, nodelist.ErrUnchanged):
+		return nil
+	case err == nil:
+		// Targets of the first good list are probed at once; later newcomers get grace.
+		a.useList(l, skips, h, now, !a.nodes.ok)
+		a.nodes.badHash = nodelist.Sum{}
+		return nil
+	case errors.Is(err, nodelist.ErrTooLarge):
+		a.nodes.tooLarge++
 	}
 	a.nodes.loadErrors++
 	repeated := h == a.nodes.badHash
@@ -109,7 +93,7 @@ func (a *Agent) load(now time.Time) error {
 	return err
 }
 
-func (a *Agent) useList(l nodelist.List, skips []nodelist.Skip, h [sha256.Size]byte, now time.Time, first bool) {
+func (a *Agent) useList(l nodelist.List, skips []nodelist.Skip, h nodelist.Sum, now time.Time, first bool) {
 	var over []nodelist.Skip
 	l.External, over = nodelist.LimitExternal(l.External, a.cfg.MaxExternal)
 	skips = append(skips, over...)

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nodeping/nodeping/internal/cli"
 	"github.com/nodeping/nodeping/pkg/nodelist"
 	"github.com/nodeping/nodeping/pkg/results"
 	"github.com/nodeping/nodeping/pkg/targets"
@@ -17,14 +18,15 @@ import (
 const DefaultTextfileName = "nodeping.prom"
 
 // Options are the agent's command line (kube-state-metrics' options/app split): Parse fills them,
-// Validate checks them and derives what is left to derive, Build constructs the agent from them.
+// Validate checks them, Derive computes what no flag says directly, and Build constructs the
+// agent from that.
 type Options struct {
 	NodeName, NodesFile, TextfileDir, TextfileName string
 	Interval, Grace                                time.Duration
 	// Engine is the ICMP engine: batch or pro-bing.
-	Engine, Compat      string
-	Once, ShowVersion   bool
-	LogLevel, LogFormat string
+	Engine, Compat    string
+	Once, ShowVersion bool
+	Log               cli.LogOptions
 	// RTTDetail adds the per-pair RTT min/max/stddev gauges and every protocol's RTT histogram.
 	RTTDetail bool
 	// MaxExternal is how many of the list's external targets are probed, the first ones.
@@ -39,11 +41,6 @@ type Options struct {
 	TCP  TCPOptions
 	UDP  UDPOptions
 	DNS  DNSOptions
-
-	// Notices are what Validate turned off or changed, for the log at start.
-	Notices []string
-	// Budget is how the probes share the interval, set by Validate.
-	Budget Budget
 }
 
 // probeOptions is one probe's part of the options: its flags, its checks, its share of the
@@ -52,6 +49,7 @@ type Options struct {
 type probeOptions interface {
 	protocol() string
 	addFlags(fs *flag.FlagSet)
+	// validate checks the probe's flags; it changes nothing.
 	validate(o *Options) error
 	// share is the probe's part of the interval; nil when the probe is off.
 	share(o *Options) *Share
@@ -62,11 +60,6 @@ type probeOptions interface {
 // probes lists every probe's options, in the order the probes run.
 func (o *Options) probes() []probeOptions {
 	return []probeOptions{&o.ICMP, &o.MTU, &o.TCP, &o.UDP, &o.DNS}
-}
-
-// EnvName is the environment variable that sets a flag: NODEPING_ and the flag in upper snake case.
-func EnvName(flagName string) string {
-	return "NODEPING_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
 // FlagSet defines every flag on a new flag set that writes nothing itself: Parse reports errors
@@ -90,8 +83,7 @@ func (o *Options) FlagSet() *flag.FlagSet {
 	fs.BoolVar(&o.RTTDetail, "rtt-detail", false, "also write each pair's per-cycle RTT min/max/stddev gauges and the RTT histogram of every protocol, not only ICMP's (more than doubles the series; no shipped rule or panel needs them)")
 	fs.StringVar(&o.Compat, "compat", "", "also write another tool's series: flant (Flant node-ping's kube_node_ping_* and external_ping_*, from the ICMP probe over IPv4, so its dashboards and alert keep working)")
 	fs.BoolVar(&o.Once, "once", false, "run one cycle, write the file, print a one-line summary and exit (the file is kept)")
-	fs.StringVar(&o.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
-	fs.StringVar(&o.LogFormat, "log-format", "text", "log format: text or json")
+	o.Log.AddFlags(fs)
 	fs.BoolVar(&o.ShowVersion, "version", false, "print the version and exit")
 	return fs
 }
@@ -128,16 +120,8 @@ func PrintUsage(w io.Writer) {
 func Parse(args []string, getenv func(string) string) (Options, error) {
 	var o Options
 	fs := o.FlagSet()
-	var envErr error
-	fs.VisitAll(func(f *flag.Flag) {
-		if v := getenv(EnvName(f.Name)); v != "" && envErr == nil {
-			if err := f.Value.Set(v); err != nil {
-				envErr = fmt.Errorf("environment variable %s=%q: %w", EnvName(f.Name), v, err)
-			}
-		}
-	})
-	if envErr != nil {
-		return o, envErr
+	if err := cli.BindEnv(fs, getenv); err != nil {
+		return o, err
 	}
 	for _, env := range []string{"NODE_NAME", "MY_NODE_NAME"} { // ours, then Flant node-ping's
 		if o.NodeName == "" {
@@ -156,10 +140,10 @@ func Parse(args []string, getenv func(string) string) (Options, error) {
 	return o, o.Validate()
 }
 
-// Validate checks the options, fails closed on anything it cannot make sense of, and derives
-// what is left: the automatic ICMP timeout, DF for the MTU probe, and the interval's budget.
-func (o *Options) Validate() error {
-	o.Notices = nil
+// Validate checks the options and fails closed on anything it cannot make sense of, including
+// probes that do not fit in the interval once Derive has filled in the automatic ICMP timeout.
+// It changes nothing.
+func (o Options) Validate() error {
 	switch {
 	case o.NodeName == "":
 		return errors.New("--node-name (or $NODE_NAME, or $MY_NODE_NAME) is required: the agent must know which node is itself")
@@ -176,119 +160,16 @@ func (o *Options) Validate() error {
 	case o.TextfileName == "" || strings.ContainsAny(o.TextfileName, `/\`) || !strings.HasSuffix(o.TextfileName, ".prom") || strings.HasPrefix(o.TextfileName, "."):
 		return fmt.Errorf("--textfile-name %q: want a file name ending in .prom, without a directory or a leading dot", o.TextfileName)
 	}
+	if err := o.Log.Validate(); err != nil {
+		return err
+	}
 	if err := o.Plan.Validate(); err != nil {
 		return err
 	}
 	for _, p := range o.probes() {
-		if err := p.validate(o); err != nil {
+		if err := p.validate(&o); err != nil {
 			return err
 		}
 	}
-	return o.fit()
-}
-
-// Budget is how the probes share one interval.
-type Budget struct {
-	Interval time.Duration
-	// Available is what the probes may use: the interval less a tenth, kept for reading the
-	// list, resolving external targets and writing the file.
-	Available time.Duration
-	// Shares are the probes that are on, in the order they run.
-	Shares []Share
-}
-
-// Share is one probe's worst case in a cycle: its sends spread over Spread, then a wait of up to
-// Wait for the last answers.
-type Share struct {
-	Protocol string
-	// What says where Spread comes from, in flags ("--icmp-count 10 x --icmp-interval 1s").
-	What         string
-	Spread, Wait time.Duration
-	// Beside: the probe runs beside the others (its own sockets), so it needs the budget, not a
-	// part of it.
-	Beside bool
-}
-
-// String tells the budget in one line, for the log at start.
-func (b Budget) String() string {
-	var parts []string
-	for _, s := range b.Shares {
-		part := fmt.Sprintf("%s %s", s.Protocol, s.Need())
-		if s.Beside {
-			part += " beside"
-		}
-		parts = append(parts, part)
-	}
-	return fmt.Sprintf("%s of %s: %s", b.Available, b.Interval, strings.Join(parts, ", "))
-}
-
-// resolveTimeout bounds the look-ups of external targets' host names: within the tenth of the
-// interval the probes leave, at most 2s.
-func (o *Options) resolveTimeout() time.Duration { return min(2*time.Second, o.Interval/10) }
-
-// Need is the share's worst case.
-func (s Share) Need() time.Duration { return s.Spread + s.Wait }
-
-// extraSpread is the time between two probes to one target for the probes that follow the ICMP
-// burst (MTU, TCP, UDP): short, so that they fit in the cycle.
-func (o *Options) extraSpread() time.Duration { return min(o.ICMP.Interval, 200*time.Millisecond) }
-
-// afterBurst is the share of a probe that follows the ICMP burst (MTU, TCP, UDP): count probes
-// per target spread over extraSpread each, then the shared ICMP timeout. nil when it is off.
-func (o *Options) afterBurst(protocol string, on bool, count int) *Share {
-	if !on {
-		return nil
-	}
-	return &Share{Protocol: protocol, What: fmt.Sprintf("--%s-count %d x %s", protocol, count, o.extraSpread()),
-		Spread: time.Duration(count) * o.extraSpread(), Wait: o.ICMP.Timeout}
-}
-
-// fit derives the automatic ICMP timeout and checks that every probe fits the interval. The ICMP
-// timeout is shared by the probes that follow the ICMP burst (MTU, TCP, UDP): each may wait it.
-func (o *Options) fit() error {
-	avail := o.Interval - o.Interval/10
-	auto := o.ICMP.Timeout == 0
-	if auto {
-		o.ICMP.Timeout = time.Nanosecond // a placeholder while the shares' spreads are summed
-	}
-	var spreads time.Duration
-	waits := 0
-	for _, p := range o.probes() {
-		if s := p.share(o); s != nil && !s.Beside {
-			spreads += s.Spread
-			waits++
-		}
-	}
-	if auto {
-		o.ICMP.Timeout = 2 * time.Second
-		if waits > 0 && avail > spreads {
-			o.ICMP.Timeout = min(2*time.Second, (avail-spreads)/time.Duration(waits))
-		}
-	}
-	o.Budget = Budget{Interval: o.Interval, Available: avail}
-	for _, p := range o.probes() {
-		if s := p.share(o); s != nil {
-			o.Budget.Shares = append(o.Budget.Shares, *s)
-		}
-	}
-	if o.Once { // one cycle: nothing follows it, so it may take what it takes
-		return o.ICMP.config().Validate()
-	}
-	var used time.Duration
-	for _, s := range o.Budget.Shares {
-		need := s.Need()
-		if s.Beside {
-			if need > avail {
-				return fmt.Errorf("%s does not fit in --interval %s: %s = %s, over the %s the probes may use (nine tenths of the interval)",
-					s.Protocol, o.Interval, s.What, need, avail)
-			}
-			continue
-		}
-		if used+need > avail || auto && s.Wait <= 0 {
-			return fmt.Errorf("%s does not fit in --interval %s: %s + timeout %s = %s, and the probes before it take %s of the %s the probes may use (nine tenths of the interval)",
-				s.Protocol, o.Interval, s.What, max(s.Wait, 0), need, used, avail)
-		}
-		used += need
-	}
-	return o.ICMP.config().Validate()
+	return o.Derive().fits()
 }

@@ -1,7 +1,9 @@
 package agent
 
 import (
+	"fmt"
 	"net/netip"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -68,34 +70,34 @@ func TestInvalidOptions(t *testing.T) {
 	}
 }
 
-// TestDerivedOptions: each rule Validate applies, by a table.
+// TestDerivedOptions: each rule Derive applies, by a table.
 func TestDerivedOptions(t *testing.T) {
 	cases := []struct {
 		name  string
 		args  []string
 		env   map[string]string
-		check func(t *testing.T, o Options)
+		check func(t *testing.T, o Derived)
 	}{
 		{"env sets flags, flags win, $NODE_NAME", []string{"--interval", "30s"}, map[string]string{"NODE_NAME": "from-node-name", "MY_NODE_NAME": "flant", "NODEPING_ICMP_COUNT": "3", "NODEPING_INTERVAL": "20s"},
-			func(t *testing.T, o Options) {
+			func(t *testing.T, o Derived) {
 				if o.NodeName != "from-node-name" || o.ICMP.Count != 3 || o.Interval != 30*time.Second {
 					t.Errorf("node %q count %d interval %s; want $NODE_NAME, env count 3, flag interval 30s", o.NodeName, o.ICMP.Count, o.Interval)
 				}
 			}},
 		{"Flant's $MY_NODE_NAME", nil, map[string]string{"MY_NODE_NAME": "flant-node"},
-			func(t *testing.T, o Options) {
+			func(t *testing.T, o Derived) {
 				if o.NodeName != "flant-node" {
 					t.Errorf("node %q, want $MY_NODE_NAME's flant-node", o.NodeName)
 				}
 			}},
 		{"default timeout is 2s when the cycle leaves room", []string{"--node-name", "a"}, nil,
-			func(t *testing.T, o Options) {
+			func(t *testing.T, o Derived) {
 				if o.ICMP.Timeout != 2*time.Second {
 					t.Errorf("timeout %s, want 2s", o.ICMP.Timeout)
 				}
 			}},
 		{"shipped DaemonSet flags: the timeout shares what nine tenths of the interval leave", []string{"--node-name", "a", "--mtu", "1500", "--tcp-port", "9711", "--udp-port", "9711", "--dns-names", "kubernetes.default.svc.cluster.local."}, nil,
-			func(t *testing.T, o Options) {
+			func(t *testing.T, o Derived) {
 				// 13.5s - (10s icmp + 0.2s mtu + 0.2s tcp + 1s udp) = 2.1s over 4 waits; DNS runs beside.
 				if o.ICMP.Timeout != 525*time.Millisecond {
 					t.Errorf("timeout %s, want 525ms", o.ICMP.Timeout)
@@ -117,38 +119,38 @@ func TestDerivedOptions(t *testing.T) {
 				}
 			}},
 		{"a set timeout stays", []string{"--node-name", "a", "--icmp-timeout", "700ms"}, nil,
-			func(t *testing.T, o Options) {
+			func(t *testing.T, o Derived) {
 				if o.ICMP.Timeout != 700*time.Millisecond {
 					t.Errorf("timeout %s, want 700ms", o.ICMP.Timeout)
 				}
 			}},
 		{"--once takes what it takes", []string{"--node-name", "a", "--once", "--interval", "1s"}, nil,
-			func(t *testing.T, o Options) {
+			func(t *testing.T, o Derived) {
 				if o.ICMP.Timeout <= 0 {
 					t.Errorf("timeout %s, want positive", o.ICMP.Timeout)
 				}
 			}},
 		{"--mtu sets DF and room on the shared sockets", []string{"--node-name", "a", "--mtu", "1500"}, nil,
-			func(t *testing.T, o Options) {
+			func(t *testing.T, o Derived) {
 				if !o.ICMP.DontFragment || o.ICMP.MTUSize != 1472 || o.MTU.Size != 1500 {
 					t.Errorf("DF %v, MTU room %d, mtu %d; want DF, 1472, 1500", o.ICMP.DontFragment, o.ICMP.MTUSize, o.MTU.Size)
 				}
 			}},
 		{"without --mtu, DF is as asked", []string{"--node-name", "a"}, nil,
-			func(t *testing.T, o Options) {
+			func(t *testing.T, o Derived) {
 				if o.ICMP.DontFragment || o.ICMP.MTUSize != 0 {
 					t.Errorf("DF %v, MTU room %d; want neither", o.ICMP.DontFragment, o.ICMP.MTUSize)
 				}
 			}},
 		{"pro-bing turns --mtu off and says so", []string{"--node-name", "a", "--mtu", "1500", "--icmp-engine", "pro-bing"}, nil,
-			func(t *testing.T, o Options) {
+			func(t *testing.T, o Derived) {
 				want := []string{"--mtu 1500 is off: the pro-bing engine has no MTU probe (use --icmp-engine=batch)"}
 				if o.MTU.Size != 0 || o.ICMP.DontFragment || !slices.Equal(o.Notices, want) {
 					t.Errorf("mtu %d, DF %v, notices %q; want 0, no DF, %q", o.MTU.Size, o.ICMP.DontFragment, o.Notices, want)
 				}
 			}},
 		{"--icmp=false leaves icmp out of the budget", []string{"--node-name", "a", "--icmp=false", "--interval", "2s", "--udp-port", "9"}, nil,
-			func(t *testing.T, o Options) {
+			func(t *testing.T, o Derived) {
 				if len(o.Budget.Shares) != 1 || o.Budget.Shares[0].Protocol != "udp" {
 					t.Errorf("shares %+v, want udp only", o.Budget.Shares)
 				}
@@ -160,7 +162,48 @@ func TestDerivedOptions(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			tc.check(t, o)
+			tc.check(t, o.Derive())
+		})
+	}
+}
+
+// TestValidateOnlyChecks: Parse, Validate and Derive leave the options as the flags set them;
+// what is derived comes back from Derive alone.
+func TestValidateOnlyChecks(t *testing.T) {
+	cases := []struct {
+		name string
+		args []string
+		// want is what Derive gives: timeout, DF, MTU room, MTU size, notices.
+		want string
+	}{
+		{"automatic timeout", []string{"--node-name", "a"}, "2s false 0 0 []"},
+		{"shipped flags", []string{"--node-name", "a", "--mtu", "1500", "--tcp-port", "9711", "--udp-port", "9711"}, "525ms true 1472 1500 []"},
+		{"pro-bing turns --mtu off", []string{"--node-name", "a", "--mtu", "1500", "--icmp-engine", "pro-bing"},
+			"2s false 0 0 [--mtu 1500 is off: the pro-bing engine has no MTU probe (use --icmp-engine=batch)]"},
+		{"a set timeout", []string{"--node-name", "a", "--icmp-timeout", "700ms", "--icmp-dont-fragment"}, "700ms true 0 0 []"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			o, err := parse(t, nil, tc.args...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var flags Options
+			fs := flags.FlagSet()
+			if err := fs.Parse(tc.args); err != nil {
+				t.Fatal(err)
+			}
+			if err := o.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			d := o.Derive()
+			if !reflect.DeepEqual(o, flags) {
+				t.Errorf("after Parse, Validate and Derive the options are\n%+v\nwant what the flags set:\n%+v", o, flags)
+			}
+			got := fmt.Sprintf("%s %v %d %d %v", d.ICMP.Timeout, d.ICMP.DontFragment, d.ICMP.MTUSize, d.MTU.Size, d.Notices)
+			if got != tc.want {
+				t.Errorf("Derive: %s, want %s", got, tc.want)
+			}
 		})
 	}
 }

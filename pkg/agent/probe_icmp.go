@@ -14,9 +14,9 @@ type ICMPOptions struct {
 	On           bool
 	Count, Size  int
 	Interval     time.Duration
-	Timeout      time.Duration // 0: derived by Validate from what the interval leaves
+	Timeout      time.Duration // 0: derived by Derive from what the interval leaves
 	DontFragment bool
-	MTUSize      int // payload room for the MTU probe; set by MTUOptions.validate
+	MTUSize      int // payload room for the MTU probe; set by Derive
 }
 
 func (p *ICMPOptions) protocol() string { return probe.ProtocolICMP }

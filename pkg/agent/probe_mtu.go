@@ -21,7 +21,7 @@ func (p *MTUOptions) addFlags(fs *flag.FlagSet) {
 	everyFlag(fs, &p.Every, p.protocol())
 }
 
-func (p *MTUOptions) validate(o *Options) error {
+func (p *MTUOptions) validate(*Options) error {
 	switch {
 	case p.Size != 0 && (p.Size < 68 || p.Size > 65000):
 		return fmt.Errorf("--mtu %d: must be 0 (off) or between 68 and 65000", p.Size)
@@ -30,15 +30,6 @@ func (p *MTUOptions) validate(o *Options) error {
 	}
 	if err := checkEvery(p.protocol(), p.Every); err != nil {
 		return err
-	}
-	if p.Size != 0 && o.Engine == "pro-bing" {
-		o.Notices = append(o.Notices, fmt.Sprintf("--mtu %d is off: the pro-bing engine has no MTU probe (use --icmp-engine=batch)", p.Size))
-		p.Size = 0
-	}
-	if p.Size != 0 {
-		// The MTU probe shares the engine's sockets, which then set DF on every echo: harmless
-		// for small ones, and every raw socket costs a copy of every ICMP packet on the host.
-		o.ICMP.DontFragment, o.ICMP.MTUSize = true, p.Size-28
 	}
 	return nil
 }
