@@ -69,7 +69,7 @@ func (cs Case) probeSeries(a agent) {
 
 // portSeries renders the agent's TCP or UDP probe of every peer it plans: per attempts per
 // cycle, each lost to the pair's background loss, to the network fault (what loses echoes loses
-// port probes) and to the port's own.
+// port probes), to the port's own, and every one once the peer's agent (its responder) stopped.
 func (cs Case) portSeries(a agent, protocol string, per int) {
 	c := cs.Cluster
 	steps := len(a.cycles) - 1
@@ -88,6 +88,9 @@ func (cs Case) portSeries(a agent, protocol string, per int) {
 			}
 			if on && cs.PortLoss != nil {
 				p = 1 - (1-p)*(1-cs.PortLoss(protocol, a.s, d))
+			}
+			if (cs.Stopped[d] || cs.Frozen[d]) && t >= cs.Fault() {
+				p = 1 // the responder is the agent's: it stops or crashes with it
 			}
 			for k := 0; k < a.cycles[t]; k++ {
 				sent[t] += float64(per)
