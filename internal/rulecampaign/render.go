@@ -10,17 +10,31 @@ import (
 )
 
 // encode renders cumulative values in promtool's series notation, folding runs of equal steps
-// into "a+bxn"; staleAt >= 0 ends the series there with a stale marker.
+// into "a+bxn" and NaNs (a series the agent does not write yet) into blanks, "_" or "_xn";
+// staleAt >= 0 ends the series there with a stale marker.
 func encode(v []float64, staleAt int) string {
 	if staleAt >= 0 && staleAt < len(v) {
 		v = v[:staleAt]
 	}
 	var parts []string
 	for i := 0; i < len(v); {
+		if math.IsNaN(v[i]) { // not written yet: a blank, or a run of them
+			k := 1
+			for i+k < len(v) && math.IsNaN(v[i+k]) {
+				k++
+			}
+			if k == 1 {
+				parts = append(parts, "_")
+			} else {
+				parts = append(parts, fmt.Sprintf("_x%d", k))
+			}
+			i += k
+			continue
+		}
 		k := 0
 		if i+1 < len(v) {
 			d := v[i+1] - v[i]
-			for i+k+1 < len(v) && math.Abs(v[i+k+1]-v[i+k]-d) < 1e-12 {
+			for i+k+1 < len(v) && !math.IsNaN(v[i+k+1]) && math.Abs(v[i+k+1]-v[i+k]-d) < 1e-12 {
 				k++
 			}
 			if k >= 1 && d >= 0 {
@@ -72,7 +86,11 @@ func baseRTT(r *rand.Rand, c Cluster, s, d int) float64 {
 // series, indented for a test group).
 func (cs Case) Series() []string {
 	r := rand.New(rand.NewPCG(cs.Seed, uint64(cs.ID)))
+	// The other probes draw from their own stream, so that the ICMP counters of a case do not
+	// depend on which other probes it runs.
+	pr := rand.New(rand.NewPCG(cs.Seed, uint64(cs.ID)^0x70726f626573))
 	c := cs.Cluster
+	steps := cs.RunSteps()
 	var out []string
 	add := func(metric, lbls, values string) {
 		out = append(out, fmt.Sprintf("      - series: '%s%s'\n        values: '%s'", metric, lbls, values))
@@ -81,11 +99,11 @@ func (cs Case) Series() []string {
 		inst := c.Nodes[s].Name + ":9100"
 		// Cycles completed by each scrape: usually one; now and then a scrape comes just before
 		// the cycle's write, then two are seen at once.
-		cycles := make([]int, Steps+1)
-		for t := 1; t <= Steps; t++ {
+		cycles := make([]int, steps+1)
+		for t := 1; t <= steps; t++ {
 			cycles[t] = 1
 		}
-		for t := 1; t < Steps; t++ {
+		for t := 1; t < steps; t++ {
 			if cycles[t] == 1 && r.Float64() < 0.03 {
 				cycles[t], cycles[t+1] = 0, 2
 			}
@@ -95,27 +113,41 @@ func (cs Case) Series() []string {
 		if cs.Silent[s] || cs.Stopped[s] {
 			staleAt = cs.Fault() + lag
 		}
-		if staleAt == 0 {
-			continue // never scraped at all
+		if cs.NoFiles && (staleAt < 0 || cs.Fault() < staleAt) {
+			staleAt = cs.Fault() // node-exporter reads another directory: every file at once
 		}
 		// What the scrapes see: every stride-th cycle's counters, up to the first scrape at or
 		// after the step the series goes stale at.
 		stride := cs.ScrapeSeconds() / StepSeconds
-		scrapedStale := staleAt
-		if staleAt > 0 {
-			scrapedStale = (staleAt + stride - 1) / stride
+		scrapedUntil := func(staleAt int) func([]float64) string {
+			if staleAt > 0 {
+				staleAt = (staleAt + stride - 1) / stride
+			}
+			return func(v []float64) string { return encode(everyNth(v, stride), staleAt) }
 		}
-		scraped := func(v []float64) string { return encode(everyNth(v, stride), scrapedStale) }
+		if cs.Files {
+			exporterStale := -1
+			if cs.Silent[s] {
+				exporterStale = cs.Fault() + lag
+			}
+			if exporterStale != 0 {
+				cs.exporterSeries(s, inst, steps, scrapedUntil(exporterStale), add)
+			}
+		}
+		if staleAt == 0 {
+			continue // never scraped at all
+		}
+		scraped := scrapedUntil(staleAt)
 		frozen := cs.Frozen[s]
 		for _, d := range c.Plan[s] {
 			bg := cs.Background * (0.5 + r.Float64())
 			rtt := baseRTT(r, c, s, d)
-			sent, recv, rttSum := make([]float64, Steps+1), make([]float64, Steps+1), make([]float64, Steps+1)
+			sent, recv, rttSum := make([]float64, steps+1), make([]float64, steps+1), make([]float64, steps+1)
 			var msent, mrecv []float64
 			if cs.MTU {
-				msent, mrecv = make([]float64, Steps+1), make([]float64, Steps+1)
+				msent, mrecv = make([]float64, steps+1), make([]float64, steps+1)
 			}
-			for t := 1; t <= Steps; t++ {
+			for t := 1; t <= steps; t++ {
 				sent[t], recv[t], rttSum[t] = sent[t-1], recv[t-1], rttSum[t-1]
 				if cs.MTU {
 					msent[t], mrecv[t] = msent[t-1], mrecv[t-1]
@@ -168,11 +200,13 @@ func (cs Case) Series() []string {
 				add("nodeping_packets_received_total", pair("mtu"), scraped(mrecv))
 			}
 		}
+		ag := agent{s: s, inst: inst, cycles: cycles, fault: cs.Fault() + lag, frozen: frozen, scraped: scraped, add: add, r: pr}
+		cs.probeSeries(ag)
 		for m := range cs.Maintenance {
 			if m != s && !slices.Contains(c.Plan[s], m) {
 				continue // an agent reports only itself and the nodes it probes
 			}
-			v := make([]float64, Steps+1)
+			v := make([]float64, steps+1)
 			for i := range v {
 				v[i] = 1
 			}
@@ -211,7 +245,7 @@ func (cs Case) Group() string {
 	fmt.Fprintf(&b, "  # case %d: %s on %s (%s), background %.2f%%\n", cs.ID, cs.Class, cs.Cluster.Name, cs.Detail, 100*cs.Background)
 	fmt.Fprintf(&b, "  - interval: %ds\n    input_series:\n", cs.ScrapeSeconds())
 	b.WriteString(strings.Join(cs.Series(), "\n"))
-	end := Steps * StepSeconds
+	end := cs.RunSteps() * StepSeconds
 	fmt.Fprintf(&b, "\n    promql_expr_test:\n      - expr: 'label_replace(min_over_time((timestamp(ALERTS{alertstate=\"firing\"}))[%ds:15s]), \"case\", \"%d\", \"\", \"\") or label_replace(vector(-1), \"case\", \"%d\", \"\", \"\")'\n        eval_time: %ds\n        exp_samples: []\n", end+15, cs.ID, cs.ID, end)
 	return b.String()
 }

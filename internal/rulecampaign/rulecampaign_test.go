@@ -21,6 +21,8 @@ func TestEncode(t *testing.T) {
 		{[]float64{0, 10, 20, 30, 40}, 3, "0+10x2 stale"},
 		{[]float64{5}, -1, "5"},
 		{[]float64{0, 10, 10, 10}, -1, "0+10x1 10+0x1"},
+		{[]float64{math.NaN(), math.NaN(), 1, 2}, -1, "_x2 1+1x1"},
+		{[]float64{math.NaN(), 1, 3}, 2, "_ 1 stale"},
 	} {
 		if got := encode(tc.v, tc.staleAt); got != tc.want {
 			t.Errorf("encode(%v, %d) = %q, want %q", tc.v, tc.staleAt, got, tc.want)
@@ -229,5 +231,42 @@ func TestScaleRules(t *testing.T) {
 	want := "rate(x[10s]) [20s:2500ms] offset 50s\n        for: 5s\n    interval: 10s\n  time() - y > 120"
 	if got := ScaleRules(in, 6); got != want {
 		t.Errorf("ScaleRules:\ngot  %q\nwant %q", got, want)
+	}
+}
+
+// TestProbeSeries: a case that runs every probe renders each family with the labels the agent
+// writes (those of internal/rulestest's scenarios), and only the families the case runs.
+func TestProbeSeries(t *testing.T) {
+	c := FullMesh("3", NewNodes(3, 1, 0))
+	all := Case{ID: 1, Cluster: c, Seed: 1, Probes: Probes{TCP: true, UDP: true, DNS: true, External: 1, Files: true}}
+	series := strings.Join(all.Series(), "\n")
+	for _, want := range []string{
+		`nodeping_packets_sent_total{instance="node-1:9100",job="node",source_node="node-1",source_zone="zone-a",destination_node="node-2",destination_zone="zone-a",destination_ip="198.18.0.2",ip_family="ipv4",protocol="tcp"}`,
+		`nodeping_packets_received_total{instance="node-1:9100",job="node",source_node="node-1",source_zone="zone-a",destination_node="node-2",destination_zone="zone-a",destination_ip="198.18.0.2",ip_family="ipv4",protocol="udp"}`,
+		`nodeping_dns_responses_total{instance="node-1:9100",job="node",source_node="node-1",resolver="10.96.0.10:53",name="kubernetes.default.svc.cluster.local.",rcode="NOERROR"}`,
+		`nodeping_dns_request_duration_seconds_sum{instance="node-1:9100",job="node",source_node="node-1",resolver="10.96.0.10:53"}`,
+		`nodeping_dns_request_duration_seconds_count{instance="node-1:9100",job="node",source_node="node-1",resolver="10.96.0.10:53"}`,
+		`nodeping_external_packets_sent_total{instance="node-1:9100",job="node",source_node="node-1",source_zone="zone-a",destination_name="registry",destination_host="registry.example.org",destination_ip="192.0.2.80",ip_family="ipv4",protocol="icmp"}`,
+		`nodeping_last_write_timestamp_seconds{instance="node-1:9100",job="node"}`,
+		`node_textfile_scrape_error{instance="node-1:9100",job="node"}`,
+		`node_exporter_build_info{instance="node-1:9100",job="node",version="1.8.2"}`,
+	} {
+		if !strings.Contains(series, "'"+want+"'") {
+			t.Errorf("no series %s", want)
+		}
+	}
+	icmp := Case{ID: 1, Cluster: c, Seed: 1}
+	for _, line := range icmp.Series() {
+		if !strings.Contains(line, `protocol="icmp"`) || strings.Contains(line, "external") {
+			t.Errorf("an ICMP-only case renders %s", line)
+		}
+	}
+	// A node-exporter pointed at another directory: no nodeping series from the start, its own
+	// series throughout.
+	gone := Case{ID: 1, Cluster: c, Seed: 1, FromStart: true, Probes: Probes{DNS: true, Files: true}, Effects: Effects{NoFiles: true, NoDir: true}}
+	for _, line := range gone.Series() {
+		if strings.Contains(line, "nodeping_") {
+			t.Errorf("a case without files renders %s", line)
+		}
 	}
 }

@@ -33,6 +33,15 @@ var identifying = map[string][]string{
 	"NodePingZoneLinkDegraded": {"source_zone", "destination_zone"},
 	"NodePingZoneLinkLatency":  {"source_zone", "destination_zone"},
 	"NodePingPairLoss":         {"source_node", "destination_node"},
+
+	"NodePingTCPUnreachable":                {"node"},
+	"NodePingUDPUnreachable":                {"node"},
+	"NodePingNodeDNSFailing":                {"node"},
+	"NodePingDNSFailing":                    {},
+	"NodePingNodeDNSSlow":                   {"node"},
+	"NodePingExternalTargetUnreachable":     {"destination_name"},
+	"NodePingNodeExternalTargetUnreachable": {"node"},
+	"NodePingNoData":                        {},
 }
 
 // Key is the alert's name and identifying labels, e.g. NodePingNodeUnreachable{node="node-2"}.
@@ -70,6 +79,33 @@ type Effects struct {
 	Maintenance map[int]bool
 	// Jittery nodes answer a third of their cycles 5-30ms late, with no fault (no alert due).
 	Jittery map[int]bool
+
+	// PortLoss is the share of the port probes (protocol "tcp" or "udp") from s to d lost.
+	PortLoss func(protocol string, s, d int) float64
+	// DNSFail is the share of node s's look-ups that time out.
+	DNSFail func(s int) float64
+	// DNSSlow multiplies the time node s's look-ups take to be answered (0 means 1).
+	DNSSlow func(s int) float64
+	// ExternalLoss is the share of node s's echoes to external target t lost.
+	ExternalLoss func(s, t int) float64
+	// NoFiles: node-exporter no longer reads the agents' files (another directory, or none):
+	// every nodeping series ends, node-exporter's own go on; NoDir: the directory it reads does
+	// not exist (node_textfile_scrape_error 1).
+	NoFiles, NoDir bool
+}
+
+// Probes are the agent's probes besides ICMP that a case's agents run and write; each costs
+// promtool its series, so a class turns on those it needs.
+type Probes struct {
+	MTU bool // full-size echoes to every peer, one a cycle
+	// TCP and UDP probe every peer's port: 1 handshake and 5 echoes a cycle (the DaemonSet's
+	// --tcp-count and --udp-count).
+	TCP, UDP bool
+	DNS      bool // one name at the cluster resolver, every cycle
+	External int  // external targets every agent probes, 10 echoes a cycle each
+	// Files adds node-exporter's own series (what NodePingNoData counts) and the time each
+	// agent last wrote its file (what NodePingTextfileStale reads).
+	Files bool
 }
 
 // Case is one run: a cluster, a fault and the alerts that name it.
@@ -83,7 +119,7 @@ type Case struct {
 	Seed    uint64
 	// Background is the cluster's background loss; each pair gets 0.5-1.5 times it.
 	Background float64
-	MTU        bool // write MTU probe series
+	Probes
 	// FromStart faults are there from the first sample (nodeping or Prometheus started on a
 	// broken cluster): no healthy history, no baseline.
 	FromStart bool
@@ -91,6 +127,9 @@ type Case struct {
 	// (0 means that) or a multiple of it (30: kube-prometheus-stack's defaults). The agents still
 	// cycle every StepSeconds; a scrape sees the counters of every cycle since the last one.
 	Scrape int
+	// Steps is the length of the run (0 means the package's Steps): classes whose rules judge
+	// 5-minute windows get a longer fault.
+	Steps int
 	Effects
 	Want []Alert
 }
@@ -101,6 +140,14 @@ func (cs Case) Fault() int {
 		return 0
 	}
 	return FaultStep
+}
+
+// RunSteps is Steps with its default.
+func (cs Case) RunSteps() int {
+	if cs.Steps <= 0 {
+		return Steps
+	}
+	return cs.Steps
 }
 
 // ScrapeSeconds is Scrape with its default.
@@ -174,11 +221,12 @@ func nodeLossy(ps ...float64) func(r *rand.Rand, c Cluster, cs *Case) bool {
 	}
 }
 
-// Classes are the fault classes of issue 12, plus an agent that stops (issue 14).
+// Classes are the fault classes of issue 12, an agent that stops (issue 14), and the faults the
+// other probes' rules name (ports, DNS, external targets, node-exporter not reading the files).
 func Classes() []Class {
 	return []Class{
 		{Name: "healthy", Silence: true, Make: func(r *rand.Rand, c Cluster, cs *Case) bool {
-			cs.MTU = true
+			cs.Probes = Probes{MTU: true, TCP: true, UDP: true, DNS: true, External: 3, Files: true}
 			if r.IntN(2) == 0 {
 				cs.Jittery = map[int]bool{r.IntN(len(c.Nodes)): true}
 				cs.Detail = "one jittery node"
@@ -350,6 +398,76 @@ func Classes() []Class {
 			cs.Want = []Alert{nodeAlert("NodePingAgentMissing", c, x)}
 			return true
 		}},
+		{Name: "tcp-responder-dead", Make: portDead("tcp", "NodePingTCPUnreachable")},
+		{Name: "udp-only-filter", Make: portDead("udp", "NodePingUDPUnreachable")},
+		{Name: "dns-node-failing", Make: func(r *rand.Rand, c Cluster, cs *Case) bool {
+			x := r.IntN(len(c.Nodes))
+			cs.DNS, cs.Steps = true, dnsSteps
+			cs.DNSFail = func(s int) float64 { return b2f(s == x) }
+			cs.Want = []Alert{nodeAlert("NodePingNodeDNSFailing", c, x)}
+			cs.Detail = c.Nodes[x].Name + "'s look-ups time out"
+			return true
+		}},
+		{Name: "dns-all-failing", Make: func(r *rand.Rand, c Cluster, cs *Case) bool {
+			cs.DNS, cs.Steps = true, dnsSteps
+			cs.DNSFail = func(int) float64 { return 1 }
+			cs.Want = []Alert{{Name: "NodePingDNSFailing"}}
+			cs.Detail = "every look-up times out"
+			return true
+		}},
+		{Name: "dns-node-slow", Make: func(r *rand.Rand, c Cluster, cs *Case) bool {
+			x := r.IntN(len(c.Nodes))
+			cs.DNS, cs.Steps = true, dnsSteps
+			cs.DNSSlow = func(s int) float64 { return 1 + 9*b2f(s == x) }
+			cs.Want = []Alert{nodeAlert("NodePingNodeDNSSlow", c, x)}
+			cs.Detail = c.Nodes[x].Name + "'s answers 10x slower"
+			return true
+		}},
+		{Name: "external-target-down", Make: func(r *rand.Rand, c Cluster, cs *Case) bool {
+			cs.External = 3
+			t := r.IntN(cs.External)
+			cs.ExternalLoss = func(_, u int) float64 { return b2f(u == t) }
+			cs.Want = []Alert{{Name: "NodePingExternalTargetUnreachable", Labels: map[string]string{"destination_name": externalTargets[t].name}}}
+			cs.Detail = externalTargets[t].name + " lost by all"
+			return true
+		}},
+		{Name: "external-one-node", Make: func(r *rand.Rand, c Cluster, cs *Case) bool {
+			cs.External = 3
+			x, t := r.IntN(len(c.Nodes)), r.IntN(cs.External)
+			cs.ExternalLoss = func(s, u int) float64 { return b2f(s == x && u == t) }
+			cs.Want = []Alert{nodeAlert("NodePingNodeExternalTargetUnreachable", c, x)}
+			cs.Detail = fmt.Sprintf("%s loses %s", c.Nodes[x].Name, externalTargets[t].name)
+			return true
+		}},
+		{Name: "textfile-dir-missing", Make: func(r *rand.Rand, c Cluster, cs *Case) bool {
+			cs.Files, cs.NoFiles = true, true
+			cs.FromStart = r.IntN(2) == 0
+			cs.NoDir = r.IntN(2) == 0
+			cs.Want = []Alert{{Name: "NodePingNoData"}}
+			cs.Detail = map[bool]string{true: "a directory that does not exist", false: "a directory the agents do not write"}[cs.NoDir]
+			if cs.FromStart {
+				cs.Detail += ", from the start"
+			}
+			return true
+		}},
+	}
+}
+
+// dnsSteps is the run of the DNS classes: their rules judge 5-minute windows and wait up to 2
+// minutes more, so the fault lasts 7 minutes.
+const dnsSteps = FaultStep + 28
+
+// portDead makes the cases in which an observed node's port probe of protocol is lost by every
+// source while its echoes pass (its responder dead, or the port filtered); the cases run both
+// port probes, so the other must stay silent.
+func portDead(protocol, alert string) func(r *rand.Rand, c Cluster, cs *Case) bool {
+	return func(r *rand.Rand, c Cluster, cs *Case) bool {
+		x := observedNode(r, c)
+		cs.TCP, cs.UDP = true, true
+		cs.PortLoss = func(p string, s, d int) float64 { return b2f(p == protocol && d == x) }
+		cs.Want = []Alert{nodeAlert(alert, c, x)}
+		cs.Detail = fmt.Sprintf("%s's %s port", c.Nodes[x].Name, protocol)
+		return true
 	}
 }
 
