@@ -352,7 +352,7 @@ func Classes() []Class {
 		}},
 		{Name: "node-latency", Make: func(r *rand.Rand, c Cluster, cs *Case) bool {
 			x := observedNode(r, c)
-			ms := []float64{5, 10, 20, 40}[r.IntN(4)]
+			ms := []float64{2, 5, 10, 20}[r.IntN(4)]
 			cs.Delay = func(s, d int) float64 { return b2f(s == x || d == x) * ms / 1000 }
 			cs.Want = []Alert{nodeAlert("NodePingHighLatency", c, x)}
 			cs.Detail = fmt.Sprintf("%s +%.0fms", c.Nodes[x].Name, ms)
@@ -360,7 +360,7 @@ func Classes() []Class {
 		}},
 		{Name: "zone-link-latency", MinZones: 2, Make: func(r *rand.Rand, c Cluster, cs *Case) bool {
 			a, b := twoZones(r, c)
-			ms := []float64{5, 10, 30}[r.IntN(3)]
+			ms := []float64{2, 5, 10, 20}[r.IntN(4)]
 			cs.Delay = func(s, d int) float64 {
 				return ms / 1000 * b2f(zoneOf(c, s) == a && zoneOf(c, d) == b || zoneOf(c, s) == b && zoneOf(c, d) == a)
 			}
