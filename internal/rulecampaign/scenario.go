@@ -395,6 +395,9 @@ func Classes() []Class {
 				cs.Frozen = map[int]bool{x: true}
 				cs.Detail = c.Nodes[x].Name + " crashed"
 			}
+			// The agent is its node's TCP and UDP responder too: its ports go with it, and only
+			// NodePingAgentMissing may name it.
+			cs.TCP, cs.UDP = true, true
 			cs.Want = []Alert{nodeAlert("NodePingAgentMissing", c, x)}
 			return true
 		}},
