@@ -2,12 +2,8 @@ package rulestest
 
 import (
 	"fmt"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/nodeping/nodeping/internal/testutil/golden"
 )
 
 // The controller's alerts, each in a file of its own: a few series, at most 20 minutes.
@@ -46,16 +42,7 @@ func none(name, at string) string {
 
 // firing expects one alert name (a warning, aggregated: no other label) at at.
 func firing(name, at, summary, description string) string {
-	return fmt.Sprintf(`      - eval_time: %s
-        alertname: %s
-        exp_alerts:
-          - exp_labels:
-              severity: "warning"
-            exp_annotations:
-              summary: "%s"
-              description: "%s"
-              runbook_url: "%s%s"
-`, at, name, summary, description, runbook, strings.ToLower(name))
+	return alertWith(at, name, map[string]string{"severity": "warning"}, summary, description)
 }
 
 func controllerDownTest() string {
@@ -174,16 +161,4 @@ var controllerTests = map[string]func() string{
 	"nodes-list-stale.yml":     nodesListStaleTest,
 }
 
-func TestControllerAlerts(t *testing.T) {
-	promtool := requirePromtool(t)
-	for name, gen := range controllerTests {
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			path := filepath.Join(testsDir, name)
-			golden.Check(t, path, gen(), *update)
-			if out, err := exec.Command(promtool, "test", "rules", path).CombinedOutput(); err != nil {
-				t.Errorf("promtool test rules %s: %v\n%s", path, err, out)
-			}
-		})
-	}
-}
+func TestControllerAlerts(t *testing.T) { checkGenerated(t, controllerTests) }

@@ -2,8 +2,10 @@ package rulestest
 
 import (
 	"fmt"
+	"maps"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -72,18 +74,20 @@ func maintenance(node string) string {
 
 // firingNode expects one alert name naming node (in zone) at at.
 func firingNode(name, sev, node, zone, at, summary, description string) string {
-	return fmt.Sprintf(`      - eval_time: %s
-        alertname: %s
-        exp_alerts:
-          - exp_labels:
-              node: "%s"
-              severity: "%s"
-              zone: "%s"
-            exp_annotations:
-              summary: "%s"
-              description: "%s"
-              runbook_url: "%s%s"
-`, at, name, node, sev, zone, summary, description, runbook, strings.ToLower(name))
+	return alertWith(at, name, map[string]string{"node": node, "severity": sev, "zone": zone}, summary, description)
+}
+
+// alertWith expects exactly one alert name at at, with these labels and annotations (and its
+// runbook).
+func alertWith(at, name string, labels map[string]string, summary, description string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "      - eval_time: %s\n        alertname: %s\n        exp_alerts:\n          - exp_labels:\n", at, name)
+	for _, k := range slices.Sorted(maps.Keys(labels)) {
+		fmt.Fprintf(&b, "              %s: \"%s\"\n", k, labels[k])
+	}
+	fmt.Fprintf(&b, "            exp_annotations:\n              summary: \"%s\"\n              description: \"%s\"\n              runbook_url: \"%s%s\"\n",
+		summary, description, runbook, strings.ToLower(name))
+	return b.String()
 }
 
 // onlyAlerts expects exactly the firing alerts given (as ALERTS label sets) at at.
@@ -212,32 +216,13 @@ func dnsTest() string {
 	b.WriteString(dnsSeries(func(n string) bool { return n == "node-2" }))
 	b.WriteString("    alert_rule_test:\n")
 	b.WriteString(none(name, "3m"))
-	b.WriteString(fmt.Sprintf(`      - eval_time: 10m
-        alertname: %s
-        exp_alerts:
-          - exp_labels:
-              node: "node-2"
-              severity: "warning"
-            exp_annotations:
-              summary: "%s"
-              description: "%s"
-              runbook_url: "%s%s"
-`, name, fmt.Sprintf(nodeDNSSummary, "100%", "node-2"), fmt.Sprintf(nodeDNSDescription, "100%", "node-2"), runbook, strings.ToLower(name)))
+	b.WriteString(alertWith("10m", name, map[string]string{"node": "node-2", "severity": "warning"}, fmt.Sprintf(nodeDNSSummary, "100%", "node-2"), fmt.Sprintf(nodeDNSDescription, "100%", "node-2")))
 	b.WriteString(onlyAlerts("10m", fmt.Sprintf(`alertname=%q,alertstate="firing",node="node-2",severity="warning"`, name)))
 	b.WriteString(group("every node's look-ups time out from 3m on: the resolver"))
 	b.WriteString(dnsSeries(func(string) bool { return true }))
 	b.WriteString("    alert_rule_test:\n")
 	b.WriteString(none(cluster, "3m"))
-	b.WriteString(fmt.Sprintf(`      - eval_time: 10m
-        alertname: %s
-        exp_alerts:
-          - exp_labels:
-              severity: "critical"
-            exp_annotations:
-              summary: "%s"
-              description: "%s"
-              runbook_url: "%s%s"
-`, cluster, fmt.Sprintf(dnsSummary, "100%"), fmt.Sprintf(dnsDescription, "100%"), runbook, strings.ToLower(cluster)))
+	b.WriteString(alertWith("10m", cluster, map[string]string{"severity": "critical"}, fmt.Sprintf(dnsSummary, "100%"), fmt.Sprintf(dnsDescription, "100%")))
 	b.WriteString(onlyAlerts("10m", fmt.Sprintf(`alertname=%q,alertstate="firing",severity="critical"`, cluster)))
 	b.WriteString(group("node-4 blackholed from 3m on, its look-ups time out with everything else: NodePingNodeUnreachable only"))
 	b.WriteString(mesh("tcp", func(src, dst probeNode, _ string) int {
@@ -257,17 +242,7 @@ func dnsTest() string {
 	b.WriteString(dnsDurations("node-3"))
 	b.WriteString("    alert_rule_test:\n")
 	b.WriteString(none("NodePingNodeDNSSlow", "3m"))
-	b.WriteString(fmt.Sprintf(`      - eval_time: 10m
-        alertname: NodePingNodeDNSSlow
-        exp_alerts:
-          - exp_labels:
-              node: "node-3"
-              severity: "warning"
-            exp_annotations:
-              summary: "%s"
-              description: "%s"
-              runbook_url: "%snodepingnodednsslow"
-`, fmt.Sprintf(nodeDNSSlowSummary, "node-3", "500ms"), fmt.Sprintf(nodeDNSSlowDescription, "node-3", "500ms", "10ms"), runbook))
+	b.WriteString(alertWith("10m", "NodePingNodeDNSSlow", map[string]string{"node": "node-3", "severity": "warning"}, fmt.Sprintf(nodeDNSSlowSummary, "node-3", "500ms"), fmt.Sprintf(nodeDNSSlowDescription, "node-3", "500ms", "10ms")))
 	b.WriteString(onlyAlerts("10m", `alertname="NodePingNodeDNSSlow",alertstate="firing",node="node-3",severity="warning"`))
 	b.WriteString(group("every look-up answered in 10ms: no alert"))
 	b.WriteString(dnsSeries(func(string) bool { return false }))
@@ -317,35 +292,14 @@ func externalTest() string {
 	b.WriteString(externalSeries(func(string) bool { return true }))
 	b.WriteString("    alert_rule_test:\n")
 	b.WriteString(none(name, "3m"))
-	b.WriteString(fmt.Sprintf(`      - eval_time: 10m
-        alertname: %s
-        exp_alerts:
-          - exp_labels:
-              destination_host: "registry.example.org"
-              destination_name: "registry"
-              severity: "warning"
-            exp_annotations:
-              summary: "%s"
-              description: "%s"
-              runbook_url: "%s%s"
-`, name, fmt.Sprintf(externalSummary, "100%", "registry", "registry.example.org"), fmt.Sprintf(externalDescription, "100%", "registry", "registry.example.org"), runbook, strings.ToLower(name)))
+	b.WriteString(alertWith("10m", name, map[string]string{"destination_host": "registry.example.org", "destination_name": "registry", "severity": "warning"}, fmt.Sprintf(externalSummary, "100%", "registry", "registry.example.org"), fmt.Sprintf(externalDescription, "100%", "registry", "registry.example.org")))
 	b.WriteString(onlyAlerts("10m", fmt.Sprintf(`alertname=%q,alertstate="firing",destination_host="registry.example.org",destination_name="registry",severity="warning"`, name)))
 	b.WriteString(group("node-1 alone loses the registry: its path, not the target"))
 	b.WriteString(externalSeries(func(n string) bool { return n == "node-1" }))
 	b.WriteString("    alert_rule_test:\n")
 	b.WriteString(none(name, "10m"))
 	b.WriteString(none(nodeName, "3m"))
-	b.WriteString(fmt.Sprintf(`      - eval_time: 10m
-        alertname: %s
-        exp_alerts:
-          - exp_labels:
-              node: "node-1"
-              severity: "warning"
-            exp_annotations:
-              summary: "%s"
-              description: "%s"
-              runbook_url: "%s%s"
-`, nodeName, fmt.Sprintf(nodeExternalSummary, "node-1", 1), fmt.Sprintf(nodeExternalDescription, "node-1", 1, "node-1"), runbook, strings.ToLower(nodeName)))
+	b.WriteString(alertWith("10m", nodeName, map[string]string{"node": "node-1", "severity": "warning"}, fmt.Sprintf(nodeExternalSummary, "node-1", 1), fmt.Sprintf(nodeExternalDescription, "node-1", 1, "node-1")))
 	b.WriteString(onlyAlerts("10m", fmt.Sprintf(`alertname=%q,alertstate="firing",node="node-1",severity="warning"`, nodeName)))
 	b.WriteString(group("node-1, node-2 and node-3 lose the registry, the first two cordoned: one source in service\n  # of two, no alert"))
 	b.WriteString(externalSeries(func(n string) bool { return n != "node-4" }))
@@ -366,9 +320,13 @@ var probeTests = map[string]func() string{
 	},
 }
 
-func TestProbeAlerts(t *testing.T) {
+func TestProbeAlerts(t *testing.T) { checkGenerated(t, probeTests) }
+
+// checkGenerated compares each generated promtool test file with its golden copy (rewritten with
+// -update) and runs it, the files in parallel.
+func checkGenerated(t *testing.T, tests map[string]func() string) {
 	promtool := requirePromtool(t)
-	for name, gen := range probeTests {
+	for name, gen := range tests {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			path := filepath.Join(testsDir, name)
