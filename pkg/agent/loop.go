@@ -45,7 +45,9 @@ type Config struct {
 	Plan targets.Options
 	// Build is reported by nodeping_build_info.
 	Build results.BuildInfo
-	// Probes run one after the other every cycle (they may share sockets), in this order.
+	// Probes run every cycle they are due: those marked Beside start first, each in its own
+	// goroutine (they share no socket); the others then run one after the other, in this order
+	// (they may share sockets).
 	Probes []Registration
 	// Responders answer peers' probes beside the loop (not with Once); each is given every nodes
 	// list the agent starts using.
