@@ -13,10 +13,10 @@ import (
 )
 
 // The alerts of the probes beside ICMP (TCP, UDP, DNS, external targets), each in a file of its
-// own: four nodes in two zones, full mesh, 15 minutes of hand-shaped counters.
+// own: four nodes in two zones, full mesh, 9 minutes of hand-shaped counters.
 
-// probeSteps is the number of 15s steps after the first sample (15 minutes).
-const probeSteps = 60
+// probeSteps is the number of 15s steps after the first sample (9 minutes).
+const probeSteps = 36
 
 type probeNode struct{ name, zone string }
 
@@ -47,9 +47,9 @@ func pairCounters(src, dst probeNode, proto string, perStep, lostFrom int) strin
 		series("nodeping_packets_received_total{%s}", labels, counter(perStep, lostFrom))
 }
 
-// mesh renders the ICMP pairs and the pairs of port probe proto of the four nodes; lost says
-// from which step a pair loses each protocol's probes (-1: never).
-func mesh(proto string, lost func(src, dst probeNode, proto string) int) string {
+// mesh renders the ICMP pairs and the pairs of the port probes protos of the four nodes; lost
+// says from which step a pair loses each protocol's probes (-1: never).
+func mesh(lost func(src, dst probeNode, proto string) int, protos ...string) string {
 	var b strings.Builder
 	for _, src := range fourNodes {
 		for _, dst := range fourNodes {
@@ -57,7 +57,9 @@ func mesh(proto string, lost func(src, dst probeNode, proto string) int) string 
 				continue
 			}
 			b.WriteString(pairCounters(src, dst, "icmp", 10, lost(src, dst, "icmp")))
-			b.WriteString(pairCounters(src, dst, proto, 1, lost(src, dst, proto)))
+			for _, proto := range protos {
+				b.WriteString(pairCounters(src, dst, proto, 1, lost(src, dst, proto)))
+			}
 		}
 	}
 	return b.String()
@@ -110,52 +112,64 @@ const (
 	udpDescription = "Over the last 2 minutes %d sources, %s of those whose ICMP echoes reach %s (zone %s), lost most of their UDP echoes to its agent's port, and its agent reports: the node is up, the port is filtered or its responder does not answer. Check firewall rules and security groups for the port, and the agent's log (runbook)."
 )
 
-// portTest is the promtool test of the port alert name for probe proto (tcp, udp): the probes to node-4
-// are lost from 3m on, by every source (fires), by one only, with its echoes (NodePingNodeUnreachable
-// instead), or while node-4 is cordoned (silent).
-func portTest(name, proto, summary, description string) string {
+// portTest is the promtool test of both port alerts: node-4's TCP probes and node-2's UDP probes
+// are lost from 3m on, by every source (each alert names its node), by node-1 only (silent), with
+// every echo (NodePingNodeUnreachable instead), or while both nodes are cordoned (silent).
+func portTest() string {
 	const fault = 12 // 3m
-	to4 := func(dst probeNode) bool { return dst.name == "node-4" }
+	const tcp, udp = "NodePingTCPUnreachable", "NodePingUDPUnreachable"
+	// closed says whether the probes of proto to dst are lost: node-4's TCP port, node-2's UDP port.
+	closed := func(dst probeNode, proto string) bool {
+		return proto == "tcp" && dst.name == "node-4" || proto == "udp" && dst.name == "node-2"
+	}
+	both := []string{
+		fmt.Sprintf(`alertname=%q,alertstate="firing",node="node-2",severity="warning",zone="zone-a"`, udp),
+		fmt.Sprintf(`alertname=%q,alertstate="firing",node="node-4",severity="warning",zone="zone-b"`, tcp),
+	}
 	var b strings.Builder
-	b.WriteString(fileHeader(fmt.Sprintf("%s: every peer of node-4 loses its %s probes to it from 3m on while its echoes pass: one\n# alert naming node-4; silent with one source only, when the echoes are lost too (NodePingNodeUnreachable),\n# and while node-4 is cordoned.", name, strings.ToUpper(proto))))
-	b.WriteString(group(proto + " to node-4 lost by every source from 3m on, echoes pass"))
-	b.WriteString(mesh(proto, func(_, dst probeNode, p string) int {
-		if p == proto && to4(dst) {
+	b.WriteString(fileHeader("The port probes: every peer of node-4 loses its TCP probes to it, and every peer of node-2 its UDP\n# probes, from 3m on while their echoes pass: one alert naming each; silent with one source only, when the\n# echoes are lost too (NodePingNodeUnreachable), and while the nodes are cordoned."))
+	b.WriteString(group("TCP to node-4 and UDP to node-2 lost by every source from 3m on, echoes pass"))
+	b.WriteString(mesh(func(_, dst probeNode, p string) int {
+		if closed(dst, p) {
 			return fault
 		}
 		return -1
-	}))
+	}, "tcp", "udp"))
 	b.WriteString("    alert_rule_test:\n")
-	b.WriteString(none(name, "3m"))
-	b.WriteString(firingNode(name, "warning", "node-4", "zone-b", "6m", fmt.Sprintf(summary, "100%", "node-4"), fmt.Sprintf(description, 3, "100%", "node-4", "zone-b")))
-	b.WriteString(onlyAlerts("10m", fmt.Sprintf(`alertname=%q,alertstate="firing",node="node-4",severity="warning",zone="zone-b"`, name)))
-	b.WriteString(group(proto + " to node-4 lost by node-1 only: a pair, not the node"))
-	b.WriteString(mesh(proto, func(src, dst probeNode, p string) int {
-		if p == proto && to4(dst) && src.name == "node-1" {
+	b.WriteString(none(tcp, "3m"))
+	b.WriteString(none(udp, "3m"))
+	b.WriteString(firingNode(tcp, "warning", "node-4", "zone-b", "6m", fmt.Sprintf(tcpSummary, "100%", "node-4"), fmt.Sprintf(tcpDescription, 3, "100%", "node-4", "zone-b")))
+	b.WriteString(firingNode(udp, "warning", "node-2", "zone-a", "6m", fmt.Sprintf(udpSummary, "100%", "node-2"), fmt.Sprintf(udpDescription, 3, "100%", "node-2", "zone-a")))
+	b.WriteString(onlyAlerts("7m", both...))
+	b.WriteString(group("TCP to node-4 and UDP to node-2 lost by node-1 only: pairs, not the nodes"))
+	b.WriteString(mesh(func(src, dst probeNode, p string) int {
+		if closed(dst, p) && src.name == "node-1" {
 			return fault
 		}
 		return -1
-	}))
-	b.WriteString(onlyAlerts("10m"))
-	b.WriteString(group("node-4 blackholed from 3m on (echoes and " + proto + "): NodePingNodeUnreachable, not this"))
-	b.WriteString(mesh(proto, func(src, dst probeNode, _ string) int {
-		if to4(dst) || src.name == "node-4" {
+	}, "tcp", "udp"))
+	b.WriteString(onlyAlerts("7m"))
+	b.WriteString(group("node-4 blackholed from 3m on (echoes, TCP and UDP): NodePingNodeUnreachable, no port alert"))
+	b.WriteString(mesh(func(src, dst probeNode, _ string) int {
+		if dst.name == "node-4" || src.name == "node-4" {
 			return fault
 		}
 		return -1
-	}))
+	}, "tcp", "udp"))
 	b.WriteString("    alert_rule_test:\n")
-	b.WriteString(none(name, "10m"))
-	b.WriteString(onlyAlerts("10m", `alertname="NodePingNodeUnreachable",alertstate="firing",node="node-4",severity="critical",zone="zone-b"`))
-	b.WriteString(group("node-4 cordoned, its " + proto + " port closed from 3m on: no alert"))
-	b.WriteString(mesh(proto, func(_, dst probeNode, p string) int {
-		if p == proto && to4(dst) {
+	b.WriteString(none(tcp, "7m"))
+	b.WriteString(none(udp, "7m"))
+	b.WriteString(onlyAlerts("7m", `alertname="NodePingNodeUnreachable",alertstate="firing",node="node-4",severity="critical",zone="zone-b"`))
+	b.WriteString(group("node-2 and node-4 cordoned, their ports closed from 3m on: no alert"))
+	b.WriteString(mesh(func(_, dst probeNode, p string) int {
+		if closed(dst, p) {
 			return fault
 		}
 		return -1
-	}))
+	}, "tcp", "udp"))
+	b.WriteString(maintenance("node-2"))
 	b.WriteString(maintenance("node-4"))
-	b.WriteString(onlyAlerts("10m"))
+	b.WriteString(onlyAlerts("7m"))
 	return b.String()
 }
 
@@ -205,49 +219,43 @@ func dnsDurations(slow string) string {
 	return b.String()
 }
 
-// dnsTest: one node's look-ups time out from 3m on (NodePingNodeDNSFailing naming it), every
-// node's (NodePingDNSFailing alone), a blackholed node's (its ICMP alert alone), a cordoned
-// node's (silent), one node's answers slow (NodePingNodeDNSSlow), none (silent).
+// dnsTest: one node's look-ups time out from 3m on, and a cordoned node's (NodePingNodeDNSFailing
+// naming the first only), every node's (NodePingDNSFailing alone), a blackholed node's (its ICMP
+// alert alone), one node's answers slow (NodePingNodeDNSSlow).
 func dnsTest() string {
-	const name, cluster = "NodePingNodeDNSFailing", "NodePingDNSFailing"
+	const name, cluster, slow = "NodePingNodeDNSFailing", "NodePingDNSFailing", "NodePingNodeDNSSlow"
 	var b strings.Builder
-	b.WriteString(fileHeader("The DNS probe's look-ups time out from 3m on: from one node, NodePingNodeDNSFailing naming it; from\n# every node, one NodePingDNSFailing and no alert per node; silent for a cordoned node and when all resolve."))
-	b.WriteString(group("node-2's look-ups time out from 3m on"))
-	b.WriteString(dnsSeries(func(n string) bool { return n == "node-2" }))
+	b.WriteString(fileHeader("The DNS probe's look-ups time out from 3m on: from one node, NodePingNodeDNSFailing naming it; from\n# every node, one NodePingDNSFailing and no alert per node; silent for a cordoned node and a blackholed\n# one; one node's answers 50 times slower than the others', NodePingNodeDNSSlow naming it."))
+	b.WriteString(group("node-2's look-ups time out from 3m on, and cordoned node-3's; every answer in 10ms"))
+	b.WriteString(dnsSeries(func(n string) bool { return n == "node-2" || n == "node-3" }))
+	b.WriteString(dnsDurations(""))
+	b.WriteString(maintenance("node-3"))
 	b.WriteString("    alert_rule_test:\n")
 	b.WriteString(none(name, "3m"))
-	b.WriteString(alertWith("10m", name, map[string]string{"node": "node-2", "severity": "warning"}, fmt.Sprintf(nodeDNSSummary, "100%", "node-2"), fmt.Sprintf(nodeDNSDescription, "100%", "node-2")))
-	b.WriteString(onlyAlerts("10m", fmt.Sprintf(`alertname=%q,alertstate="firing",node="node-2",severity="warning"`, name)))
+	b.WriteString(alertWith("8m30s", name, map[string]string{"node": "node-2", "severity": "warning"}, fmt.Sprintf(nodeDNSSummary, "100%", "node-2"), fmt.Sprintf(nodeDNSDescription, "100%", "node-2")))
+	b.WriteString(onlyAlerts("8m30s", fmt.Sprintf(`alertname=%q,alertstate="firing",node="node-2",severity="warning"`, name)))
 	b.WriteString(group("every node's look-ups time out from 3m on: the resolver"))
 	b.WriteString(dnsSeries(func(string) bool { return true }))
 	b.WriteString("    alert_rule_test:\n")
 	b.WriteString(none(cluster, "3m"))
-	b.WriteString(alertWith("10m", cluster, map[string]string{"severity": "critical"}, fmt.Sprintf(dnsSummary, "100%"), fmt.Sprintf(dnsDescription, "100%")))
-	b.WriteString(onlyAlerts("10m", fmt.Sprintf(`alertname=%q,alertstate="firing",severity="critical"`, cluster)))
+	b.WriteString(alertWith("8m30s", cluster, map[string]string{"severity": "critical"}, fmt.Sprintf(dnsSummary, "100%"), fmt.Sprintf(dnsDescription, "100%")))
+	b.WriteString(onlyAlerts("8m30s", fmt.Sprintf(`alertname=%q,alertstate="firing",severity="critical"`, cluster)))
 	b.WriteString(group("node-4 blackholed from 3m on, its look-ups time out with everything else: NodePingNodeUnreachable only"))
-	b.WriteString(mesh("tcp", func(src, dst probeNode, _ string) int {
+	b.WriteString(mesh(func(src, dst probeNode, _ string) int {
 		if dst.name == "node-4" || src.name == "node-4" {
 			return 12
 		}
 		return -1
-	}))
+	}, "tcp"))
 	b.WriteString(dnsSeries(func(n string) bool { return n == "node-4" }))
-	b.WriteString(onlyAlerts("10m", `alertname="NodePingNodeUnreachable",alertstate="firing",node="node-4",severity="critical",zone="zone-b"`))
-	b.WriteString(group("node-2 cordoned, its look-ups time out from 3m on: no alert"))
-	b.WriteString(dnsSeries(func(n string) bool { return n == "node-2" }))
-	b.WriteString(maintenance("node-2"))
-	b.WriteString(onlyAlerts("10m"))
+	b.WriteString(onlyAlerts("8m30s", `alertname="NodePingNodeUnreachable",alertstate="firing",node="node-4",severity="critical",zone="zone-b"`))
 	b.WriteString(group("node-3's answers take 500ms from 3m on, the others' 10ms"))
 	b.WriteString(dnsSeries(func(string) bool { return false }))
 	b.WriteString(dnsDurations("node-3"))
 	b.WriteString("    alert_rule_test:\n")
-	b.WriteString(none("NodePingNodeDNSSlow", "3m"))
-	b.WriteString(alertWith("10m", "NodePingNodeDNSSlow", map[string]string{"node": "node-3", "severity": "warning"}, fmt.Sprintf(nodeDNSSlowSummary, "node-3", "500ms"), fmt.Sprintf(nodeDNSSlowDescription, "node-3", "500ms", "10ms")))
-	b.WriteString(onlyAlerts("10m", `alertname="NodePingNodeDNSSlow",alertstate="firing",node="node-3",severity="warning"`))
-	b.WriteString(group("every look-up answered in 10ms: no alert"))
-	b.WriteString(dnsSeries(func(string) bool { return false }))
-	b.WriteString(dnsDurations(""))
-	b.WriteString(onlyAlerts("10m"))
+	b.WriteString(none(slow, "3m"))
+	b.WriteString(alertWith("8m30s", slow, map[string]string{"node": "node-3", "severity": "warning"}, fmt.Sprintf(nodeDNSSlowSummary, "node-3", "500ms"), fmt.Sprintf(nodeDNSSlowDescription, "node-3", "500ms", "10ms")))
+	b.WriteString(onlyAlerts("8m30s", fmt.Sprintf(`alertname=%q,alertstate="firing",node="node-3",severity="warning"`, slow)))
 	return b.String()
 }
 
@@ -292,32 +300,27 @@ func externalTest() string {
 	b.WriteString(externalSeries(func(string) bool { return true }))
 	b.WriteString("    alert_rule_test:\n")
 	b.WriteString(none(name, "3m"))
-	b.WriteString(alertWith("10m", name, map[string]string{"destination_host": "registry.example.org", "destination_name": "registry", "severity": "warning"}, fmt.Sprintf(externalSummary, "100%", "registry", "registry.example.org"), fmt.Sprintf(externalDescription, "100%", "registry", "registry.example.org")))
-	b.WriteString(onlyAlerts("10m", fmt.Sprintf(`alertname=%q,alertstate="firing",destination_host="registry.example.org",destination_name="registry",severity="warning"`, name)))
+	b.WriteString(alertWith("7m", name, map[string]string{"destination_host": "registry.example.org", "destination_name": "registry", "severity": "warning"}, fmt.Sprintf(externalSummary, "100%", "registry", "registry.example.org"), fmt.Sprintf(externalDescription, "100%", "registry", "registry.example.org")))
+	b.WriteString(onlyAlerts("7m", fmt.Sprintf(`alertname=%q,alertstate="firing",destination_host="registry.example.org",destination_name="registry",severity="warning"`, name)))
 	b.WriteString(group("node-1 alone loses the registry: its path, not the target"))
 	b.WriteString(externalSeries(func(n string) bool { return n == "node-1" }))
 	b.WriteString("    alert_rule_test:\n")
-	b.WriteString(none(name, "10m"))
+	b.WriteString(none(name, "7m"))
 	b.WriteString(none(nodeName, "3m"))
-	b.WriteString(alertWith("10m", nodeName, map[string]string{"node": "node-1", "severity": "warning"}, fmt.Sprintf(nodeExternalSummary, "node-1", 1), fmt.Sprintf(nodeExternalDescription, "node-1", 1, "node-1")))
-	b.WriteString(onlyAlerts("10m", fmt.Sprintf(`alertname=%q,alertstate="firing",node="node-1",severity="warning"`, nodeName)))
+	b.WriteString(alertWith("7m", nodeName, map[string]string{"node": "node-1", "severity": "warning"}, fmt.Sprintf(nodeExternalSummary, "node-1", 1), fmt.Sprintf(nodeExternalDescription, "node-1", 1, "node-1")))
+	b.WriteString(onlyAlerts("7m", fmt.Sprintf(`alertname=%q,alertstate="firing",node="node-1",severity="warning"`, nodeName)))
 	b.WriteString(group("node-1, node-2 and node-3 lose the registry, the first two cordoned: one source in service\n  # of two, no alert"))
 	b.WriteString(externalSeries(func(n string) bool { return n != "node-4" }))
 	b.WriteString(maintenance("node-1"))
 	b.WriteString(maintenance("node-2"))
-	b.WriteString(onlyAlerts("10m"))
+	b.WriteString(onlyAlerts("7m"))
 	return b.String()
 }
 
 var probeTests = map[string]func() string{
 	"external-target-unreachable.yml": externalTest,
 	"dns-failing.yml":                 dnsTest,
-	"tcp-unreachable.yml": func() string {
-		return portTest("NodePingTCPUnreachable", "tcp", tcpSummary, tcpDescription)
-	},
-	"udp-unreachable.yml": func() string {
-		return portTest("NodePingUDPUnreachable", "udp", udpSummary, udpDescription)
-	},
+	"port-unreachable.yml":            portTest,
 }
 
 func TestProbeAlerts(t *testing.T) { checkGenerated(t, probeTests) }
