@@ -386,15 +386,7 @@ func (c *Cluster) checkAlerts(t *testing.T, ctx context.Context, p overlay) {
 	// It resolves; then, once no pair's window holds a lost echo (a node set aside while the
 	// windows still hold the blackhole would leave a single witness, and one witness names a
 	// pair), cordon another node, timed to every agent.
-	if _, err := Await(4*time.Minute, func() error {
-		if firing, err = prom.Firing(ctx); err != nil {
-			return err
-		}
-		if len(firing) > 0 {
-			return fmt.Errorf("still firing %q", firing)
-		}
-		return nil
-	}); err != nil {
+	if err := prom.AwaitQuiet(ctx, 4*time.Minute); err != nil {
 		t.Fatalf("%s's blackhole lifted: %v", target.Name, err)
 	}
 	t.Logf("%s's blackhole lifted: its alert resolved in %s", target.Name, time.Since(lifted).Round(time.Second))
@@ -503,15 +495,7 @@ func (c *Cluster) checkPortAlerts(t *testing.T, ctx context.Context, prom *Prome
 		t.Fatal(err)
 	}
 	lifted := time.Now()
-	if _, err := Await(4*time.Minute, func() error {
-		if firing, err = prom.Firing(ctx); err != nil {
-			return err
-		}
-		if len(firing) > 0 {
-			return fmt.Errorf("still firing %q", firing)
-		}
-		return nil
-	}); err != nil {
+	if err := prom.AwaitQuiet(ctx, 4*time.Minute); err != nil {
 		t.Fatalf("port filters lifted: %v", err)
 	}
 	t.Logf("port filters lifted: the alerts resolved in %s", time.Since(lifted).Round(time.Second))

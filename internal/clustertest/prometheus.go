@@ -82,6 +82,21 @@ func (p *Prometheus) Firing(ctx context.Context) ([]string, error) {
 	return promapi.Alerts(ctx, p.URL, "firing")
 }
 
+// AwaitQuiet waits, up to within, until no alert fires.
+func (p *Prometheus) AwaitQuiet(ctx context.Context, within time.Duration) error {
+	_, err := Await(within, func() error {
+		firing, err := p.Firing(ctx)
+		if err != nil {
+			return err
+		}
+		if len(firing) > 0 {
+			return fmt.Errorf("still firing %q", firing)
+		}
+		return nil
+	})
+	return err
+}
+
 // Blackhole drops every packet on the node's uplink, both ways, with nftables in its network
 // namespace: its peers' probes and Prometheus' scrapes are lost, while its kubelet still reaches
 // the API server (that path stays inside the node) and the node stays Ready. The returned
