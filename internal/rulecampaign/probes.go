@@ -72,16 +72,9 @@ func (cs Case) probeSeries(a agent) {
 // port probes), to the port's own, and every one once the peer's agent (its responder) stopped.
 func (cs Case) portSeries(a agent, protocol string, per int) {
 	c := cs.Cluster
-	steps := len(a.cycles) - 1
 	for _, d := range c.Plan[a.s] {
 		bg := cs.Background * (0.5 + a.r.Float64())
-		sent, recv := make([]float64, steps+1), make([]float64, steps+1)
-		for t := 1; t <= steps; t++ {
-			sent[t], recv[t] = sent[t-1], recv[t-1]
-			on, counting := a.on(t)
-			if !counting {
-				continue
-			}
+		sent, recv := a.counters(per, func(t int, on bool) float64 {
 			p := bg
 			if on && cs.Loss != nil {
 				p = 1 - (1-p)*(1-cs.Loss(a.s, d))
@@ -92,15 +85,32 @@ func (cs Case) portSeries(a agent, protocol string, per int) {
 			if (cs.Stopped[d] || cs.Frozen[d]) && t >= cs.Fault() {
 				p = 1 // the responder is the agent's: it stops or crashes with it
 			}
-			for k := 0; k < a.cycles[t]; k++ {
-				sent[t] += float64(per)
-				recv[t] += float64(per - binomial(a.r, per, p))
-			}
-		}
+			return p
+		})
 		lbls := pairLabels(c, a.inst, a.s, d, protocol)
 		a.add("nodeping_packets_sent_total", lbls, a.scraped(sent))
 		a.add("nodeping_packets_received_total", lbls, a.scraped(recv))
 	}
+}
+
+// counters renders a probe's cumulative sent and received counters: per probes each cycle the
+// agent counts, each lost with the share loss gives for step t (on: the fault is on then).
+func (a agent) counters(per int, loss func(t int, on bool) float64) (sent, recv []float64) {
+	steps := len(a.cycles) - 1
+	sent, recv = make([]float64, steps+1), make([]float64, steps+1)
+	for t := 1; t <= steps; t++ {
+		sent[t], recv[t] = sent[t-1], recv[t-1]
+		on, counting := a.on(t)
+		if !counting {
+			continue
+		}
+		p := loss(t, on)
+		for k := 0; k < a.cycles[t]; k++ {
+			sent[t] += float64(per)
+			recv[t] += float64(per - binomial(a.r, per, p))
+		}
+	}
+	return sent, recv
 }
 
 // pairLabels are the labels of a pair's series, as the agent writes them.
@@ -174,24 +184,13 @@ func (cs Case) dnsSeries(a agent) {
 // to the background and to the fault's share.
 func (cs Case) externalSeries(a agent, t int) {
 	c := cs.Cluster
-	steps := len(a.cycles) - 1
 	bg := cs.Background * (0.5 + a.r.Float64())
-	sent, recv := make([]float64, steps+1), make([]float64, steps+1)
-	for i := 1; i <= steps; i++ {
-		sent[i], recv[i] = sent[i-1], recv[i-1]
-		on, counting := a.on(i)
-		if !counting {
-			continue
-		}
-		p := bg
+	sent, recv := a.counters(ExternalPer, func(_ int, on bool) float64 {
 		if on && cs.ExternalLoss != nil {
-			p = 1 - (1-p)*(1-cs.ExternalLoss(a.s, t))
+			return 1 - (1-bg)*(1-cs.ExternalLoss(a.s, t))
 		}
-		for k := 0; k < a.cycles[i]; k++ {
-			sent[i] += ExternalPer
-			recv[i] += float64(ExternalPer - binomial(a.r, ExternalPer, p))
-		}
-	}
+		return bg
+	})
 	x := externalTargets[t]
 	lbls := labelSet("instance", a.inst, "job", "node", "source_node", c.Nodes[a.s].Name, "source_zone", c.Nodes[a.s].Zone,
 		"destination_name", x.name, "destination_host", x.host, "destination_ip", x.ip, "ip_family", "ipv4", "protocol", "icmp")
