@@ -35,7 +35,7 @@ func (o *Options) FlagSet() *flag.FlagSet {
 	fs := cli.NewFlagSet("nodeping-controller")
 	host, _ := os.Hostname()
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster configuration)")
-	fs.StringVar(&o.Namespace, "namespace", "nodeping", "namespace of the ConfigMap and the Lease; $POD_NAMESPACE, when set, replaces the default")
+	fs.StringVar(&o.Namespace, "namespace", "nodeping", "namespace of the ConfigMap and the Lease; $POD_NAMESPACE, when set, replaces the default, and $NODEPING_NAMESPACE and this flag win over it")
 	fs.StringVar(&o.ConfigMap, "configmap", "nodeping-nodes", "ConfigMap that holds the nodes list")
 	fs.StringVar(&o.Key, "key", "nodes.json", "data key of the nodes list in the ConfigMap (the file name agents read)")
 	fs.StringVar(&o.Lease, "lease", "nodeping-controller", "Lease that replicas compete for")
