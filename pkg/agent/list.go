@@ -63,11 +63,8 @@ func (s *listState) fill(st *results.AgentState) {
 // or decode is counted every cycle it stays (logged when it first appears), and the last good one
 // stays in use.
 func (a *Agent) load(now time.Time) error {
-	var last nodelist.Sum
-	if a.nodes.ok {
-		last = a.nodes.hash
-	}
-	l, skips, h, err := nodelist.LoadChanged(a.cfg.NodesFile, last)
+	// Until a list is in use the hash is the zero Sum, which no content has.
+	l, skips, h, err := nodelist.LoadChanged(a.cfg.NodesFile, a.nodes.hash)
 	switch {
 	case errors.Is(err, nodelist.ErrUnchanged):
 		return nil
