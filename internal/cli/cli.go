@@ -1,5 +1,6 @@
-// Package cli is what every nodeping binary does the same way at start: environment variables
-// that set flags, and the logger that --log-level and --log-format choose.
+// Package cli is what every nodeping binary does the same way at start: its flag set, the
+// environment variables that set flags, its help, and the logger that --log-level and
+// --log-format choose.
 package cli
 
 import (
@@ -35,6 +36,38 @@ func BindEnv(fs *flag.FlagSet, getenv func(string) string, skip ...string) error
 		}
 	})
 	return err
+}
+
+// NewFlagSet returns a flag set that writes nothing itself: Parse reports its errors once, and
+// PrintUsage prints the help.
+func NewFlagSet(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	return fs
+}
+
+// Parse sets the flags of fs from the environment (BindEnv, except those named in skip), then
+// from args (flags win), and refuses arguments that are not flags. It returns flag.ErrHelp for
+// --help.
+func Parse(fs *flag.FlagSet, args []string, getenv func(string) string, skip ...string) error {
+	if err := BindEnv(fs, getenv, skip...); err != nil {
+		return err
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	return nil
+}
+
+// PrintUsage writes the help: usage, then every flag of fs with its default.
+func PrintUsage(w io.Writer, usage string, fs *flag.FlagSet) {
+	fs.SetOutput(w)
+	fmt.Fprint(w, usage)
+	fs.PrintDefaults()
 }
 
 // LogOptions are the logger's flags.

@@ -100,8 +100,7 @@ func (d *Derived) fitTimeout() {
 	o := &d.Options
 	avail := o.Interval - o.Interval/10
 	if d.autoTimeout {
-		o.ICMP.Timeout = time.Nanosecond // a placeholder while the shares' spreads are summed
-		var spreads time.Duration
+		var spreads time.Duration // no share's spread depends on the timeout
 		waits := 0
 		for _, p := range o.probes() {
 			if s := p.share(o); s != nil && !s.Beside {

@@ -11,10 +11,11 @@ import (
 	"github.com/nodeping/nodeping/pkg/targets"
 )
 
-// listState is the nodes list in use, its probe plan, and what the loop saw of the lists it read.
+// listState is the nodes list in use, this node's targets in its probe plan, and what the loop
+// saw of the lists it read.
 type listState struct {
 	list      nodelist.List
-	plan      *targets.Plan // of list; nil until a list loads
+	targets   []targets.Target // this node's targets in the plan of list, planned once per list
 	planState results.PlanState
 	ok        bool // a list is in use
 	// loopbackOK: every node address of the list is loopback (a test or a demo on one host), so
@@ -62,11 +63,8 @@ func (s *listState) fill(st *results.AgentState) {
 // or decode is counted every cycle it stays (logged when it first appears), and the last good one
 // stays in use.
 func (a *Agent) load(now time.Time) error {
-	var last nodelist.Sum
-	if a.nodes.ok {
-		last = a.nodes.hash
-	}
-	l, skips, h, err := nodelist.LoadChanged(a.cfg.NodesFile, last)
+	// Until a list is in use the hash is the zero Sum, which no content has.
+	l, skips, h, err := nodelist.LoadChanged(a.cfg.NodesFile, a.nodes.hash)
 	switch {
 	case errors.Is(err, nodelist.ErrUnchanged):
 		return nil
@@ -130,7 +128,7 @@ func (a *Agent) useList(l nodelist.List, skips []nodelist.Skip, h nodelist.Sum, 
 		seen[k] = time.Time{}
 	}
 	a.nodes.firstSeen = seen
-	a.nodes.list, a.nodes.plan, a.nodes.hash, a.nodes.ok, a.nodes.loaded = l, plan, h, true, now
+	a.nodes.list, a.nodes.targets, a.nodes.hash, a.nodes.ok, a.nodes.loaded = l, sel, h, true, now
 	a.nodes.loopbackOK = l.LoopbackOnly()
 	st := plan.Stats()
 	a.nodes.planState = results.PlanState{

@@ -179,11 +179,7 @@ func (a *Agent) cycle(ctx context.Context, start time.Time) error {
 		all   []Target
 		grace = map[targetKey]bool{}
 	)
-	var sel []targets.Target
-	if a.nodes.plan != nil { // nil until a list loads
-		sel, _ = a.nodes.plan.Targets(a.cfg.NodeName)
-	}
-	for _, t := range sel {
+	for _, t := range a.nodes.targets { // none until a list loads
 		k := targetKey{t.Node.Name, results.KindNode, t.Addr}
 		if at := a.nodes.firstSeen[k]; !at.IsZero() && start.Sub(at) < a.cfg.Grace {
 			grace[k] = true

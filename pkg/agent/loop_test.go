@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nodeping/nodeping/internal/testutil/logbuf"
 	"github.com/nodeping/nodeping/pkg/nodelist"
 	"github.com/nodeping/nodeping/pkg/probe"
 	"github.com/nodeping/nodeping/pkg/resolve"
@@ -629,18 +630,6 @@ func (r *countingResolver) Lookup(ctx context.Context, fqdn string) (resolve.Ans
 	return r.fakeResolver.Lookup(ctx, fqdn)
 }
 
-// lockedBuffer is a log destination that the test reads after the loop.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
 // TestExternalLookups: over 8 cycles of 15s, each host name is asked once per 30s (the floor of
 // the TTL, as this resolver tells none), fully qualified, however many targets share it; a name
 // that does not resolve is counted every cycle and logged once.
@@ -661,7 +650,7 @@ func TestExternalLookups(t *testing.T) {
 			cancel()
 		}
 	}
-	var logs lockedBuffer
+	var logs logbuf.Buffer
 	a := New(Config{NodeName: "self", NodesFile: nodes, TextfilePath: tf, Interval: 15 * time.Second, Clock: clock,
 		Resolver: res, ResolveTimeout: time.Second, Probes: oneICMP(clock)}, slog.New(slog.NewTextHandler(&logs, nil)))
 	if err := a.Run(ctx); err != nil {
@@ -675,8 +664,8 @@ func TestExternalLookups(t *testing.T) {
 	if got := pick(string(file), []string{"nodeping_resolve_errors_total"}); got != want {
 		t.Errorf("got %q, want %q: every cycle counts", got, want)
 	}
-	if n := strings.Count(logs.b.String(), "cannot resolve external target"); n != 1 {
-		t.Errorf("the failure was logged %d times in %d cycles, want once (every 10m at most):\n%s", n, cycles, logs.b.String())
+	if n := logs.Count("cannot resolve external target"); n != 1 {
+		t.Errorf("the failure was logged %d times in %d cycles, want once (every 10m at most):\n%s", n, cycles, logs.String())
 	}
 }
 

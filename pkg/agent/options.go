@@ -65,9 +65,7 @@ func (o *Options) probes() []probeOptions {
 // FlagSet defines every flag on a new flag set that writes nothing itself: Parse reports errors
 // once, and PrintUsage prints the help.
 func (o *Options) FlagSet() *flag.FlagSet {
-	fs := flag.NewFlagSet("nodeping-agent", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	fs.Usage = func() {}
+	fs := cli.NewFlagSet("nodeping-agent")
 	fs.StringVar(&o.NodeName, "node-name", "", "this node's name in the nodes list; it is not probed (default $NODE_NAME, then $MY_NODE_NAME)")
 	fs.StringVar(&o.NodesFile, "nodes-file", "/etc/nodeping/nodes.json", "nodes list: Flant's nodes.json, Deckhouse's targets.json or nodeping's own format, detected automatically; re-read every cycle")
 	fs.StringVar(&o.TextfileDir, "textfile-dir", "/var/lib/node_exporter/textfile_collector", "directory of node-exporter's textfile collector; the agent writes --textfile-name there")
@@ -109,30 +107,23 @@ Flags:
 // PrintUsage writes the help: Usage and every flag with its default.
 func PrintUsage(w io.Writer) {
 	var o Options
-	fs := o.FlagSet()
-	fs.SetOutput(w)
-	fmt.Fprint(w, Usage)
-	fs.PrintDefaults()
+	cli.PrintUsage(w, Usage, o.FlagSet())
 }
 
 // Parse reads the environment, then the command line (flags win), and validates the result
-// unless only the version is asked for. It returns flag.ErrHelp for --help.
+// unless only the version is asked for. The node name comes from, last one winning: $MY_NODE_NAME
+// (Flant node-ping's), $NODE_NAME (ours), $NODEPING_NODE_NAME, --node-name. It returns
+// flag.ErrHelp for --help.
 func Parse(args []string, getenv func(string) string) (Options, error) {
 	var o Options
 	fs := o.FlagSet()
-	if err := cli.BindEnv(fs, getenv); err != nil {
-		return o, err
-	}
 	for _, env := range []string{"NODE_NAME", "MY_NODE_NAME"} { // ours, then Flant node-ping's
 		if o.NodeName == "" {
 			o.NodeName = getenv(env)
 		}
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := cli.Parse(fs, args, getenv); err != nil {
 		return o, err
-	}
-	if fs.NArg() > 0 {
-		return o, fmt.Errorf("unexpected arguments: %q", fs.Args())
 	}
 	if o.ShowVersion {
 		return o, nil

@@ -31,9 +31,7 @@ Flags:
 `
 
 func (o *PlanOptions) flagSet() *flag.FlagSet {
-	fs := flag.NewFlagSet("nodeping-agent plan", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	fs.Usage = func() {}
+	fs := cli.NewFlagSet("nodeping-agent plan")
 	fs.StringVar(&o.NodeName, "node-name", "", "print only the pairs this node probes (default: every node's)")
 	fs.StringVar(&o.NodesFile, "nodes-file", "/etc/nodeping/nodes.json", "nodes list, in any format the agent reads")
 	PlanFlags(fs, &o.Plan)
@@ -43,10 +41,7 @@ func (o *PlanOptions) flagSet() *flag.FlagSet {
 // PrintPlanUsage writes the help of `nodeping-agent plan`.
 func PrintPlanUsage(w io.Writer) {
 	var o PlanOptions
-	fs := o.flagSet()
-	fs.SetOutput(w)
-	fmt.Fprint(w, PlanUsage)
-	fs.PrintDefaults()
+	cli.PrintUsage(w, PlanUsage, o.flagSet())
 }
 
 // ParsePlan reads the environment (not $NODEPING_NODE_NAME: $NODE_NAME in a pod must not narrow
@@ -54,15 +49,8 @@ func PrintPlanUsage(w io.Writer) {
 // for --help.
 func ParsePlan(args []string, getenv func(string) string) (PlanOptions, error) {
 	var o PlanOptions
-	fs := o.flagSet()
-	if err := cli.BindEnv(fs, getenv, "node-name"); err != nil {
+	if err := cli.Parse(o.flagSet(), args, getenv, "node-name"); err != nil {
 		return o, err
-	}
-	if err := fs.Parse(args); err != nil {
-		return o, err
-	}
-	if fs.NArg() > 0 {
-		return o, fmt.Errorf("unexpected arguments: %q", fs.Args())
 	}
 	return o, o.Plan.Validate()
 }

@@ -18,6 +18,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 
+	"github.com/nodeping/nodeping/internal/testutil/logbuf"
 	"github.com/nodeping/nodeping/internal/testutil/poll"
 	"github.com/nodeping/nodeping/pkg/nodelist"
 )
@@ -325,24 +326,6 @@ func TestHeartbeatCostsNoRender(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log sink that tests read while the controller writes to it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) count(msg string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return strings.Count(s.b.String(), msg)
-}
-
 // TestNodesListTooLarge: nodes join until the list is over a ConfigMap's 1 MiB. Every refused
 // write is counted (result too_large), the refusal is logged once however often it is retried,
 // and the ConfigMap keeps the last list written; once nodes leave and the list fits, it is
@@ -382,7 +365,7 @@ func TestNodesListTooLarge(t *testing.T) {
 		objs = append(objs, n)
 	}
 	client := fake.NewClientset(objs...)
-	logs := &syncBuffer{}
+	logs := &logbuf.Buffer{}
 	m := NewMetrics(prometheus.NewRegistry())
 	c := New(Config{Namespace: ns, Name: cmName, MaxBackoff: 5 * time.Millisecond}, client, slog.New(slog.NewTextHandler(logs, nil)), m)
 	h := run(t, c, client)
@@ -401,7 +384,7 @@ func TestNodesListTooLarge(t *testing.T) {
 		t.Errorf("the ConfigMap holds %d nodes, want the last list written (%d)", got, fits)
 	}
 	const msg = "nodes list too large for a ConfigMap"
-	if n := logs.count(msg); n != 1 {
+	if n := logs.Count(msg); n != 1 {
 		t.Errorf("%q logged %d times over %v refused writes, want once", msg, n, refused())
 	}
 	if bytes := value(m.Bytes); bytes <= maxConfigMapBytes {
@@ -414,7 +397,7 @@ func TestNodesListTooLarge(t *testing.T) {
 		}
 	}
 	waitFor(t, "the list written again once it fits", func() bool { return len(h.list(t)) == fits-1 })
-	if n := logs.count("nodes list fits a ConfigMap again"); n != 1 {
+	if n := logs.Count("nodes list fits a ConfigMap again"); n != 1 {
 		t.Errorf("the return under the limit logged %d times, want once", n)
 	}
 	after := refused()
@@ -458,14 +441,14 @@ func TestResyncKeepsLastSyncFresh(t *testing.T) {
 func TestSkippedNodesLoggedOnce(t *testing.T) {
 	client := fake.NewClientset(node("a", "", true, "InternalIP=10.0.0.1"), node("b", "", true))
 	m := NewMetrics(prometheus.NewRegistry())
-	logs := &syncBuffer{}
+	logs := &logbuf.Buffer{}
 	c := New(Config{Namespace: ns, Name: cmName, Resync: 20 * time.Millisecond}, client, slog.New(slog.NewTextHandler(logs, nil)), m)
 	h := run(t, c, client)
 	waitFor(t, "the list written", func() bool { return len(h.list(t)) == 1 })
 	renders := value(m.Renders)
 	waitFor(t, "three resyncs", func() bool { return value(m.Renders) >= renders+3 })
 	const msg = "nodes without a usable address left out of the list"
-	if n := logs.count(msg); n != 1 {
+	if n := logs.Count(msg); n != 1 {
 		t.Errorf("%q logged %d times over %v renders, want once", msg, n, value(m.Renders))
 	}
 	if v := value(m.Nodes.WithLabelValues("skipped")); v != 1 {

@@ -65,10 +65,11 @@ func LimitExternal(ext []nodelist.External, max int) ([]nodelist.External, []nod
 	return kept, append(skips, over...)
 }
 
-// WatchExternal loads path now and every period until ctx ends, and passes each good result, within
-// LimitExternal's limits (max targets), to set. A bad file is logged and counted, and the targets
-// from the last good read stay; a target left out by the limits is logged and counted by reason
-// each time the file is read.
+// WatchExternal reads path now and every period until ctx ends, and when its content is new,
+// passes the good result, within LimitExternal's limits (max targets), to set. A bad file is
+// logged and counted, and the targets from the last good read stay; a target left out by the
+// limits is logged and counted by reason. Content that did not change is neither logged nor
+// counted again.
 func WatchExternal(ctx context.Context, path string, period time.Duration, max int, log *slog.Logger, m *Metrics, set func([]nodelist.External)) {
 	var last []byte
 	first := true

@@ -32,12 +32,10 @@ const ExternalTargetsPeriod = 10 * time.Second
 // FlagSet defines every flag on a new flag set that writes nothing itself: Parse reports errors
 // once, and PrintUsage prints the help.
 func (o *Options) FlagSet() *flag.FlagSet {
-	fs := flag.NewFlagSet("nodeping-controller", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	fs.Usage = func() {}
+	fs := cli.NewFlagSet("nodeping-controller")
 	host, _ := os.Hostname()
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster configuration)")
-	fs.StringVar(&o.Namespace, "namespace", "nodeping", "namespace of the ConfigMap and the Lease; $POD_NAMESPACE, when set, replaces the default")
+	fs.StringVar(&o.Namespace, "namespace", "nodeping", "namespace of the ConfigMap and the Lease; $POD_NAMESPACE, when set, replaces the default, and $NODEPING_NAMESPACE and this flag win over it")
 	fs.StringVar(&o.ConfigMap, "configmap", "nodeping-nodes", "ConfigMap that holds the nodes list")
 	fs.StringVar(&o.Key, "key", "nodes.json", "data key of the nodes list in the ConfigMap (the file name agents read)")
 	fs.StringVar(&o.Lease, "lease", "nodeping-controller", "Lease that replicas compete for")
@@ -66,10 +64,7 @@ Flags:
 // PrintUsage writes the help: Usage and every flag with its default.
 func PrintUsage(w io.Writer) {
 	var o Options
-	fs := o.FlagSet()
-	fs.SetOutput(w)
-	fmt.Fprint(w, Usage)
-	fs.PrintDefaults()
+	cli.PrintUsage(w, Usage, o.FlagSet())
 }
 
 // Parse reads the environment, then the command line (flags win), and validates the result. The
@@ -81,14 +76,8 @@ func Parse(args []string, getenv func(string) string) (Options, error) {
 	if ns := getenv("POD_NAMESPACE"); ns != "" {
 		o.Namespace = ns
 	}
-	if err := cli.BindEnv(fs, getenv); err != nil {
+	if err := cli.Parse(fs, args, getenv); err != nil {
 		return o, err
-	}
-	if err := fs.Parse(args); err != nil {
-		return o, err
-	}
-	if fs.NArg() > 0 {
-		return o, fmt.Errorf("unexpected arguments: %q", fs.Args())
 	}
 	return o, o.Validate()
 }
