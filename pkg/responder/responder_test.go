@@ -164,16 +164,13 @@ func probe(i int) []byte {
 	return b
 }
 
-// echo sends one probe and reports whether its echo came back within wait.
+// echo sends probe i and reports whether its echo came back within wait.
 func echo(c *net.UDPConn, i int, wait time.Duration) bool {
-	return echoed(c, probe(i), wait)
-}
-
-// echoed sends msg and reports whether the echo of probe msg came back within wait.
-func echoed(c *net.UDPConn, msg []byte, wait time.Duration) bool {
+	msg := probe(i)
 	if _, err := c.Write(msg); err != nil {
 		return false
 	}
+	udpecho.MakeEcho(msg) // what comes back
 	buf := make([]byte, 64)
 	c.SetReadDeadline(time.Now().Add(wait))
 	for {
@@ -181,9 +178,7 @@ func echoed(c *net.UDPConn, msg []byte, wait time.Duration) bool {
 		if err != nil {
 			return false
 		}
-		want := append([]byte(nil), msg...)
-		udpecho.MakeEcho(want)
-		if string(buf[:n]) == string(want) {
+		if string(buf[:n]) == string(msg) {
 			return true
 		}
 	}
