@@ -2,6 +2,7 @@ package responder
 
 import (
 	"errors"
+	"maps"
 	"net"
 	"net/netip"
 	"syscall"
@@ -79,7 +80,7 @@ func TestUDPRespondersNeverAnswerEachOther(t *testing.T) {
 			})
 			// Each has now handled the last packet the other sent: a drop sends nothing, so nothing
 			// is in flight any more.
-			if second.Answered() != tc.answered || !equal(second.Dropped(), tc.drops) || first.Answered() != 0 || !equal(first.Dropped(), tc.firstDrops) {
+			if second.Answered() != tc.answered || !maps.Equal(second.Dropped(), tc.drops) || first.Answered() != 0 || !maps.Equal(first.Dropped(), tc.firstDrops) {
 				t.Errorf("second answered %d dropped %v, first answered %d dropped %v; want %d %v, 0 %v",
 					second.Answered(), second.Dropped(), first.Answered(), first.Dropped(), tc.answered, tc.drops, tc.firstDrops)
 			}
@@ -152,16 +153,4 @@ func sum(m map[string]uint64) uint64 {
 		n += v
 	}
 	return n
-}
-
-func equal(a, b map[string]uint64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if b[k] != v {
-			return false
-		}
-	}
-	return true
 }
