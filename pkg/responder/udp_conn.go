@@ -1,7 +1,6 @@
 package responder
 
 import (
-	"fmt"
 	"log/slog"
 	"net"
 
@@ -20,7 +19,7 @@ type packetConn interface {
 	// dst is the destination address in oob, or nil.
 	dst(oob []byte) net.IP
 	// writeFrom sends b to to, from src unless src is nil.
-	writeFrom(b []byte, src net.IP, to net.Addr) error
+	writeFrom(b []byte, src net.IP, to *net.UDPAddr) error
 }
 
 // newPacketConn wraps c. Where the destination address cannot be received, answers leave from
@@ -60,7 +59,7 @@ func (c udp4) dst(oob []byte) net.IP {
 	return cm.Dst
 }
 
-func (c udp4) writeFrom(b []byte, src net.IP, to net.Addr) error {
+func (c udp4) writeFrom(b []byte, src net.IP, to *net.UDPAddr) error {
 	var cm *ipv4.ControlMessage
 	if src != nil {
 		cm = &ipv4.ControlMessage{Src: src}
@@ -71,9 +70,9 @@ func (c udp4) writeFrom(b []byte, src net.IP, to net.Addr) error {
 
 // udp6 is a dual-stack socket: an IPv4 probe arrives from, and to, IPv4-mapped addresses.
 type udp6 struct {
-	p      *ipv6.PacketConn
-	c      *net.UDPConn
-	mapped []byte // the control message for an IPv4-mapped source, reused (Serve is one goroutine)
+	p       *ipv6.PacketConn
+	c       *net.UDPConn
+	pktinfo []byte // the control message for the source, reused (Serve is one goroutine)
 }
 
 func (c *udp6) readBatch(ms []ipv4.Message) (int, error) { return c.p.ReadBatch(ms, 0) }
@@ -88,22 +87,14 @@ func (c *udp6) dst(oob []byte) net.IP {
 	return cm.Dst
 }
 
-func (c *udp6) writeFrom(b []byte, src net.IP, to net.Addr) error {
-	if src.To4() != nil {
-		// x/net sets IPv6 sources only; Linux also takes an IPv4-mapped one for an IPv4-mapped
-		// destination (mappedSource is nil elsewhere: the kernel then picks the source).
-		c.mapped = mappedSource(c.mapped, src)
-		ua, ok := to.(*net.UDPAddr)
-		if !ok {
-			return fmt.Errorf("answer to %v: not a UDP address", to)
-		}
-		_, _, err := c.c.WriteMsgUDP(b, c.mapped, ua)
-		return err
-	}
-	var cm *ipv6.ControlMessage
+// writeFrom sets the source itself (IPV6_PKTINFO, into a reused buffer): x/net's control message
+// takes IPv6 sources only, and is built anew for every answer.
+func (c *udp6) writeFrom(b []byte, src net.IP, to *net.UDPAddr) error {
+	var oob []byte
 	if src != nil {
-		cm = &ipv6.ControlMessage{Src: src}
+		c.pktinfo = sourcePktinfo(c.pktinfo, src)
+		oob = c.pktinfo
 	}
-	_, err := c.p.WriteTo(b, cm, to)
+	_, _, err := c.c.WriteMsgUDP(b, oob, to)
 	return err
 }

@@ -34,9 +34,9 @@ func setReadBuffer(c *net.UDPConn, bytes int, log *slog.Logger) {
 	}
 }
 
-// mappedSource is an IPV6_PKTINFO control message with the IPv4-mapped source src, in buf when it
-// is large enough.
-func mappedSource(buf []byte, src net.IP) []byte {
+// sourcePktinfo is an IPV6_PKTINFO control message with the source src, an IPv6 or (for an
+// IPv4-mapped destination, which Linux takes too) an IPv4 address, in buf when it is large enough.
+func sourcePktinfo(buf []byte, src net.IP) []byte {
 	n := unix.CmsgSpace(unix.SizeofInet6Pktinfo)
 	if cap(buf) < n {
 		buf = make([]byte, n)

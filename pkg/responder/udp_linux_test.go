@@ -1,8 +1,6 @@
 package responder
 
 import (
-	"io"
-	"log/slog"
 	"os"
 	"strconv"
 	"strings"
@@ -24,7 +22,7 @@ func TestUDPReceiveBuffer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	u, err := ListenUDP("127.0.0.1:0", Limit{Rate: 1, Burst: 1}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	u, err := ListenUDP("127.0.0.1:0", Limit{Rate: 1, Burst: 1}, quiet())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,8 @@ package responder
 import (
 	"log/slog"
 	"net"
+
+	"golang.org/x/net/ipv6"
 )
 
 // setReadBuffer asks for a receive buffer of bytes; the kernel may give less, silently.
@@ -14,6 +16,12 @@ func setReadBuffer(c *net.UDPConn, bytes int, log *slog.Logger) {
 	}
 }
 
-// mappedSource is nil off Linux: an answer to an IPv4 probe on a dual-stack socket leaves from the
-// address the kernel picks.
-func mappedSource([]byte, net.IP) []byte { return nil }
+// sourcePktinfo is x/net's IPV6_PKTINFO control message with the IPv6 source src. For an IPv4
+// src (a probe on a dual-stack socket) it is nil, and the answer leaves from the address the
+// kernel picks.
+func sourcePktinfo(_ []byte, src net.IP) []byte {
+	if src.To4() != nil {
+		return nil
+	}
+	return (&ipv6.ControlMessage{Src: src}).Marshal()
+}

@@ -268,7 +268,7 @@ var families = func() []*Family {
 					e.sample(f.Name, "", f.labels(rs.Protocol), float64(rs.Answered))
 				}
 			}},
-		{Name: "nodeping_responder_dropped_total", Type: Counter, Help: "Packets the agent's responders dropped, by reason: not_a_node (source not in the nodes list); UDP: source_port (privileged, below 1024, or the responder's own), oversized (longer than a probe), malformed (not a nodeping probe: too short, or no marker), rate_limited; TCP: over_capacity, accept_error.", Labels: []string{"protocol", "reason"},
+		{Name: "nodeping_responder_dropped_total", Type: Counter, Help: "Packets the agent's responders dropped, by reason: not_a_node (source not in the nodes list); UDP: source_port (privileged, below 1024, or the responder's own), oversized (longer than a probe), malformed (not a nodeping probe: too short, or without the marker and probe kind, as an echo), rate_limited; TCP: over_capacity, accept_error.", Labels: []string{"protocol", "reason"},
 			render: func(f *Family, r *Results, e *encoder) {
 				for _, rs := range r.state.Responders {
 					for _, k := range sortedKeys(rs.Dropped) {

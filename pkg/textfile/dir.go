@@ -69,24 +69,21 @@ func openLock(path string) (*os.File, error) {
 	return f, nil
 }
 
+// fileKinds names the types of file openLock can open but refuses. A directory and a symlink
+// never get that far: the open fails on them (EISDIR; ELOOP under O_NOFOLLOW).
+var fileKinds = map[os.FileMode]string{
+	os.ModeNamedPipe:                  "a FIFO",
+	os.ModeDevice | os.ModeCharDevice: "a character device",
+	os.ModeDevice:                     "a block device",
+	os.ModeSocket:                     "a socket",
+}
+
 // fileKind names the type of a file mode for an error message.
 func fileKind(m os.FileMode) string {
-	switch {
-	case m&os.ModeDir != 0:
-		return "a directory"
-	case m&os.ModeNamedPipe != 0:
-		return "a FIFO"
-	case m&os.ModeCharDevice != 0:
-		return "a character device"
-	case m&os.ModeDevice != 0:
-		return "a block device"
-	case m&os.ModeSocket != 0:
-		return "a socket"
-	case m&os.ModeSymlink != 0:
-		return "a symlink"
-	default:
-		return "mode " + m.String()
+	if k, ok := fileKinds[m.Type()]; ok {
+		return k
 	}
+	return "mode " + m.String()
 }
 
 // readHolder reads who holds the lock from the open lock file f: at most maxHolderBytes, first

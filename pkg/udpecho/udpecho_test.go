@@ -39,3 +39,18 @@ func TestProbeAndEcho(t *testing.T) {
 		})
 	}
 }
+
+func FuzzParseEcho(f *testing.F) {
+	var cookie [8]byte
+	copy(cookie[:], "nodeping")
+	f.Add([]byte("NPGenodeping\x00\x00\x00\x07"))
+	f.Add([]byte("NPGpnodeping\x00\x00\x00\x07"))
+	f.Add([]byte("short"))
+	f.Add(make([]byte, 16))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		seq, ok := ParseEcho(b, cookie)
+		if ok && (len(b) != Len || string(b[:4]) != "NPGe" || string(b[4:12]) != "nodeping") {
+			t.Fatalf("accepted %q as seq %d", b, seq)
+		}
+	})
+}
