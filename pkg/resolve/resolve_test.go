@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"net"
 	"net/netip"
 	"sort"
 	"sync"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/nodeping/nodeping/internal/testutil/dnstest"
 	"github.com/nodeping/nodeping/internal/testutil/poll"
 )
 
@@ -37,12 +37,8 @@ type server struct {
 
 func startServer(t *testing.T) *server {
 	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &server{addr: pc.LocalAddr().String(), seen: map[string]int{}}
-	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
+	s := &server{seen: map[string]int{}}
+	s.addr = dnstest.Serve(t, dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
 		q := r.Question[0]
 		s.mu.Lock()
 		s.seen[q.Name+" "+dns.TypeToString[q.Qtype]]++
@@ -69,12 +65,7 @@ func startServer(t *testing.T) *server {
 			m.Ns = append(m.Ns, rr)
 		}
 		w.WriteMsg(m)
-	})}
-	started := make(chan struct{})
-	srv.NotifyStartedFunc = func() { close(started) }
-	go srv.ActivateAndServe()
-	<-started
-	t.Cleanup(func() { srv.Shutdown() })
+	}))
 	return s
 }
 
