@@ -55,7 +55,7 @@ func LimitExternal(ext []nodelist.External, max int) ([]nodelist.External, []nod
 	for _, e := range ext {
 		if a, err := netip.ParseAddr(e.Host); err == nil {
 			if why := nodelist.RefusedTarget(a, false); why != "" {
-				skips = append(skips, nodelist.Skip{Name: e.Name, Reason: nodelist.ReasonRefusedAddress, Detail: fmt.Sprintf("%s address %s refused", why, a)})
+				skips = append(skips, nodelist.RefusedSkip(e.Name, a, why))
 				continue
 			}
 		}

@@ -80,7 +80,7 @@ const (
 	ReasonNoHost        = "no_host"
 	// ReasonRefusedAddress: a loopback, multicast or link-local address, which no peer can
 	// probe as this node's (loopback is kept in a list whose every address is loopback: a test or
-	// a demo on one host).
+	// a demo on one host); for an external target, also what RefusedTarget refuses.
 	ReasonRefusedAddress = "refused_address"
 )
 
@@ -260,6 +260,12 @@ func Refused(a netip.Addr, loopbackOK bool) string {
 	return ""
 }
 
+// RefusedSkip is the skip of the entry name whose address a is refused for why (Refused's or
+// RefusedTarget's reason).
+func RefusedSkip(name string, a netip.Addr, why string) Skip {
+	return Skip{Name: name, Reason: ReasonRefusedAddress, Detail: fmt.Sprintf("%s address %s refused", why, a)}
+}
+
 // fromWire validates one entry. A node whose addresses are all unusable comes back with neither
 // address set, and the skips say why.
 func fromWire(w wireNode, loopbackOK bool) (Node, []Skip) {
@@ -285,7 +291,7 @@ func fromWire(w wireNode, loopbackOK bool) (Node, []Skip) {
 			continue
 		}
 		if why := Refused(a, loopbackOK); why != "" {
-			skips = append(skips, Skip{Name: n.Name, Reason: ReasonRefusedAddress, Detail: fmt.Sprintf("%s address %s refused", why, a)})
+			skips = append(skips, RefusedSkip(n.Name, a, why))
 			continue
 		}
 		slot := &n.IPv6
