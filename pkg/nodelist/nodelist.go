@@ -48,7 +48,8 @@ func (n Node) Addrs() []netip.Addr {
 	return out
 }
 
-// External is a target outside the cluster, named by a host name or address resolved every cycle.
+// External is a target outside the cluster, named by an address or a host name that every agent
+// looks up (pkg/resolve: kept for its TTL).
 type External struct {
 	Name string
 	Host string
