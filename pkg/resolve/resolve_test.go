@@ -6,7 +6,8 @@ import (
 	"fmt"
 	"maps"
 	"net/netip"
-	"sort"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -76,16 +77,11 @@ func (s *server) queries() map[string]int {
 }
 
 func render(m map[string]int) string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
+	var out strings.Builder
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		fmt.Fprintf(&out, "%s %d\n", k, m[k])
 	}
-	sort.Strings(keys)
-	var out string
-	for _, k := range keys {
-		out += fmt.Sprintf("%s %d\n", k, m[k])
-	}
-	return out
+	return out.String()
 }
 
 // clock is a time that the test moves.
