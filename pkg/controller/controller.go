@@ -106,7 +106,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		ExternalErrors: f.NewCounter(prometheus.CounterOpts{Name: "nodeping_controller_external_targets_errors_total",
 			Help: "Reads of --external-targets-file that were rejected (the last good targets stay)."}),
 		ExternalSkipped: f.NewCounterVec(prometheus.CounterOpts{Name: "nodeping_controller_external_targets_skipped_total",
-			Help: "External targets left out of the nodes list, counted each time --external-targets-file is read with new content, by reason: refused_address (loopback, unspecified, link-local, multicast or a cloud metadata address), too_many_external (past --max-external-targets)."}, []string{"reason"}),
+			Help: "External targets left out of the nodes list, counted each time the content of --external-targets-file changes, by reason: refused_address (loopback, unspecified, link-local, multicast or a cloud metadata address), too_many_external (past --max-external-targets)."}, []string{"reason"}),
 	}
 	// Every series exists from the start at 0, so that the first refused write or error is an
 	// increase that rules see.

@@ -20,6 +20,11 @@ import (
 // error, not a silent skip: the controller alone lists nodes.
 func LoadExternal(path string) ([]nodelist.External, error) {
 	data, err := os.ReadFile(path)
+	return decodeExternal(path, data, err)
+}
+
+// decodeExternal is LoadExternal on what a read of path gave: data and its error.
+func decodeExternal(path string, data []byte, err error) ([]nodelist.External, error) {
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
@@ -55,7 +60,7 @@ func LimitExternal(ext []nodelist.External, max int) ([]nodelist.External, []nod
 	for _, e := range ext {
 		if a, err := netip.ParseAddr(e.Host); err == nil {
 			if why := nodelist.RefusedTarget(a, false); why != "" {
-				skips = append(skips, nodelist.Skip{Name: e.Name, Reason: nodelist.ReasonRefusedAddress, Detail: fmt.Sprintf("%s address %s refused", why, a)})
+				skips = append(skips, nodelist.RefusedSkip(e.Name, a, why))
 				continue
 			}
 		}
@@ -65,18 +70,17 @@ func LimitExternal(ext []nodelist.External, max int) ([]nodelist.External, []nod
 	return kept, append(skips, over...)
 }
 
-// WatchExternal reads path now and every period until ctx ends, and when its content is new,
+// WatchExternal reads path now and every period until ctx ends and, when its content changed,
 // passes the good result, within LimitExternal's limits (max targets), to set. A bad file is
 // logged and counted, and the targets from the last good read stay; a target left out by the
-// limits is logged and counted by reason. Content that did not change is neither logged nor
-// counted again.
+// limits is logged and counted by reason each time the content changes.
 func WatchExternal(ctx context.Context, path string, period time.Duration, max int, log *slog.Logger, m *Metrics, set func([]nodelist.External)) {
 	var last []byte
 	first := true
 	for {
-		data, _ := os.ReadFile(path)
+		data, err := os.ReadFile(path)
 		if first || !bytes.Equal(data, last) {
-			ext, err := LoadExternal(path)
+			ext, err := decodeExternal(path, data, err)
 			if err != nil {
 				m.ExternalErrors.Inc()
 				log.Error("external targets not updated; keeping the last good ones", "err", err)

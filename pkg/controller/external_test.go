@@ -70,14 +70,27 @@ func TestWatchExternalKeepsLastGood(t *testing.T) {
 	defer func() { cancel(); <-done }()
 	count := func() int { mu.Lock(); defer mu.Unlock(); return len(sets) }
 	waitFor(t, "first read", func() bool { return count() == 1 })
-	os.WriteFile(p, []byte(`{"external_targets":[`), 0o644)
+	replaceFile(t, p, `{"external_targets":[`)
 	waitFor(t, "bad edit counted", func() bool { return counterValue(m.ExternalErrors) == 1 })
-	os.WriteFile(p, []byte(`{"external_targets":[{"name":"ntp","host":"192.0.2.123"}]}`), 0o644)
+	replaceFile(t, p, `{"external_targets":[{"name":"ntp","host":"192.0.2.123"}]}`)
 	waitFor(t, "good edit read", func() bool { return count() == 2 })
 	mu.Lock()
 	defer mu.Unlock()
 	if len(sets[1]) != 1 || sets[1][0].Name != "ntp" {
 		t.Errorf("second set %v, want ntp", sets[1])
+	}
+}
+
+// replaceFile gives path new content in one rename, as a ConfigMap mount does, so that the watcher
+// never reads a half-written file.
+func replaceFile(t *testing.T, path, content string) {
+	t.Helper()
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
 	}
 }
 

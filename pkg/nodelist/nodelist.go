@@ -48,7 +48,8 @@ func (n Node) Addrs() []netip.Addr {
 	return out
 }
 
-// External is a target outside the cluster, named by a host name or address resolved every cycle.
+// External is a target outside the cluster, named by an address or a host name that every agent
+// looks up (pkg/resolve: kept for its TTL).
 type External struct {
 	Name string
 	Host string
@@ -80,7 +81,7 @@ const (
 	ReasonNoHost        = "no_host"
 	// ReasonRefusedAddress: a loopback, multicast or link-local address, which no peer can
 	// probe as this node's (loopback is kept in a list whose every address is loopback: a test or
-	// a demo on one host).
+	// a demo on one host); for an external target, also what RefusedTarget refuses.
 	ReasonRefusedAddress = "refused_address"
 )
 
@@ -260,6 +261,12 @@ func Refused(a netip.Addr, loopbackOK bool) string {
 	return ""
 }
 
+// RefusedSkip is the skip of the entry name whose address a is refused for why (Refused's or
+// RefusedTarget's reason).
+func RefusedSkip(name string, a netip.Addr, why string) Skip {
+	return Skip{Name: name, Reason: ReasonRefusedAddress, Detail: fmt.Sprintf("%s address %s refused", why, a)}
+}
+
 // fromWire validates one entry. A node whose addresses are all unusable comes back with neither
 // address set, and the skips say why.
 func fromWire(w wireNode, loopbackOK bool) (Node, []Skip) {
@@ -285,7 +292,7 @@ func fromWire(w wireNode, loopbackOK bool) (Node, []Skip) {
 			continue
 		}
 		if why := Refused(a, loopbackOK); why != "" {
-			skips = append(skips, Skip{Name: n.Name, Reason: ReasonRefusedAddress, Detail: fmt.Sprintf("%s address %s refused", why, a)})
+			skips = append(skips, RefusedSkip(n.Name, a, why))
 			continue
 		}
 		slot := &n.IPv6

@@ -5,15 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"net"
 	"net/netip"
-	"sort"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
 
+	"github.com/nodeping/nodeping/internal/testutil/dnstest"
 	"github.com/nodeping/nodeping/internal/testutil/poll"
 )
 
@@ -37,12 +38,8 @@ type server struct {
 
 func startServer(t *testing.T) *server {
 	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &server{addr: pc.LocalAddr().String(), seen: map[string]int{}}
-	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
+	s := &server{seen: map[string]int{}}
+	s.addr = dnstest.Serve(t, dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
 		q := r.Question[0]
 		s.mu.Lock()
 		s.seen[q.Name+" "+dns.TypeToString[q.Qtype]]++
@@ -69,12 +66,7 @@ func startServer(t *testing.T) *server {
 			m.Ns = append(m.Ns, rr)
 		}
 		w.WriteMsg(m)
-	})}
-	started := make(chan struct{})
-	srv.NotifyStartedFunc = func() { close(started) }
-	go srv.ActivateAndServe()
-	<-started
-	t.Cleanup(func() { srv.Shutdown() })
+	}))
 	return s
 }
 
@@ -85,16 +77,11 @@ func (s *server) queries() map[string]int {
 }
 
 func render(m map[string]int) string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
+	var out strings.Builder
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		fmt.Fprintf(&out, "%s %d\n", k, m[k])
 	}
-	sort.Strings(keys)
-	var out string
-	for _, k := range keys {
-		out += fmt.Sprintf("%s %d\n", k, m[k])
-	}
-	return out
+	return out.String()
 }
 
 // clock is a time that the test moves.

@@ -276,7 +276,7 @@ var families = func() []*Family {
 					}
 				}
 			}},
-		single("nodeping_resolve_errors_total", Counter, "External targets skipped in a cycle because their host name did not resolve, once per target and cycle (a failed look-up is kept, not retried, for 30s).",
+		single("nodeping_resolve_errors_total", Counter, "External targets skipped in a cycle because their host name did not resolve, once per target and cycle (a failed look-up is kept, not retried, for its negative TTL within 30s..10m; 30s when it tells none, as a timeout).",
 			func(r *Results) float64 { return float64(r.state.ResolveErrors) }),
 		famRTT,
 		{Name: "nodeping_send_errors_total", Type: Counter, Help: "Probe packets the kernel refused to send (no route, for example); each also counts as sent and lost.", Labels: []string{"ip_family", "protocol"},

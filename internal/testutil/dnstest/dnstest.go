@@ -15,11 +15,7 @@ type Answer func(name string) (rcode int, a string)
 // Start serves answer on a free loopback UDP port until the test ends, and returns host:port.
 func Start(t testing.TB, answer Answer) string {
 	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
+	return Serve(t, dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
 		m := new(dns.Msg)
 		m.SetReply(r)
 		name := r.Question[0].Name
@@ -31,7 +27,18 @@ func Start(t testing.TB, answer Answer) string {
 			}
 		}
 		w.WriteMsg(m)
-	})}
+	}))
+}
+
+// Serve runs h on a free loopback UDP port until the test ends, and returns host:port: for a
+// test whose answers need more than Answer gives (TTLs, other record types, counting queries).
+func Serve(t testing.TB, h dns.Handler) string {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &dns.Server{PacketConn: pc, Handler: h}
 	started := make(chan struct{})
 	srv.NotifyStartedFunc = func() { close(started) }
 	go srv.ActivateAndServe()
