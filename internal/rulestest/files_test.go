@@ -31,7 +31,7 @@ func agentSeries(node, peer, file string, frozenAt int) string {
 func staleTest() string {
 	const dir = "/var/lib/node_exporter/textfile_collector/"
 	var b strings.Builder
-	b.WriteString(fileHeader("One agent stops writing its file at 3m30s (it crashed and left it), another keeps writing: one\n# NodePingTextfileStale naming the node, and no NodePingAgentMissing, whatever the file is called\n# (nodeping.prom, Flant's node-ping_<node>.prom, any --textfile-name)."))
+	b.WriteString(fileHeaderEvery("One agent stops writing its file at 3m30s (it crashed and left it), another keeps writing: one\n# NodePingTextfileStale naming the node, and no NodePingAgentMissing, whatever the file is called\n# (nodeping.prom, Flant's node-ping_<node>.prom, any --textfile-name).", "15s")) // its file ages are asserted to the scrape
 	for _, tc := range []struct{ name, file1, file2 string }{
 		{"default name", dir + "nodeping.prom", dir + "nodeping.prom"},
 		{"flant-compat name", "/var/run/node-exporter-textfile/node-ping_node-1.prom", "/var/run/node-exporter-textfile/node-ping_node-2.prom"},
@@ -111,7 +111,7 @@ func noDataTest() string {
 `, at, unreadable, runbook)
 	}
 	var b strings.Builder
-	b.WriteString(fileHeader("node-exporters are scraped but serve no nodeping series: one NodePingNoData after 2 minutes."))
+	b.WriteString(fileHeaderEvery("node-exporters are scraped but serve no nodeping series: one NodePingNoData after 2 minutes.", "15s")) // asserted to the scrape
 	b.WriteString("  # node-exporter reads a directory that does not exist: no nodeping series from the start\n  - interval: 15s\n    input_series:\n")
 	b.WriteString(exporters("1x40"))
 	b.WriteString("    alert_rule_test:\n      - eval_time: 1m45s\n        alertname: NodePingNoData\n        exp_alerts: []\n")
