@@ -82,7 +82,7 @@ type AgentState struct {
 	// ICMPModes maps an address family ("ipv4", "ipv6") to its socket mode ("raw", "dgram").
 	ICMPModes map[string]string
 	// ICMP holds the engine's running totals.
-	ICMP probe.ICMPCounters
+	ICMP probe.EngineCounters
 	// Responders are the agent's answers to its peers' probes.
 	Responders []ResponderStats
 	// Probes are the probes' own runs, in the order the agent runs them.

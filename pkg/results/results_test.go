@@ -57,7 +57,7 @@ func fixtureDetail(compat string, detail bool) *Results {
 		ListTooLarge:  1,
 		TargetsProbed: 4, TargetsInGrace: 1, ListNodes: 4, ListSkipped: map[string]int{"no_address": 1, "bad_address": 2},
 		ListLoadErrors: 1, ListLoaded: time.Unix(1700000000, 0), ICMPModes: map[string]string{"ipv4": "raw", "ipv6": "dgram"},
-		ICMP: probe.ICMPCounters{Late: 3}, Maintenance: map[string]string{"node-x": "cordoned"},
+		ICMP: probe.EngineCounters{Late: 3}, Maintenance: map[string]string{"node-x": "cordoned"},
 		Responders: []ResponderStats{{Protocol: "udp", Answered: 7, Dropped: map[string]uint64{"not_a_node": 2}}},
 		Probes:     []ProbeStats{{Protocol: "icmp", Duration: 1200 * time.Millisecond, Success: true}, {Protocol: "mtu", Duration: 300 * time.Millisecond, Overruns: 2}},
 	}
