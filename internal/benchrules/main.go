@@ -46,9 +46,9 @@ func buckets() []float64 {
 var selfMetrics = []string{
 	`nodeping_build_info{goversion="go1.27.3",revision="bench",version="bench"}`,
 	`nodeping_cycle_duration_seconds`, `nodeping_cycle_overruns_total`, `nodeping_cycles_total`,
-	`nodeping_inflight_table_full_total`, `nodeping_last_write_timestamp_seconds`, `nodeping_late_replies_total`,
+	`nodeping_inflight_table_full_total{protocol="icmp"}`, `nodeping_last_write_timestamp_seconds`, `nodeping_late_replies_total{protocol="icmp"}`,
 	`nodeping_nodes_list_last_load_timestamp_seconds`, `nodeping_nodes_list_load_errors_total`, `nodeping_nodes_list_nodes`,
-	`nodeping_receive_errors_total`, `nodeping_resolve_errors_total`, `nodeping_textfile_write_errors_total`,
+	`nodeping_receive_errors_total{protocol="icmp"}`, `nodeping_resolve_errors_total`, `nodeping_textfile_write_errors_total`,
 	`nodeping_targets{state="probed"}`, `nodeping_targets{state="grace"}`,
 	`nodeping_icmp_socket_info{ip_family="ipv4",mode="raw"}`,
 	`nodeping_responder_answered_total{protocol="tcp"}`, `nodeping_responder_answered_total{protocol="udp"}`,

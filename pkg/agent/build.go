@@ -17,6 +17,7 @@ type builder struct {
 	log        *slog.Logger
 	resolvConf string
 	engine     *probe.ICMP // the batch ICMP engine, shared by the ICMP and MTU probes
+	icmpModes  map[string]string
 	responders []Responder
 	engines    []Engine
 	closers    []func() error
@@ -33,7 +34,8 @@ func (b *builder) icmpEngine() (*probe.ICMP, error) {
 	}
 	b.engine = e
 	b.closers = append(b.closers, e.Close)
-	b.engines = append(b.engines, icmpEngine{e})
+	b.icmpModes = icmpModes(e)
+	b.engines = append(b.engines, Engine{Protocol: probe.ProtocolICMP, Counters: e.Counters})
 	return e, nil
 }
 
@@ -99,6 +101,7 @@ func Build(d Derived, build results.BuildInfo, log *slog.Logger) (*Agent, func()
 		Probes:         regs,
 		Responders:     b.responders,
 		Engines:        b.engines,
+		ICMPModes:      b.icmpModes,
 	}, log)
 	return a, b.close, nil
 }

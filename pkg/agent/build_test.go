@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nodeping/nodeping/pkg/probe"
 	"github.com/nodeping/nodeping/pkg/results"
 )
 
@@ -32,5 +33,33 @@ func TestBuildSaysWhatItTurnsOff(t *testing.T) {
 	}
 	if strings.Join(protocols, ",") != "icmp" {
 		t.Errorf("probes %v, want icmp only", protocols)
+	}
+}
+
+// TestBuildRegistersEveryEngine: the batch ICMP engine and the UDP probe's both report their
+// running totals, labelled by protocol, and the ICMP sockets' modes are known. It opens raw or
+// ping sockets, so it needs root or ping_group_range.
+func TestBuildRegistersEveryEngine(t *testing.T) {
+	o, err := Parse([]string{"--node-name", "a", "--udp-port", "40999", "--mtu", "1500", "--once"}, func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, closeAll, err := Build(o.Derive(), results.BuildInfo{}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Skipf("skipping: %v", err)
+	}
+	defer closeAll()
+	var protocols []string
+	for _, e := range a.cfg.Engines {
+		protocols = append(protocols, e.Protocol)
+		if e.Counters() != (probe.EngineCounters{}) {
+			t.Errorf("%s engine: counters %+v before any run, want zero", e.Protocol, e.Counters())
+		}
+	}
+	if strings.Join(protocols, ",") != "icmp,udp" { // the MTU probe shares the ICMP engine
+		t.Errorf("engines %v, want icmp,udp", protocols)
+	}
+	if len(a.cfg.ICMPModes) == 0 {
+		t.Error("no ICMP socket mode")
 	}
 }

@@ -52,8 +52,12 @@ type Config struct {
 	// Responders answer peers' probes beside the loop (not with Once); each is given every nodes
 	// list the agent starts using.
 	Responders []Responder
-	// Engines report the probe engines' running totals with every cycle's self-metrics.
+	// Engines report the probe engines' running totals with every cycle's self-metrics, one
+	// schema labelled by protocol.
 	Engines []Engine
+	// ICMPModes maps an address family to the batch ICMP engine's socket mode ("raw", "dgram"),
+	// for nodeping_icmp_socket_info; nil without that engine.
+	ICMPModes map[string]string
 	// Resolver looks up external targets' host names, fully qualified; its answers are kept for
 	// their TTL, 30s to 10m (nil: resolve.Net on net.DefaultResolver, which tells no TTL).
 	Resolver resolve.Backend
@@ -325,7 +329,7 @@ func (a *Agent) Summary() string {
 // engines' and responders' running totals.
 func (a *Agent) state(probed, grace int) results.AgentState {
 	st := results.AgentState{TargetsProbed: probed, TargetsInGrace: grace, ResolveErrors: a.resolveErr,
-		ExternalRefused: a.refused, WriteErrors: a.writeErr}
+		ExternalRefused: a.refused, WriteErrors: a.writeErr, ICMPModes: a.cfg.ICMPModes}
 	a.nodes.fill(&st)
 	for _, p := range a.probes {
 		if p.ran {
@@ -333,7 +337,7 @@ func (a *Agent) state(probed, grace int) results.AgentState {
 		}
 	}
 	for _, e := range a.cfg.Engines {
-		e.ReportState(&st)
+		st.Engines = append(st.Engines, results.EngineStats{Protocol: e.Protocol, EngineCounters: e.Counters()})
 	}
 	for _, r := range a.cfg.Responders {
 		st.Responders = append(st.Responders, r.Stats())

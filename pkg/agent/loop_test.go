@@ -268,7 +268,6 @@ func TestLoop(t *testing.T) {
 				"nodeping_packets_sent_total" + pair("a", "198.18.0.2", "icmp") + " 8\n" +
 				"nodeping_packets_sent_total" + pair("c", "198.18.0.4", "icmp") + " 2\n" +
 				`nodeping_send_errors_total{ip_family="ipv4",protocol="icmp"} 1` + "\n" +
-				`nodeping_send_errors_total{ip_family="ipv6",protocol="icmp"} 0` + "\n" +
 				`nodeping_targets{state="grace"} 0` + "\n" +
 				`nodeping_targets{state="probed"} 2` + "\n",
 		},
@@ -285,6 +284,32 @@ func TestLoop(t *testing.T) {
 				"nodeping_packets_sent_total" + pair("b", "198.18.0.3", "icmp") + " 2\n" +
 				`nodeping_targets{state="grace"} 0` + "\n" +
 				`nodeping_targets{state="probed"} 2` + "\n",
+		},
+		{
+			name:  "every engine's totals, UDP's as well as ICMP's, labelled by protocol, with its send errors from 0",
+			lists: map[int]string{0: listAB},
+			cfg: func(c *Config) {
+				c.Engines = []Engine{
+					{Protocol: "icmp", Counters: func() probe.EngineCounters { return probe.EngineCounters{Late: 1} }},
+					{Protocol: "udp", Counters: func() probe.EngineCounters { return probe.EngineCounters{Late: 2, RecvErrors: 3, TableFull: 4} }},
+				}
+				c.ICMPModes = map[string]string{"ipv4": "dgram"}
+			},
+			probes: oneICMP,
+			cycles: 1,
+			families: []string{"nodeping_icmp_socket_info", "nodeping_inflight_table_full_total", "nodeping_late_replies_total",
+				"nodeping_receive_errors_total", "nodeping_send_errors_total"},
+			want: `nodeping_icmp_socket_info{ip_family="ipv4",mode="dgram"} 1` + "\n" +
+				`nodeping_inflight_table_full_total{protocol="icmp"} 0` + "\n" +
+				`nodeping_inflight_table_full_total{protocol="udp"} 4` + "\n" +
+				`nodeping_late_replies_total{protocol="icmp"} 1` + "\n" +
+				`nodeping_late_replies_total{protocol="udp"} 2` + "\n" +
+				`nodeping_receive_errors_total{protocol="icmp"} 0` + "\n" +
+				`nodeping_receive_errors_total{protocol="udp"} 3` + "\n" +
+				`nodeping_send_errors_total{ip_family="ipv4",protocol="icmp"} 0` + "\n" +
+				`nodeping_send_errors_total{ip_family="ipv6",protocol="icmp"} 0` + "\n" +
+				`nodeping_send_errors_total{ip_family="ipv4",protocol="udp"} 0` + "\n" +
+				`nodeping_send_errors_total{ip_family="ipv6",protocol="udp"} 0` + "\n",
 		},
 		{
 			name:     "a reloaded list: a node that left is gone, one that joined is probed",

@@ -76,10 +76,14 @@ type Responder interface {
 	Stats() results.ResponderStats
 }
 
-// Engine adds a probe engine's running totals to the agent's self-metrics at the end of every
-// cycle.
-type Engine interface {
-	ReportState(st *results.AgentState)
+// Engine is a probe engine whose running totals the agent adds to its self-metrics at the end of
+// every cycle. Every engine gives the same set (probe.EngineCounters), labelled by Protocol: the
+// builder stamps probe.ProtocolICMP on the batch ICMP engine, which the MTU probe shares (its
+// counters include the MTU probe's echoes), and probe.ProtocolUDP on the UDP probe's. The pro-bing
+// ICMP engine counts none of them, and is no Engine.
+type Engine struct {
+	Protocol string
+	Counters func() probe.EngineCounters
 }
 
 // AddrProber is the shape of the engines that take addresses and give statistics indexed like

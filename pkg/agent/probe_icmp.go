@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/nodeping/nodeping/pkg/probe"
-	"github.com/nodeping/nodeping/pkg/results"
 )
 
 // ICMPOptions set the ICMP echo probe (protocol="icmp"), whose engine the MTU probe shares.
@@ -66,16 +65,15 @@ func (p *ICMPOptions) build(b *builder) (*Registration, error) {
 	return &Registration{Probe: AddrProbe(pr), Scope: AllTargets}, nil
 }
 
-// icmpEngine reports the batch engine's socket modes and running totals.
-type icmpEngine struct{ e *probe.ICMP }
-
-func (i icmpEngine) ReportState(st *results.AgentState) {
-	v4, v6 := i.e.Modes()
-	st.ICMPModes = map[string]string{}
+// icmpModes maps each address family whose socket the batch engine opened to its mode, for
+// nodeping_icmp_socket_info; the sockets, and so the modes, are the engine's for its life.
+func icmpModes(e *probe.ICMP) map[string]string {
+	v4, v6 := e.Modes()
+	modes := map[string]string{}
 	for fam, m := range map[string]probe.SocketMode{"ipv4": v4, "ipv6": v6} {
 		if m != "" {
-			st.ICMPModes[fam] = string(m)
+			modes[fam] = string(m)
 		}
 	}
-	st.ICMP = i.e.Counters()
+	return modes
 }

@@ -49,6 +49,7 @@ func (p *UDPOptions) build(b *builder) (*Registration, error) {
 		return nil, fmt.Errorf("set up the UDP probe: %w", err)
 	}
 	b.closers = append(b.closers, u.Close)
+	b.engines = append(b.engines, Engine{Protocol: probe.ProtocolUDP, Counters: u.Counters})
 	if !b.o.Once {
 		lim := responder.DefaultPerSourceLimit(p.Count, b.o.Interval)
 		if p.Rate > 0 {

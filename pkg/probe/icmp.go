@@ -3,6 +3,7 @@ package probe
 import (
 	"fmt"
 	"math"
+	"sync/atomic"
 	"time"
 )
 
@@ -47,17 +48,29 @@ func (c ICMPConfig) Span() time.Duration {
 	return span(c.Count, c.Interval, c.Timeout)
 }
 
-// ICMPCounters are the engine's running totals across runs.
-type ICMPCounters struct {
-	// Late counts replies that matched no echo in flight: after their deadline, duplicates, or from
-	// an address other than the one the echo went to.
+// EngineCounters are an engine's running totals across runs: the ICMP engine's (with the MTU
+// probe's echoes, which share its sockets) and the UDP probe's keep the same set, so that the
+// agent writes one schema for every engine, labelled by protocol.
+type EngineCounters struct {
+	// Late counts replies that matched no probe in flight: after their deadline, duplicates, or
+	// from an address other than the one the probe went to. A packet that is not a reply to this
+	// engine (another ID, no cookie) is ignored, not counted.
 	Late uint64
 	// RecvErrors counts errors reading the sockets (asynchronous ICMP errors, for example).
 	RecvErrors uint64
-	// TableFull counts echoes not sent because the in-flight table was full: 65,536 echoes sent
-	// within one timeout of the oldest one still unanswered (see InflightCapacity). Each is also
-	// counted in its target's Sent and SendErrors, so no echo goes uncounted.
+	// TableFull counts probes not sent because the in-flight table was full: InflightCapacity
+	// (65,536) probes sent within one timeout of the oldest one still unanswered. Each is also
+	// counted in its target's Sent and SendErrors, so no probe goes uncounted.
 	TableFull uint64
+}
+
+// counters keeps an engine's EngineCounters; the engines embed it.
+type counters struct {
+	late, recvErrors, tableFull atomic.Uint64
+}
+
+func (c *counters) load() EngineCounters {
+	return EngineCounters{Late: c.late.Load(), RecvErrors: c.recvErrors.Load(), TableFull: c.tableFull.Load()}
 }
 
 // SocketMode says how an ICMP socket was opened.

@@ -11,7 +11,6 @@ import (
 	"net/netip"
 	"runtime"
 	"sync"
-	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -51,7 +50,7 @@ type ICMP struct {
 	paused  chan struct{}
 	closing chan struct{} // closed by Close
 
-	late, recvErrors, tableFull atomic.Uint64
+	counters
 }
 
 type runState struct {
@@ -115,9 +114,7 @@ func (e *ICMP) Modes() (ipv4, ipv6 SocketMode) {
 }
 
 // Counters returns the engine's running totals.
-func (e *ICMP) Counters() ICMPCounters {
-	return ICMPCounters{Late: e.late.Load(), RecvErrors: e.recvErrors.Load(), TableFull: e.tableFull.Load()}
-}
+func (e *ICMP) Counters() EngineCounters { return e.load() }
 
 // Close closes the sockets and waits for the receivers to stop.
 func (e *ICMP) Close() error {

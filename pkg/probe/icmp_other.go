@@ -29,7 +29,7 @@ func NewICMP(cfg ICMPConfig, log *slog.Logger) (*ICMP, error) {
 func (e *ICMP) Modes() (ipv4, ipv6 SocketMode) { return "", "" }
 
 // Counters returns zero counters.
-func (e *ICMP) Counters() ICMPCounters { return ICMPCounters{} }
+func (e *ICMP) Counters() EngineCounters { return EngineCounters{} }
 
 // Close does nothing.
 func (e *ICMP) Close() error { return nil }

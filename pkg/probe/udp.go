@@ -8,7 +8,6 @@ import (
 	mrand "math/rand/v2"
 	"net/netip"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/nodeping/nodeping/pkg/udpecho"
@@ -32,17 +31,6 @@ func (c UDPConfig) Span() time.Duration {
 	return span(c.Count, c.Interval, c.Timeout)
 }
 
-// UDPCounters are the UDP probe's running totals across runs.
-type UDPCounters struct {
-	// Late counts echoes that matched no probe in flight: after their deadline, duplicates, or
-	// from an address other than the one the probe was sent to.
-	Late uint64
-	// TableFull counts probes not sent because the in-flight table was full (InflightCapacity
-	// probes sent within one timeout of the oldest unanswered one); each is also in its target's
-	// Sent and SendErrors.
-	TableFull uint64
-}
-
 // UDP sends probes to peers' echo responders and times the echoes: per-packet RTT and loss, like
 // the ICMP engine, over a few shared sockets (no goroutine per target), with the same in-flight
 // table and send schedule. On Linux, RTTs come from kernel receive timestamps and the sockets are
@@ -58,7 +46,7 @@ type UDP struct {
 	tab *inflight
 	run *udpRun
 
-	late, tableFull atomic.Uint64
+	counters
 }
 
 type udpRun struct {
@@ -102,10 +90,8 @@ func (u *UDP) Close() error {
 	return nil
 }
 
-// Counters returns the probe's running totals.
-func (u *UDP) Counters() UDPCounters {
-	return UDPCounters{Late: u.late.Load(), TableFull: u.tableFull.Load()}
-}
+// Counters returns the probe's running totals, the same set as the ICMP engine's.
+func (u *UDP) Counters() EngineCounters { return u.load() }
 
 func (u *UDP) now() int64 { return int64(time.Since(u.base)) }
 

@@ -53,7 +53,8 @@ func (u *UDP) receive(s *udpSock) {
 			return
 		}
 		if err != nil {
-			continue // ICMP port unreachable and the like: the probe times out
+			u.recvErrors.Add(1) // ICMP port unreachable and the like: the probe times out
+			continue
 		}
 		u.handleBatch(b, n)
 		s.inHand.Add(-1)

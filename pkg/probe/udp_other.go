@@ -30,7 +30,8 @@ func (u *UDP) receive(s *udpSock) {
 			return
 		}
 		if err != nil {
-			continue // ICMP port unreachable and the like: the probe times out
+			u.recvErrors.Add(1) // ICMP port unreachable and the like: the probe times out
+			continue
 		}
 		u.handle(buf[:n], from.Addr(), 0, u.now())
 	}

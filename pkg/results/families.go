@@ -1,7 +1,10 @@
 package results
 
 import (
+	"cmp"
+	"maps"
 	"runtime"
+	"slices"
 	"sort"
 	"time"
 
@@ -148,14 +151,34 @@ func sortedKeys[V any](m map[string]V) []string {
 	return keys
 }
 
-// perProbe renders one value of every probe the agent ran.
-func perProbe(name string, typ Type, help string, v func(p ProbeStats) float64) *Family {
+// ipFamilies are the values of ip_family, in output order.
+var ipFamilies = []string{"ipv4", "ipv6"}
+
+// byProtocol renders one value of each item of a list of the agent's state, labelled by the
+// item's protocol: every probe, engine or responder gets the same series.
+func byProtocol[T interface{ protocol() string }](name string, typ Type, help string, list func(st *AgentState) []T, v func(x T) float64) *Family {
 	return &Family{Name: name, Type: typ, Help: help, Labels: []string{"protocol"},
 		render: func(f *Family, r *Results, e *encoder) {
-			for _, p := range r.state.Probes {
-				e.sample(f.Name, "", f.labels(p.Protocol), v(p))
+			for _, x := range list(&r.state) {
+				e.sample(f.Name, "", f.labels(x.protocol()), v(x))
 			}
 		}}
+}
+
+func (p ProbeStats) protocol() string     { return p.Protocol }
+func (e EngineStats) protocol() string    { return e.Protocol }
+func (r ResponderStats) protocol() string { return r.Protocol }
+
+// perProbe renders one value of every probe the agent ran.
+func perProbe(name string, typ Type, help string, v func(p ProbeStats) float64) *Family {
+	return byProtocol(name, typ, help, func(st *AgentState) []ProbeStats { return st.Probes }, v)
+}
+
+// perEngine renders one of the running totals of every probe engine the agent runs, from its
+// start (at 0).
+func perEngine(name, help string, v func(c probe.EngineCounters) uint64) *Family {
+	return byProtocol(name, Counter, help, func(st *AgentState) []EngineStats { return st.Engines },
+		func(e EngineStats) float64 { return float64(v(e.EngineCounters)) })
 }
 
 // families is the fixed table of what the agent writes, sorted by name.
@@ -194,18 +217,18 @@ var families = func() []*Family {
 			}},
 		{Name: "nodeping_icmp_socket_info", Type: Gauge, Help: "How the ICMP socket of each address family is opened: raw (CAP_NET_RAW) or dgram (unprivileged ping socket); always 1.", Labels: []string{"ip_family", "mode"},
 			render: func(f *Family, r *Results, e *encoder) {
-				for _, fam := range []string{"ipv4", "ipv6"} {
+				for _, fam := range ipFamilies {
 					if m, ok := r.state.ICMPModes[fam]; ok {
 						e.sample(f.Name, "", f.labels(fam, m), 1)
 					}
 				}
 			}},
-		single("nodeping_inflight_table_full_total", Counter, "Echoes not sent because 65536 were already in flight.",
-			func(r *Results) float64 { return float64(r.state.ICMP.TableFull) }),
+		perEngine("nodeping_inflight_table_full_total", "Probes an engine did not send because 65536 of its probes were already in flight; each also counts as a send error.",
+			func(c probe.EngineCounters) uint64 { return c.TableFull }),
 		single("nodeping_last_write_timestamp_seconds", Gauge, "When this file was written, in seconds since the Unix epoch.",
 			func(r *Results) float64 { return unixSeconds(r.writeTime) }),
-		single("nodeping_late_replies_total", Counter, "Echo replies that matched no echo in flight: after their deadline, duplicated, or from another address.",
-			func(r *Results) float64 { return float64(r.state.ICMP.Late) }),
+		perEngine("nodeping_late_replies_total", "Replies that matched no probe in flight, by engine (icmp: echo replies, the MTU probe's included; udp: echoes): after their deadline, duplicated, or from another address.",
+			func(c probe.EngineCounters) uint64 { return c.Late }),
 		single("nodeping_nodes_list_last_load_timestamp_seconds", Gauge, "When the nodes list in use was read, in seconds since the Unix epoch; 0 when none has been.",
 			func(r *Results) float64 { return unixSeconds(r.state.ListLoaded) }),
 		single("nodeping_nodes_list_load_errors_total", Counter, "Failed reads or decodes of the nodes list; the last good list stays in use.",
@@ -260,14 +283,11 @@ var families = func() []*Family {
 				}
 				return 0
 			}),
-		single("nodeping_receive_errors_total", Counter, "Errors reading the probe sockets.",
-			func(r *Results) float64 { return float64(r.state.ICMP.RecvErrors) }),
-		{Name: "nodeping_responder_answered_total", Type: Counter, Help: "Peers' probes the agent's responders answered.", Labels: []string{"protocol"},
-			render: func(f *Family, r *Results, e *encoder) {
-				for _, rs := range r.state.Responders {
-					e.sample(f.Name, "", f.labels(rs.Protocol), float64(rs.Answered))
-				}
-			}},
+		perEngine("nodeping_receive_errors_total", "Errors reading each engine's probe sockets.",
+			func(c probe.EngineCounters) uint64 { return c.RecvErrors }),
+		byProtocol("nodeping_responder_answered_total", Counter, "Peers' probes the agent's responders answered.",
+			func(st *AgentState) []ResponderStats { return st.Responders },
+			func(rs ResponderStats) float64 { return float64(rs.Answered) }),
 		{Name: "nodeping_responder_dropped_total", Type: Counter, Help: "Packets the agent's responders dropped, by reason: not_a_node (source not in the nodes list); UDP: source_port (privileged, below 1024, or the responder's own), oversized (longer than a probe), malformed (not a nodeping probe: too short, or without the marker and probe kind, as an echo), rate_limited; TCP: over_capacity, accept_error.", Labels: []string{"protocol", "reason"},
 			render: func(f *Family, r *Results, e *encoder) {
 				for _, rs := range r.state.Responders {
@@ -281,17 +301,19 @@ var families = func() []*Family {
 		famRTT,
 		{Name: "nodeping_send_errors_total", Type: Counter, Help: "Probe packets the kernel refused to send (no route, for example); each also counts as sent and lost.", Labels: []string{"ip_family", "protocol"},
 			render: func(f *Family, r *Results, e *encoder) {
-				keys := []histKey{{family: "ipv4", protocol: probe.ProtocolICMP}, {family: "ipv6", protocol: probe.ProtocolICMP}}
-				for k := range r.sendErrors {
-					if k.protocol != probe.ProtocolICMP {
-						keys = append(keys, k)
+				// Every engine's from its start (at 0), for both families; other probes' from
+				// their first.
+				counts := maps.Clone(r.sendErrors)
+				for _, en := range r.state.Engines {
+					for _, fam := range ipFamilies {
+						counts[histKey{family: fam, protocol: en.Protocol}] += 0
 					}
 				}
-				sort.Slice(keys, func(i, j int) bool {
-					return keys[i].protocol+keys[i].family < keys[j].protocol+keys[j].family
+				keys := slices.SortedFunc(maps.Keys(counts), func(a, b histKey) int {
+					return cmp.Compare(a.protocol+a.family, b.protocol+b.family)
 				})
 				for _, k := range keys {
-					e.sample(f.Name, "", f.labels(k.family, k.protocol), float64(r.sendErrors[k]))
+					e.sample(f.Name, "", f.labels(k.family, k.protocol), float64(counts[k]))
 				}
 			}},
 		{Name: "nodeping_targets", Type: Gauge, Help: "Targets of the last cycle by state: probed, or in grace (new, so only answered packets count).", Labels: []string{"state"},

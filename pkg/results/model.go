@@ -79,10 +79,11 @@ type AgentState struct {
 	ExternalRefused map[string]uint64
 	// WriteErrors counts failed textfile writes.
 	WriteErrors uint64
-	// ICMPModes maps an address family ("ipv4", "ipv6") to its socket mode ("raw", "dgram").
+	// ICMPModes maps an address family ("ipv4", "ipv6") to the ICMP engine's socket mode ("raw",
+	// "dgram"); the UDP engine's sockets have no mode.
 	ICMPModes map[string]string
-	// ICMP holds the engine's running totals.
-	ICMP probe.ICMPCounters
+	// Engines are the probe engines' running totals, each labelled by its protocol.
+	Engines []EngineStats
 	// Responders are the agent's answers to its peers' probes.
 	Responders []ResponderStats
 	// Probes are the probes' own runs, in the order the agent runs them.
@@ -111,6 +112,15 @@ type ProbeStats struct {
 	Duration time.Duration
 	Success  bool
 	Overruns uint64
+}
+
+// EngineStats are one probe engine's running totals: every engine reports the same set, the way
+// node_exporter gives every collector the same success and duration series. Protocol names the
+// engine, not the probes that share it: "icmp" is the batch ICMP engine, whose counters include
+// the MTU probe's echoes; "udp" the UDP probe's.
+type EngineStats struct {
+	Protocol string
+	probe.EngineCounters
 }
 
 // ResponderStats counts what one of the agent's responders answered and dropped (by reason).

@@ -57,7 +57,9 @@ func fixtureDetail(compat string, detail bool) *Results {
 		ListTooLarge:  1,
 		TargetsProbed: 4, TargetsInGrace: 1, ListNodes: 4, ListSkipped: map[string]int{"no_address": 1, "bad_address": 2},
 		ListLoadErrors: 1, ListLoaded: time.Unix(1700000000, 0), ICMPModes: map[string]string{"ipv4": "raw", "ipv6": "dgram"},
-		ICMP: probe.ICMPCounters{Late: 3}, Maintenance: map[string]string{"node-x": "cordoned"},
+		Maintenance: map[string]string{"node-x": "cordoned"},
+		// Every engine's totals, labelled by protocol: the UDP engine's as well as the ICMP one's.
+		Engines:    []EngineStats{{Protocol: "icmp", EngineCounters: probe.EngineCounters{Late: 3}}, {Protocol: "udp", EngineCounters: probe.EngineCounters{Late: 5, RecvErrors: 1, TableFull: 2}}},
 		Responders: []ResponderStats{{Protocol: "udp", Answered: 7, Dropped: map[string]uint64{"not_a_node": 2}}},
 		Probes:     []ProbeStats{{Protocol: "icmp", Duration: 1200 * time.Millisecond, Success: true}, {Protocol: "mtu", Duration: 300 * time.Millisecond, Overruns: 2}},
 	}
@@ -212,6 +214,42 @@ func TestRTTDetailOff(t *testing.T) {
 	for _, c := range []string{"nodeping_packets_sent_total{", "nodeping_packets_received_total{", "nodeping_rtt_seconds_total{"} {
 		if count(full, c) != count(lean, c) || count(lean, c) == 0 {
 			t.Errorf("%s: %d series with --rtt-detail, %d without; want the same, more than 0", c, count(full, c), count(lean, c))
+		}
+	}
+}
+
+// TestEngineCountersPerProtocol: every engine the agent reports, UDP as well as ICMP, gets the
+// same counters, labelled by protocol, and its send errors from the start (at 0, both families).
+func TestEngineCountersPerProtocol(t *testing.T) {
+	r := New(Source{Node: "node-a"}, BuildInfo{}, "")
+	st := AgentState{Engines: []EngineStats{
+		{Protocol: "icmp", EngineCounters: probe.EngineCounters{Late: 1, RecvErrors: 2, TableFull: 3}},
+		{Protocol: "udp", EngineCounters: probe.EngineCounters{Late: 4, RecvErrors: 5, TableFull: 6}},
+	}}
+	r.BeginCycle()
+	r.Observe(Sample{Pair: Pair{Kind: KindNode, Name: "node-b", IP: netip.MustParseAddr("198.18.0.2"), Protocol: "udp"}, Stats: probe.Stats{Sent: 2, SendErrors: 2}})
+	r.EndCycle(time.Second, false, st)
+	var buf bytes.Buffer
+	if err := r.WriteText(&buf); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		`nodeping_inflight_table_full_total{protocol="icmp"} 3`, `nodeping_inflight_table_full_total{protocol="udp"} 6`,
+		`nodeping_late_replies_total{protocol="icmp"} 1`, `nodeping_late_replies_total{protocol="udp"} 4`,
+		`nodeping_receive_errors_total{protocol="icmp"} 2`, `nodeping_receive_errors_total{protocol="udp"} 5`,
+		`nodeping_send_errors_total{ip_family="ipv4",protocol="icmp"} 0`, `nodeping_send_errors_total{ip_family="ipv6",protocol="icmp"} 0`,
+		`nodeping_send_errors_total{ip_family="ipv4",protocol="udp"} 2`, `nodeping_send_errors_total{ip_family="ipv6",protocol="udp"} 0`,
+	} {
+		if !strings.Contains(buf.String(), "\n"+want+"\n") {
+			t.Errorf("no line %s in:\n%s", want, buf.String())
+		}
+	}
+	// Without an engine (the pro-bing ICMP engine counts none of these), none is written.
+	var none bytes.Buffer
+	New(Source{Node: "node-a"}, BuildInfo{}, "").WriteText(&none)
+	for _, name := range []string{"nodeping_inflight_table_full_total", "nodeping_late_replies_total", "nodeping_receive_errors_total", "nodeping_send_errors_total"} {
+		if strings.Contains(none.String(), "\n"+name) {
+			t.Errorf("%s written with no engine", name)
 		}
 	}
 }
