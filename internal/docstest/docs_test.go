@@ -403,3 +403,49 @@ func TestReadmeFlagTable(t *testing.T) {
 		t.Errorf("README's flag table leaves out %s", strings.Join(missing, ", "))
 	}
 }
+
+// TestArchitectureNamesEveryPackage checks that docs/architecture.md's layout names every Go
+// package of the repository: its path, or a tail of it (`agent`, `cmd/rulecampaign`), in
+// backticks.
+func TestArchitectureNamesEveryPackage(t *testing.T) {
+	doc := read(t, "docs/architecture.md")
+	named := map[string]bool{}
+	for _, m := range regexp.MustCompile("`([^`\n]+)`").FindAllStringSubmatch(doc, -1) {
+		named[m[1]] = true
+	}
+	dirs := map[string]bool{}
+	for _, top := range []string{"cmd", "pkg", "internal"} {
+		err := filepath.WalkDir(filepath.Join(root, top), func(path string, e fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if e.IsDir() && e.Name() == "testdata" {
+				return filepath.SkipDir
+			}
+			if !e.IsDir() && strings.HasSuffix(path, ".go") {
+				rel, err := filepath.Rel(root, filepath.Dir(path))
+				if err != nil {
+					return err
+				}
+				dirs[filepath.ToSlash(rel)] = true
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for dir := range dirs {
+		ok := named[dir]
+		for p := dir; !ok && strings.Contains(p, "/"); {
+			p = p[strings.Index(p, "/")+1:]
+			ok = named[p]
+		}
+		if !ok {
+			t.Errorf("docs/architecture.md does not name the package %s", dir)
+		}
+	}
+	if len(dirs) < 10 {
+		t.Fatalf("found only %d packages: is root right?", len(dirs))
+	}
+}
