@@ -1,6 +1,7 @@
 // Package docstest ties the facts that README.md and docs/*.md quote to the files and code they
 // come from: the alert names and their `for` in manifests/rules, the agent's flags and defaults,
-// and the log lines the runbooks tell an engineer to look for.
+// the metric names, the packages of the layout, and the log lines the runbooks tell an engineer
+// to look for.
 package docstest
 
 import (
@@ -19,9 +20,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/apimachinery/pkg/util/yaml"
 
 	"github.com/nodeping/nodeping/pkg/agent"
+	"github.com/nodeping/nodeping/pkg/controller"
+	"github.com/nodeping/nodeping/pkg/results"
 )
 
 const root = "../.."
@@ -447,5 +451,96 @@ func TestArchitectureNamesEveryPackage(t *testing.T) {
 	}
 	if len(dirs) < 10 {
 		t.Fatalf("found only %d packages: is root right?", len(dirs))
+	}
+}
+
+var metricName = regexp.MustCompile(`\bnodeping_[a-z0-9_]*[a-z0-9]`)
+
+// TestMetricNamesExist checks that every nodeping_ metric the documents name is one the agent
+// writes (pkg/results) or the controller serves (pkg/controller), with a histogram's series
+// suffixes.
+func TestMetricNamesExist(t *testing.T) {
+	known := map[string]bool{}
+	for _, f := range results.Families() {
+		known[f.Name] = true
+		if f.Type == results.Histogram {
+			for _, suffix := range []string{"_bucket", "_sum", "_count"} {
+				known[f.Name+suffix] = true
+			}
+		}
+	}
+	reg := prometheus.NewRegistry()
+	controller.NewMetrics(reg)
+	fams, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fams {
+		known[f.GetName()] = true
+	}
+	md, _ := filepath.Glob(filepath.Join(root, "docs", "*.md"))
+	docs := []string{"README.md"}
+	for _, p := range md {
+		docs = append(docs, "docs/"+filepath.Base(p))
+	}
+	checked := 0
+	for _, d := range docs {
+		doc := read(t, d)
+		for _, ix := range metricName.FindAllStringIndex(doc, -1) {
+			name := doc[ix[0]:ix[1]]
+			checked++
+			if known[name] {
+				continue
+			}
+			// A prefix, as in `nodeping_controller_*` or `nodeping_external_` families.
+			if ix[1] < len(doc) && doc[ix[1]] == '_' {
+				prefix := false
+				for k := range known {
+					prefix = prefix || strings.HasPrefix(k, name+"_")
+				}
+				if prefix {
+					continue
+				}
+			}
+			t.Errorf("%s names %s, which neither the agent nor the controller writes", d, name)
+		}
+	}
+	if checked == 0 {
+		t.Error("no metric name found in the documents")
+	}
+}
+
+// TestLongSteps checks that docs/reliability.md and docs/testing.md list the steps of
+// scripts/test-long that the script runs by default, in its order.
+func TestLongSteps(t *testing.T) {
+	m := regexp.MustCompile(`(?m)^\[ \$\{#steps\[@\]\} -gt 0 \] \|\| steps=\(([a-z ]+)\)$`).FindStringSubmatch(read(t, "scripts/test-long"))
+	if m == nil {
+		t.Fatal("scripts/test-long: no default steps=(...) line")
+	}
+	want := strings.Fields(m[1])
+	rel := read(t, "docs/reliability.md")
+	usage := regexp.MustCompile("`scripts/test-long \\[([a-z|]+)\\]`").FindStringSubmatch(rel)
+	if usage == nil {
+		t.Fatal("docs/reliability.md: no `scripts/test-long [step|...]` line")
+	}
+	var bullets []string
+	for _, b := range regexp.MustCompile(`(?m)^- \*\*([a-z]+)\*\*: `).FindAllStringSubmatch(section(t, rel, "## The long target"), -1) {
+		bullets = append(bullets, b[1])
+	}
+	paren := regexp.MustCompile("`scripts/test-long` \\(([a-z, ]+); as root\\)").FindStringSubmatch(strings.ReplaceAll(read(t, "docs/testing.md"), "\n", " "))
+	if paren == nil {
+		t.Fatal("docs/testing.md: no `scripts/test-long` (step, ...; as root) list")
+	}
+	for _, got := range []struct {
+		where string
+		steps []string
+	}{
+		{"docs/reliability.md's usage line", strings.Split(usage[1], "|")},
+		{"docs/reliability.md's list", bullets},
+		{"docs/testing.md", strings.Split(paren[1], ", ")},
+	} {
+		if strings.Join(got.steps, " ") != strings.Join(want, " ") {
+			t.Errorf("%s lists the steps %q; scripts/test-long runs %q", got.where, got.steps, want)
+		}
 	}
 }
