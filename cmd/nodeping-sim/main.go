@@ -316,7 +316,7 @@ func reportAlerts(ctx context.Context, c *simcluster.Cluster, stdout io.Writer, 
 	if len(want) == 0 {
 		fmt.Fprintf(stdout, "No alert should fire for this fault; watching for %s", within.Round(time.Second))
 	} else {
-		fmt.Fprintf(stdout, "Waiting for the alerts that name the culprit (%s; the shipped rules need a minute or two)", strings.Join(want, " "))
+		fmt.Fprintf(stdout, "Waiting for the alerts that name the culprit (%s; gross loss is named within about a minute, gray loss once the baseline holds 3 minutes)", strings.Join(want, " "))
 	}
 	seen := map[string]bool{}
 	var allAt time.Time
