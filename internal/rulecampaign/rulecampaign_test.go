@@ -204,9 +204,9 @@ func TestScrapeStride(t *testing.T) {
 	}
 }
 
-// TestLongCampaign is scripts/test-long's campaign: 240 cases on every cluster shape, seed 1, at
-// a 15s and a 30s scrape and evaluation interval,
-// against the goals of issue 12. It takes promtool a CPU-hour or so.
+// TestLongCampaign is scripts/test-long's campaign: 300 cases on every cluster shape, seed 1, at
+// a 15s and a 30s scrape and evaluation interval, against the goals docs/alerts.md gives.
+// It takes promtool a CPU-hour or so.
 func TestLongCampaign(t *testing.T) {
 	if os.Getenv("NODEPING_LONG_CAMPAIGN") == "" {
 		t.Skip("skipping: set NODEPING_LONG_CAMPAIGN=1 (scripts/test-long does)")
@@ -217,10 +217,10 @@ func TestLongCampaign(t *testing.T) {
 	}
 	for _, scrape := range []int{15, 30} {
 		t.Run(fmt.Sprintf("scrape=%ds", scrape), func(t *testing.T) {
-			tot := campaign(t, promtool, 1, 240, Clusters(), 8, scrape)
-			if tot.Precision < 0.98 || tot.Recall < 0.95 || tot.FalseInSilence != 0 || !(tot.CleanMedian <= 60) {
-				t.Errorf("goals missed: precision %.3f (>= 0.98), recall %.3f (>= 0.95), false alerts in silent runs %d (0), clean median %.0fs (<= 60)",
-					tot.Precision, tot.Recall, tot.FalseInSilence, tot.CleanMedian)
+			tot := campaign(t, promtool, 1, 300, Clusters(), 8, scrape)
+			if tot.Precision < 0.99 || tot.Recall < 0.98 || tot.FalseInSilence != 0 || !(tot.CleanMedian <= 60) || !(tot.LatencyMedian <= 90) {
+				t.Errorf("goals missed: precision %.3f (>= 0.99), recall %.3f (>= 0.98), false alerts in silent runs %d (0), clean median %.0fs (<= 60), latency median %.0fs (<= 90)",
+					tot.Precision, tot.Recall, tot.FalseInSilence, tot.CleanMedian, tot.LatencyMedian)
 			}
 		})
 	}

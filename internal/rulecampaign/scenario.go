@@ -114,6 +114,7 @@ type Case struct {
 	Class   string
 	Clean   bool // a clean fault: the 60s time-to-alert goal applies
 	Gray    bool // a gray (1-3%) loss fault: the 120s goal applies
+	Latency bool // a slow node or zone link: the 90s goal applies
 	Detail  string
 	Cluster Cluster
 	Seed    uint64
@@ -167,6 +168,7 @@ type Class struct {
 	Name     string
 	Clean    bool
 	Gray     bool
+	Latency  bool
 	Silence  bool // no alert is due
 	MinZones int
 	Make     func(r *rand.Rand, c Cluster, cs *Case) bool
@@ -350,7 +352,7 @@ func Classes() []Class {
 			cs.Detail = fmt.Sprintf("%s blackholed, %s %.0f%% each way", c.Nodes[x].Name, c.Nodes[y].Name, 100*p)
 			return true
 		}},
-		{Name: "node-latency", Make: func(r *rand.Rand, c Cluster, cs *Case) bool {
+		{Name: "node-latency", Latency: true, Make: func(r *rand.Rand, c Cluster, cs *Case) bool {
 			x := observedNode(r, c)
 			ms := []float64{2, 5, 10, 20}[r.IntN(4)]
 			cs.Delay = func(s, d int) float64 { return b2f(s == x || d == x) * ms / 1000 }
@@ -358,7 +360,7 @@ func Classes() []Class {
 			cs.Detail = fmt.Sprintf("%s +%.0fms", c.Nodes[x].Name, ms)
 			return true
 		}},
-		{Name: "zone-link-latency", MinZones: 2, Make: func(r *rand.Rand, c Cluster, cs *Case) bool {
+		{Name: "zone-link-latency", Latency: true, MinZones: 2, Make: func(r *rand.Rand, c Cluster, cs *Case) bool {
 			a, b := twoZones(r, c)
 			ms := []float64{2, 5, 10, 20}[r.IntN(4)]
 			cs.Delay = func(s, d int) float64 {
@@ -511,7 +513,7 @@ func Generate(seed uint64, n int, clusters []Cluster, classes []Class) []Case {
 		if len(c.Zones()) < cl.MinZones {
 			continue
 		}
-		cs := Case{ID: len(out) + 1, Class: cl.Name, Clean: cl.Clean, Gray: cl.Gray, Cluster: c, Seed: r.Uint64(),
+		cs := Case{ID: len(out) + 1, Class: cl.Name, Clean: cl.Clean, Gray: cl.Gray, Latency: cl.Latency, Cluster: c, Seed: r.Uint64(),
 			Background: 0.001 + 0.004*r.Float64()}
 		if !cl.Make(r, c, &cs) {
 			continue

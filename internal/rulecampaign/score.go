@@ -17,6 +17,7 @@ type ClassScore struct {
 	Right, Wrong   int  // distinct alerts per case that named the fault, and that did not
 	Times          []float64
 	Clean, Gray    bool
+	Latency        bool
 	ClustersByName map[string]int
 }
 
@@ -76,7 +77,7 @@ func Score(cases []Case, fired map[int][]Fired, classes []Class) ([]ClassScore, 
 		fault := cs.FaultSeconds()
 		sc := byClass[cs.Class]
 		if sc == nil {
-			sc = &ClassScore{Class: cs.Class, Silence: silence[cs.Class], Clean: cs.Clean, Gray: cs.Gray, ClustersByName: map[string]int{}}
+			sc = &ClassScore{Class: cs.Class, Silence: silence[cs.Class], Clean: cs.Clean, Gray: cs.Gray, Latency: cs.Latency, ClustersByName: map[string]int{}}
 			byClass[cs.Class] = sc
 		}
 		sc.Cases++
@@ -134,13 +135,14 @@ type Totals struct {
 	FalseInSilence                  int
 	CleanMedian, CleanWorst         float64
 	GrayMedian, GrayWorst           float64
+	LatencyMedian, LatencyWorst     float64
 }
 
 // Total sums the classes up.
 func Total(scores []ClassScore) Totals {
 	var t Totals
 	var right, wrong, detected int
-	var clean, gray []float64
+	var clean, gray, latency []float64
 	for _, s := range scores {
 		t.Cases += s.Cases
 		right += s.Right
@@ -158,6 +160,9 @@ func Total(scores []ClassScore) Totals {
 		if s.Gray {
 			gray = append(gray, s.Times...)
 		}
+		if s.Latency {
+			latency = append(latency, s.Times...)
+		}
 	}
 	t.Precision = 1
 	if right+wrong > 0 {
@@ -168,6 +173,7 @@ func Total(scores []ClassScore) Totals {
 	}
 	t.CleanMedian, t.CleanWorst = quantile(clean, 0.5), quantile(clean, 1)
 	t.GrayMedian, t.GrayWorst = quantile(gray, 0.5), quantile(gray, 1)
+	t.LatencyMedian, t.LatencyWorst = quantile(latency, 0.5), quantile(latency, 1)
 	return t
 }
 
@@ -193,9 +199,9 @@ func Report(w io.Writer, scores []ClassScore, outcomes []Outcome) Totals {
 	}
 	t := Total(scores)
 	fmt.Fprintf(w, "total: %d cases (%d faults, %d silent); precision %.3f, recall %.3f; false alerts in silent cases %d; "+
-		"time to the right alert: clean faults median %s worst %s, gray (1-3%%) median %s worst %s\n",
+		"time to the right alert: clean faults median %s worst %s, gray (1-3%%) median %s worst %s, latency median %s worst %s\n",
 		t.Cases, t.FaultCases, t.SilenceCases, t.Precision, t.Recall, t.FalseInSilence,
-		secs(t.CleanMedian), secs(t.CleanWorst), secs(t.GrayMedian), secs(t.GrayWorst))
+		secs(t.CleanMedian), secs(t.CleanWorst), secs(t.GrayMedian), secs(t.GrayWorst), secs(t.LatencyMedian), secs(t.LatencyWorst))
 	for _, o := range outcomes {
 		if len(o.Missed) == 0 && len(o.False) == 0 {
 			continue
