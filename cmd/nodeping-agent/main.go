@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"syscall"
 
 	"github.com/nodeping/nodeping/internal/cli"
@@ -23,6 +24,11 @@ import (
 var version = "dev"
 
 func main() {
+	// One processor unless GOMAXPROCS says otherwise: more only add thread wake-ups to each send
+	// (docs/icmp-engine.md, "Looping beside fping").
+	if os.Getenv("GOMAXPROCS") == "" {
+		runtime.GOMAXPROCS(1)
+	}
 	if len(os.Args) > 1 && os.Args[1] == "plan" {
 		os.Exit(runPlan(os.Args[2:], os.Getenv, os.Stdout, os.Stderr))
 	}
