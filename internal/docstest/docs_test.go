@@ -212,11 +212,7 @@ func TestAlertTables(t *testing.T) {
 func TestAlertNamesExist(t *testing.T) {
 	want := alerts(t)
 	want["NodePingPacketLoss"] = alert{}
-	docs := []string{"README.md"}
-	md, _ := filepath.Glob(filepath.Join(root, "docs", "*.md"))
-	for _, p := range md {
-		docs = append(docs, "docs/"+filepath.Base(p))
-	}
+	docs := documents()
 	for _, d := range docs {
 		for _, name := range alertName.FindAllString(read(t, d), -1) {
 			if _, ok := want[name]; !ok {
@@ -234,11 +230,7 @@ var forClaim = regexp.MustCompile("`for: ([0-9]+[smh])`|([0-9]+) ?(s|m|min) `for
 // fails: the alerts do not all wait the same.
 func TestForClaims(t *testing.T) {
 	want := alerts(t)
-	md, _ := filepath.Glob(filepath.Join(root, "docs", "*.md"))
-	docs := []string{"README.md"}
-	for _, p := range md {
-		docs = append(docs, "docs/"+filepath.Base(p))
-	}
+	docs := documents()
 	checked := 0
 	for _, d := range docs {
 		for _, para := range strings.Split(read(t, d), "\n\n") {
@@ -478,11 +470,7 @@ func TestMetricNamesExist(t *testing.T) {
 	for _, f := range fams {
 		known[f.GetName()] = true
 	}
-	md, _ := filepath.Glob(filepath.Join(root, "docs", "*.md"))
-	docs := []string{"README.md"}
-	for _, p := range md {
-		docs = append(docs, "docs/"+filepath.Base(p))
-	}
+	docs := documents()
 	checked := 0
 	for _, d := range docs {
 		doc := read(t, d)
@@ -543,4 +531,14 @@ func TestLongSteps(t *testing.T) {
 			t.Errorf("%s lists the steps %q; scripts/test-long runs %q", got.where, got.steps, want)
 		}
 	}
+}
+
+// documents are the README and every page under docs/, as paths from the repository's root.
+func documents() []string {
+	md, _ := filepath.Glob(filepath.Join(root, "docs", "*.md"))
+	docs := []string{"README.md"}
+	for _, p := range md {
+		docs = append(docs, "docs/"+filepath.Base(p))
+	}
+	return docs
 }
