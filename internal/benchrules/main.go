@@ -46,7 +46,7 @@ func buckets() []float64 {
 var selfMetrics = []string{
 	`nodeping_build_info{goversion="go1.27.3",revision="bench",version="bench"}`,
 	`nodeping_cycle_duration_seconds`, `nodeping_cycle_overruns_total`, `nodeping_cycles_total`,
-	`nodeping_inflight_table_full_total{protocol="icmp"}`, `nodeping_last_write_timestamp_seconds`, `nodeping_late_replies_total{protocol="icmp"}`,
+	`nodeping_inflight_table_full_total{protocol="icmp"}`, `nodeping_late_replies_total{protocol="icmp"}`,
 	`nodeping_nodes_list_last_load_timestamp_seconds`, `nodeping_nodes_list_load_errors_total`, `nodeping_nodes_list_nodes`,
 	`nodeping_receive_errors_total{protocol="icmp"}`, `nodeping_resolve_errors_total`, `nodeping_textfile_write_errors_total`,
 	`nodeping_targets{state="probed"}`, `nodeping_targets{state="grace"}`,
@@ -122,7 +122,7 @@ func main() {
 			}
 		}
 		agents[i] = a
-		series += len(a.pairs)*3*len(protocols) + len(a.hists)*18 + len(selfMetrics) + 1
+		series += len(a.pairs)*3*len(protocols) + len(a.hists)*18 + len(selfMetrics) + 2
 	}
 	st := plan.Stats()
 	log.Info("synthetic cluster", "nodes", nodes, "zones", zones, "mode", st.Mode, "pairs", st.Pairs, "series", series)
@@ -285,5 +285,7 @@ func writeAgent(w *bufio.Writer, a *agent, cycles, now float64, le []float64) {
 			fmt.Fprintf(w, "%s{%s} 1\n", m, a.labels)
 		}
 	}
+	// A file written this cycle: NodePingTextfileStale reads the agent's own timestamp.
+	fmt.Fprintf(w, "nodeping_last_write_timestamp_seconds{%s} %g\n", a.labels, now)
 	fmt.Fprintf(w, "node_textfile_mtime_seconds{file=\"/var/lib/node_exporter/textfile_collector/nodeping.prom\",%s} %g\n", a.labels, now)
 }
