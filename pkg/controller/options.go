@@ -67,9 +67,9 @@ func PrintUsage(w io.Writer) {
 	cli.PrintUsage(w, Usage, o.FlagSet())
 }
 
-// Parse reads the environment, then the command line (flags win), and validates the result. The
-// namespace comes from, last one winning: its default, $POD_NAMESPACE, $NODEPING_NAMESPACE,
-// --namespace. It returns flag.ErrHelp for --help.
+// Parse reads the environment, then the command line (flags win), trims the identity's white
+// space, and validates the result. The namespace comes from, last one winning: its default,
+// $POD_NAMESPACE, $NODEPING_NAMESPACE, --namespace. It returns flag.ErrHelp for --help.
 func Parse(args []string, getenv func(string) string) (Options, error) {
 	var o Options
 	fs := o.FlagSet()
@@ -79,6 +79,7 @@ func Parse(args []string, getenv func(string) string) (Options, error) {
 	if err := cli.Parse(fs, args, getenv); err != nil {
 		return o, err
 	}
+	o.Identity = strings.TrimSpace(o.Identity) // what Validate checks is what the Lease gets
 	return o, o.Validate()
 }
 
@@ -104,6 +105,6 @@ func (o Options) Config() Config {
 
 // LeaderConfig is the Lease the options name, with client-go's usual timings.
 func (o Options) LeaderConfig() LeaderConfig {
-	return LeaderConfig{Namespace: o.Namespace, Name: o.Lease, Identity: strings.TrimSpace(o.Identity),
+	return LeaderConfig{Namespace: o.Namespace, Name: o.Lease, Identity: o.Identity,
 		LeaseDuration: 15 * time.Second, RenewDeadline: 10 * time.Second, RetryPeriod: 2 * time.Second}
 }

@@ -25,6 +25,7 @@ func TestInvalidOptions(t *testing.T) {
 		{"stray argument", []string{"extra"}, nil, `unexpected arguments: ["extra"]`},
 		{"empty configmap", []string{"--configmap", ""}, nil, "--namespace, --configmap, --key, --lease and --identity must not be empty"},
 		{"empty identity", []string{"--identity", ""}, nil, "--namespace, --configmap, --key, --lease and --identity must not be empty"},
+		{"blank identity", []string{"--identity", " \n"}, nil, "--namespace, --configmap, --key, --lease and --identity must not be empty"},
 		{"namespace from the environment", nil, map[string]string{"NODEPING_NAMESPACE": "ops"}, ""},
 		{"negative debounce", []string{"--debounce", "-1s"}, nil, "--debounce, --debounce-max and --min-write-interval must not be negative"},
 		{"negative min write interval", []string{"--min-write-interval", "-1s"}, nil, "--debounce, --debounce-max and --min-write-interval must not be negative"},
@@ -125,6 +126,9 @@ func TestOptionsConfig(t *testing.T) {
 	c, l := o.Config(), o.LeaderConfig()
 	if c.Debounce != 5*time.Second || c.MaxWait != 5*time.Second || c.Namespace != "ns" || c.Name != "nodeping-nodes" || c.Key != "nodes.json" {
 		t.Errorf("config %+v", c)
+	}
+	if o.Identity != "pod-1" {
+		t.Errorf("identity %q after Parse, want it trimmed once, to pod-1", o.Identity)
 	}
 	if l.Identity != "pod-1" || l.Namespace != "ns" || l.Name != "l" || l.LeaseDuration != 15*time.Second {
 		t.Errorf("leader config %+v", l)
