@@ -15,7 +15,10 @@ import (
 type builder struct {
 	o          *Options
 	log        *slog.Logger
-	resolvConf string
+	// nameservers are /etc/resolv.conf's, read once for the DNS probe and external look-ups;
+	// nameserversErr is why they could not be read.
+	nameservers    []string
+	nameserversErr error
 	engine     *probe.ICMP // the batch ICMP engine, shared by the ICMP and MTU probes
 	icmpModes  map[string]string
 	responders []Responder
@@ -55,7 +58,8 @@ func Build(d Derived, build results.BuildInfo, log *slog.Logger) (*Agent, func()
 	for _, n := range d.Notices {
 		log.Warn(n)
 	}
-	b := &builder{o: o, log: log, resolvConf: "/etc/resolv.conf"}
+	b := &builder{o: o, log: log}
+	b.nameservers, b.nameserversErr = probe.ResolversFromFile("/etc/resolv.conf")
 	var regs []Registration
 	shares := map[string]Share{}
 	for _, s := range d.Budget.Shares {
@@ -79,10 +83,10 @@ func Build(d Derived, build results.BuildInfo, log *slog.Logger) (*Agent, func()
 	// External targets' host names are asked of the nameservers themselves, fully qualified, so
 	// that the answers' TTLs are known and the pod's search list is not walked.
 	var resolver resolve.Backend = resolve.Net{}
-	if servers, err := probe.ResolversFromFile(b.resolvConf); err != nil {
-		log.Warn("external targets are looked up by the Go resolver, whose answers are kept for 30s, not their TTL", "err", err)
+	if b.nameserversErr != nil {
+		log.Warn("external targets are looked up by the Go resolver, whose answers are kept for 30s, not their TTL", "err", b.nameserversErr)
 	} else {
-		resolver = resolve.DNS{Servers: servers, Timeout: o.resolveTimeout()}
+		resolver = resolve.DNS{Servers: b.nameservers, Timeout: o.resolveTimeout()}
 	}
 	a := New(Config{
 		NodeName:       o.NodeName,
