@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"time"
 
 	"github.com/nodeping/nodeping/pkg/probe"
 	"github.com/nodeping/nodeping/pkg/resolve"
@@ -13,17 +14,17 @@ import (
 
 // builder constructs the probes and components from validated options.
 type builder struct {
-	o          *Options
-	log        *slog.Logger
+	o   *Options
+	log *slog.Logger
 	// nameservers are /etc/resolv.conf's, read once for the DNS probe and external look-ups;
 	// nameserversErr is why they could not be read.
 	nameservers    []string
 	nameserversErr error
-	engine     *probe.ICMP // the batch ICMP engine, shared by the ICMP and MTU probes
-	icmpModes  map[string]string
-	responders []Responder
-	engines    []Engine
-	closers    []func() error
+	engine         *probe.ICMP // the batch ICMP engine, shared by the ICMP and MTU probes
+	icmpModes      map[string]string
+	responders     []Responder
+	engines        []Engine
+	closers        []func() error
 }
 
 // icmpEngine opens the batch engine's sockets once.
@@ -48,6 +49,13 @@ func (b *builder) close() error {
 		errs = append(errs, b.closers[i]())
 	}
 	return errors.Join(errs...)
+}
+
+// externalResolver asks servers for external targets' host names within lookup, the bound of a
+// whole look-up (Config.ResolveTimeout, the agent's context): each server's exchange has its
+// share of it, so that a server that does not answer leaves the next ones their turn.
+func externalResolver(servers []string, lookup time.Duration) resolve.DNS {
+	return resolve.DNS{Servers: servers, Timeout: lookup / time.Duration(max(len(servers), 1))}
 }
 
 // Build constructs the agent from the derivation of options that Validate accepted: it logs what
@@ -86,7 +94,7 @@ func Build(d Derived, build results.BuildInfo, log *slog.Logger) (*Agent, func()
 	if b.nameserversErr != nil {
 		log.Warn("external targets are looked up by the Go resolver, whose answers are kept for 30s, not their TTL", "err", b.nameserversErr)
 	} else {
-		resolver = resolve.DNS{Servers: b.nameservers, Timeout: o.resolveTimeout()}
+		resolver = externalResolver(b.nameservers, o.resolveTimeout())
 	}
 	a := New(Config{
 		NodeName:       o.NodeName,

@@ -30,7 +30,8 @@ type Config struct {
 	Interval time.Duration
 	// Grace is how long a target that appears in a reloaded list is exempt from loss.
 	Grace time.Duration
-	// ResolveTimeout bounds each external target's host name look-up (0: 2s).
+	// ResolveTimeout bounds each external target's whole host name look-up, every nameserver
+	// asked included (0: 2s); Build gives each nameserver's exchange its share.
 	ResolveTimeout time.Duration
 	// MaxExternal is how many external targets of a list are probed, the first ones (0:
 	// nodelist.MaxExternal); the others are skipped, logged and counted.
