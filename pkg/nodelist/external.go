@@ -76,12 +76,9 @@ func RefusedTarget(a netip.Addr, loopbackOK bool) string {
 // LoopbackOnly reports whether the list has nodes and every address of theirs is loopback: a list
 // for a test or a demo on one host, where loopback is what there is to probe.
 func (l List) LoopbackOnly() bool {
+	var addrs []netip.Addr
 	for _, n := range l.Nodes {
-		for _, a := range n.Addrs() {
-			if !a.IsLoopback() {
-				return false
-			}
-		}
+		addrs = append(addrs, n.Addrs()...)
 	}
-	return len(l.Nodes) > 0
+	return loopbackOnly(addrs)
 }
