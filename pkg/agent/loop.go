@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nodeping/nodeping/internal/lograte"
 	"github.com/nodeping/nodeping/pkg/nodelist"
 	"github.com/nodeping/nodeping/pkg/resolve"
 	"github.com/nodeping/nodeping/pkg/results"
@@ -79,7 +80,7 @@ type Agent struct {
 	resolver   *resolve.Cache
 	resolveErr uint64
 	refused    map[string]uint64 // external targets' addresses refused, by reason
-	logLimit   logLimit
+	logLimit   lograte.Limiter
 	writeErr   uint64
 	last       summary
 }
@@ -119,7 +120,7 @@ func New(cfg Config, log *slog.Logger) *Agent {
 		results:  results.New(results.Source{Node: cfg.NodeName}, cfg.Build, cfg.Compat),
 		resolver: resolve.New(cfg.Resolver, resolve.Config{Now: cfg.Clock.Now}),
 		refused:  map[string]uint64{},
-		logLimit: logLimit{period: logEvery},
+		logLimit: lograte.Limiter{Period: logEvery},
 	}
 	a.results.SetRTTDetail(cfg.RTTDetail)
 	for _, r := range cfg.Probes {
