@@ -34,7 +34,7 @@ type Config struct {
 	// ResolveTimeout bounds each external target's whole host name look-up, every nameserver
 	// asked included (0: 2s); Build gives each nameserver's exchange its share.
 	ResolveTimeout time.Duration
-	// MaxExternal is how many external targets of a list are probed, the first ones (0:
+	// MaxExternal is how many external targets of a list are probed, the first ones (0 or less:
 	// nodelist.MaxExternal); the others are skipped, logged and counted.
 	MaxExternal int
 	// Once runs one cycle, writes the file and returns.

@@ -72,7 +72,7 @@ func (o *Options) FlagSet() *flag.FlagSet {
 	fs.StringVar(&o.TextfileName, "textfile-name", DefaultTextfileName, "name of the agent's file in --textfile-dir; it must end in .prom (Flant's node-ping used node-ping_<node>.prom in /var/run/node-exporter-textfile)")
 	fs.DurationVar(&o.Interval, "interval", 15*time.Second, "time from one probe cycle's start to the next's; every probe's spread and timeout must fit in it")
 	fs.DurationVar(&o.Grace, "grace", 30*time.Second, "how long a node that joins the list is exempt from loss (only answered echoes count)")
-	fs.IntVar(&o.MaxExternal, "max-external-targets", nodelist.MaxExternal, "most external targets probed: the first ones of the nodes list (the controller writes them sorted by name); the others are skipped, logged and counted in nodeping_nodes_list_skipped_entries{reason=\"too_many_external\"}")
+	fs.IntVar(&o.MaxExternal, "max-external-targets", nodelist.MaxExternal, "most external targets probed, at least 1: the first ones of the nodes list (the controller writes them sorted by name); the others are skipped, logged and counted in nodeping_nodes_list_skipped_entries{reason=\"too_many_external\"}")
 	PlanFlags(fs, &o.Plan)
 	for _, p := range o.probes() {
 		p.addFlags(fs)

@@ -45,7 +45,7 @@ func (o *Options) FlagSet() *flag.FlagSet {
 	fs.DurationVar(&o.DebounceMax, "debounce-max", 10*time.Second, "longest wait for a quiet period, from the first event of a burst")
 	fs.DurationVar(&o.MinWriteInterval, "min-write-interval", 10*time.Second, "least time between two ConfigMap writes (every kubelet re-reads the ConfigMap after each)")
 	fs.StringVar(&o.ExternalTargetsFile, "external-targets-file", "", `JSON file of targets outside the cluster, {"external_targets":[{"name":"...","host":"..."}]}, usually mounted from a ConfigMap; re-read every 10s and written into the nodes list`)
-	fs.IntVar(&o.MaxExternal, "max-external-targets", nodelist.MaxExternal, "most external targets written into the nodes list (every agent probes each); past it the rest of the file is left out, logged and counted; targets whose host is a loopback, unspecified, link-local, multicast or cloud metadata address are always left out")
+	fs.IntVar(&o.MaxExternal, "max-external-targets", nodelist.MaxExternal, "most external targets written into the nodes list, at least 1 (every agent probes each); past it the rest of the file is left out, logged and counted; targets whose host is a loopback, unspecified, link-local, multicast or cloud metadata address are always left out")
 	fs.StringVar(&o.ListenAddress, "listen-address", "127.0.0.1:8080", "address of /healthz and /metrics (the manifests set :8080 so that Prometheus and the kubelet reach it)")
 	o.Log.AddFlags(fs)
 	return fs
@@ -90,8 +90,8 @@ func (o Options) Validate() error {
 		return errors.New("--namespace, --configmap, --key, --lease and --identity must not be empty")
 	case o.Debounce < 0 || o.DebounceMax < 0 || o.MinWriteInterval < 0:
 		return errors.New("--debounce, --debounce-max and --min-write-interval must not be negative")
-	case o.MaxExternal < 0:
-		return fmt.Errorf("--max-external-targets %d: must not be negative", o.MaxExternal)
+	case o.MaxExternal < 1:
+		return fmt.Errorf("--max-external-targets %d: must be at least 1 (without --external-targets-file the list has none)", o.MaxExternal)
 	}
 	return o.Log.Validate()
 }
