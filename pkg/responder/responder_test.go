@@ -291,9 +291,6 @@ func TestDefaultPerSourceLimit(t *testing.T) {
 		if got := DefaultPerSourceLimit(tc.probes, tc.interval); got != tc.want {
 			t.Errorf("DefaultPerSourceLimit(%d, %s) = %+v, want %+v", tc.probes, tc.interval, got, tc.want)
 		}
-		if got := DefaultPerSourceRate(tc.probes, tc.interval); got != tc.want.Rate {
-			t.Errorf("DefaultPerSourceRate(%d, %s) = %v, want %v", tc.probes, tc.interval, got, tc.want.Rate)
-		}
 	}
 }
 
