@@ -51,8 +51,8 @@ func (o *Options) FlagSet() *flag.FlagSet {
 	return fs
 }
 
-// Usage is the text --help prints before the flags.
-const Usage = `Usage: nodeping-controller [flags]
+// usage is the text --help prints before the flags.
+const usage = `Usage: nodeping-controller [flags]
 
 Watches the cluster's Nodes and publishes them as the nodes list that every nodeping agent mounts
 from a ConfigMap. Every flag can also be set by an environment variable, NODEPING_<FLAG> (for
@@ -61,10 +61,10 @@ example NODEPING_DEBOUNCE=5s); flags win. $POD_NAMESPACE replaces --namespace's 
 Flags:
 `
 
-// PrintUsage writes the help: Usage and every flag with its default.
+// PrintUsage writes the help: usage and every flag with its default.
 func PrintUsage(w io.Writer) {
 	var o Options
-	cli.PrintUsage(w, Usage, o.FlagSet())
+	cli.PrintUsage(w, usage, o.FlagSet())
 }
 
 // Parse reads the environment, then the command line (flags win), trims the identity's white
