@@ -64,9 +64,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if o.ExternalTargetsFile != "" {
 		go controller.WatchExternal(ctx, o.ExternalTargetsFile, controller.ExternalTargetsPeriod, o.MaxExternal, log, m, c.SetExternal)
 	}
-	limits := controller.DefaultServerLimits()
 	go func() {
-		if err := controller.Serve(ctx, o.ListenAddress, controller.NewServer(reg, limits), limits.MaxConns); err != nil {
+		if err := controller.Serve(ctx, o.ListenAddress, reg, controller.DefaultServerLimits()); err != nil {
 			log.Error("metrics server failed", "err", err)
 			stop()
 		}

@@ -18,7 +18,7 @@ func TestFlags(t *testing.T) {
 		{[]string{"--debounce", "-1s"}, 2, "must not be negative"},
 		{[]string{"--min-write-interval", "-1s"}, 2, "must not be negative"},
 		{[]string{"--configmap", ""}, 2, "must not be empty"},
-		{[]string{"--max-external-targets", "-1"}, 2, "--max-external-targets -1: must not be negative"},
+		{[]string{"--max-external-targets", "-1"}, 2, "--max-external-targets -1: must be at least 1"},
 		{[]string{"--log-level", "loud"}, 2, `--log-level "loud"`},
 		{[]string{"--log-format", "xml"}, 2, `--log-format "xml": must be text or json`},
 		{[]string{"--help"}, 0, "NODEPING_<FLAG>"},

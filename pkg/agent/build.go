@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"time"
 
 	"github.com/nodeping/nodeping/pkg/probe"
 	"github.com/nodeping/nodeping/pkg/resolve"
@@ -13,14 +14,17 @@ import (
 
 // builder constructs the probes and components from validated options.
 type builder struct {
-	o          *Options
-	log        *slog.Logger
-	resolvConf string
-	engine     *probe.ICMP // the batch ICMP engine, shared by the ICMP and MTU probes
-	icmpModes  map[string]string
-	responders []Responder
-	engines    []Engine
-	closers    []func() error
+	o   *Options
+	log *slog.Logger
+	// nameservers are /etc/resolv.conf's, read once for the DNS probe and external look-ups;
+	// nameserversErr is why they could not be read.
+	nameservers    []string
+	nameserversErr error
+	engine         *probe.ICMP // the batch ICMP engine, shared by the ICMP and MTU probes
+	icmpModes      map[string]string
+	responders     []Responder
+	engines        []Engine
+	closers        []func() error
 }
 
 // icmpEngine opens the batch engine's sockets once.
@@ -47,6 +51,13 @@ func (b *builder) close() error {
 	return errors.Join(errs...)
 }
 
+// externalResolver asks servers for external targets' host names within lookup, the bound of a
+// whole look-up (Config.ResolveTimeout, the agent's context): each server's exchange has its
+// share of it, so that a server that does not answer leaves the next ones their turn.
+func externalResolver(servers []string, lookup time.Duration) resolve.DNS {
+	return resolve.DNS{Servers: servers, Timeout: lookup / time.Duration(max(len(servers), 1))}
+}
+
 // Build constructs the agent from the derivation of options that Validate accepted: it logs what
 // Derive turned off, opens the probes' sockets and the responders' listeners, and returns the
 // agent and a function that closes them.
@@ -55,7 +66,8 @@ func Build(d Derived, build results.BuildInfo, log *slog.Logger) (*Agent, func()
 	for _, n := range d.Notices {
 		log.Warn(n)
 	}
-	b := &builder{o: o, log: log, resolvConf: "/etc/resolv.conf"}
+	b := &builder{o: o, log: log}
+	b.nameservers, b.nameserversErr = probe.ResolversFromFile("/etc/resolv.conf")
 	var regs []Registration
 	shares := map[string]Share{}
 	for _, s := range d.Budget.Shares {
@@ -79,10 +91,10 @@ func Build(d Derived, build results.BuildInfo, log *slog.Logger) (*Agent, func()
 	// External targets' host names are asked of the nameservers themselves, fully qualified, so
 	// that the answers' TTLs are known and the pod's search list is not walked.
 	var resolver resolve.Backend = resolve.Net{}
-	if servers, err := probe.ResolversFromFile(b.resolvConf); err != nil {
-		log.Warn("external targets are looked up by the Go resolver, whose answers are kept for 30s, not their TTL", "err", err)
+	if b.nameserversErr != nil {
+		log.Warn("external targets are looked up by the Go resolver, whose answers are kept for 30s, not their TTL", "err", b.nameserversErr)
 	} else {
-		resolver = resolve.DNS{Servers: servers, Timeout: o.resolveTimeout()}
+		resolver = externalResolver(b.nameservers, o.resolveTimeout())
 	}
 	a := New(Config{
 		NodeName:       o.NodeName,

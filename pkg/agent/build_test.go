@@ -2,10 +2,18 @@ package agent
 
 import (
 	"bytes"
+	"context"
 	"log/slog"
+	"net"
+	"net/netip"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/miekg/dns"
+
+	"github.com/nodeping/nodeping/internal/testutil/dnstest"
 	"github.com/nodeping/nodeping/pkg/probe"
 	"github.com/nodeping/nodeping/pkg/results"
 )
@@ -61,5 +69,24 @@ func TestBuildRegistersEveryEngine(t *testing.T) {
 	}
 	if len(a.cfg.ICMPModes) == 0 {
 		t.Error("no ICMP socket mode")
+	}
+}
+
+// TestExternalResolverFailsOver: a first nameserver that never answers leaves the second its
+// turn within one look-up's bound, as the agent sets it (the whole look-up, not each exchange).
+func TestExternalResolverFailsOver(t *testing.T) {
+	silent, err := net.ListenPacket("udp", "127.0.0.1:0") // reads nothing, answers nothing
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	good := dnstest.Start(t, func(string) (int, string) { return dns.RcodeSuccess, "192.0.2.7" })
+	const lookup = 600 * time.Millisecond
+	r := externalResolver([]string{silent.LocalAddr().String(), good}, lookup)
+	ctx, cancel := context.WithTimeout(context.Background(), lookup)
+	defer cancel()
+	ans, err := r.Lookup(ctx, "gw.example.org.")
+	if err != nil || !slices.Contains(ans.Addrs, netip.MustParseAddr("192.0.2.7")) {
+		t.Errorf("look-up with the first nameserver silent: %v, %v; want 192.0.2.7 from the second within %s", ans.Addrs, err, lookup)
 	}
 }

@@ -29,7 +29,7 @@ func (a *Agent) resolveExternal(ctx context.Context) []Target {
 	}
 	now := a.clock.Now()
 	a.resolver.Prune()
-	a.logLimit.prune(now)
+	a.logLimit.Prune(now)
 	found := make([][]netip.Addr, len(ext))
 	errs := make([]error, len(ext))
 	var wg sync.WaitGroup
@@ -52,8 +52,8 @@ func (a *Agent) resolveExternal(ctx context.Context) []Target {
 		}
 		if errs[i] != nil {
 			a.resolveErr++
-			if a.logLimit.allow("resolve\x00"+e.Name, now) {
-				a.log.Warn("cannot resolve external target; skipped until it resolves (logged at most every 10m, counted in nodeping_resolve_errors_total)",
+			if ok, _ := a.logLimit.Allow("resolve\x00"+e.Name, now); ok {
+				a.log.Warn("cannot resolve external target; skipped until it resolves (logged at most every "+a.logLimit.Every()+", counted in nodeping_resolve_errors_total)",
 					"name", e.Name, "host", e.Host, "err", errs[i])
 			}
 			continue
@@ -63,8 +63,8 @@ func (a *Agent) resolveExternal(ctx context.Context) []Target {
 			ip = ip.Unmap()
 			if why := nodelist.RefusedTarget(ip, a.nodes.loopbackOK); why != "" {
 				a.refused[why]++
-				if a.logLimit.allow("refused\x00"+e.Name+"\x00"+ip.String(), now) {
-					a.log.Warn("external target address refused; not probed (logged at most every 10m, counted in nodeping_external_addresses_refused_total)",
+				if ok, _ := a.logLimit.Allow("refused\x00"+e.Name+"\x00"+ip.String(), now); ok {
+					a.log.Warn("external target address refused; not probed (logged at most every "+a.logLimit.Every()+", counted in nodeping_external_addresses_refused_total)",
 						"name", e.Name, "host", e.Host, "addr", ip, "reason", why)
 				}
 				continue
@@ -76,30 +76,4 @@ func (a *Agent) resolveExternal(ctx context.Context) []Target {
 		}
 	}
 	return out
-}
-
-// logLimit lets a message about one key through once per period.
-type logLimit struct {
-	period time.Duration
-	last   map[string]time.Time
-}
-
-func (l *logLimit) allow(key string, now time.Time) bool {
-	if at, ok := l.last[key]; ok && now.Sub(at) < l.period {
-		return false
-	}
-	if l.last == nil {
-		l.last = map[string]time.Time{}
-	}
-	l.last[key] = now
-	return true
-}
-
-// prune forgets the keys logged more than a period ago, so that targets that left do not stay.
-func (l *logLimit) prune(now time.Time) {
-	for k, at := range l.last {
-		if now.Sub(at) >= l.period {
-			delete(l.last, k)
-		}
-	}
 }

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nodeping/nodeping/internal/lograte"
 	"github.com/nodeping/nodeping/pkg/nodelist"
 	"github.com/nodeping/nodeping/pkg/resolve"
 	"github.com/nodeping/nodeping/pkg/results"
@@ -30,9 +31,10 @@ type Config struct {
 	Interval time.Duration
 	// Grace is how long a target that appears in a reloaded list is exempt from loss.
 	Grace time.Duration
-	// ResolveTimeout bounds each external target's host name look-up (0: 2s).
+	// ResolveTimeout bounds each external target's whole host name look-up, every nameserver
+	// asked included (0: 2s); Build gives each nameserver's exchange its share.
 	ResolveTimeout time.Duration
-	// MaxExternal is how many external targets of a list are probed, the first ones (0:
+	// MaxExternal is how many external targets of a list are probed, the first ones (0 or less:
 	// nodelist.MaxExternal); the others are skipped, logged and counted.
 	MaxExternal int
 	// Once runs one cycle, writes the file and returns.
@@ -78,7 +80,7 @@ type Agent struct {
 	resolver   *resolve.Cache
 	resolveErr uint64
 	refused    map[string]uint64 // external targets' addresses refused, by reason
-	logLimit   logLimit
+	logLimit   lograte.Limiter
 	writeErr   uint64
 	last       summary
 }
@@ -118,7 +120,7 @@ func New(cfg Config, log *slog.Logger) *Agent {
 		results:  results.New(results.Source{Node: cfg.NodeName}, cfg.Build, cfg.Compat),
 		resolver: resolve.New(cfg.Resolver, resolve.Config{Now: cfg.Clock.Now}),
 		refused:  map[string]uint64{},
-		logLimit: logLimit{period: logEvery},
+		logLimit: lograte.Limiter{Period: logEvery},
 	}
 	a.results.SetRTTDetail(cfg.RTTDetail)
 	for _, r := range cfg.Probes {

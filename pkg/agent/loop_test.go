@@ -693,24 +693,3 @@ func TestExternalLookups(t *testing.T) {
 		t.Errorf("the failure was logged %d times in %d cycles, want once (every 10m at most):\n%s", n, cycles, logs.String())
 	}
 }
-
-func TestLogLimit(t *testing.T) {
-	l := logLimit{period: 10 * time.Minute}
-	steps := []struct {
-		key  string
-		at   time.Duration
-		want bool
-	}{
-		{"a", 0, true}, {"a", time.Second, false}, {"b", time.Second, true},
-		{"a", 10*time.Minute - time.Nanosecond, false}, {"a", 10 * time.Minute, true}, {"a", 15 * time.Minute, false},
-	}
-	for _, s := range steps {
-		if got := l.allow(s.key, epoch.Add(s.at)); got != s.want {
-			t.Errorf("allow(%s) at %s = %v, want %v", s.key, s.at, got, s.want)
-		}
-	}
-	l.prune(epoch.Add(19 * time.Minute))
-	if len(l.last) != 1 {
-		t.Errorf("after prune at 19m: %v, want only a (logged at 10m; b at 1s is gone)", l.last)
-	}
-}

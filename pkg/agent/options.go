@@ -14,8 +14,8 @@ import (
 	"github.com/nodeping/nodeping/pkg/targets"
 )
 
-// DefaultTextfileName is the file the agent owns in the textfile directory.
-const DefaultTextfileName = "nodeping.prom"
+// defaultTextfileName is the file the agent owns in the textfile directory.
+const defaultTextfileName = "nodeping.prom"
 
 // Options are the agent's command line (kube-state-metrics' options/app split): Parse fills them,
 // Validate checks them, Derive computes what no flag says directly, and Build constructs the
@@ -69,11 +69,11 @@ func (o *Options) FlagSet() *flag.FlagSet {
 	fs.StringVar(&o.NodeName, "node-name", "", "this node's name in the nodes list; it is not probed (default $NODE_NAME, then $MY_NODE_NAME)")
 	fs.StringVar(&o.NodesFile, "nodes-file", "/etc/nodeping/nodes.json", "nodes list: Flant's nodes.json, Deckhouse's targets.json or nodeping's own format, detected automatically; re-read every cycle")
 	fs.StringVar(&o.TextfileDir, "textfile-dir", "/var/lib/node_exporter/textfile_collector", "directory of node-exporter's textfile collector; the agent writes --textfile-name there")
-	fs.StringVar(&o.TextfileName, "textfile-name", DefaultTextfileName, "name of the agent's file in --textfile-dir; it must end in .prom (Flant's node-ping used node-ping_<node>.prom in /var/run/node-exporter-textfile)")
+	fs.StringVar(&o.TextfileName, "textfile-name", defaultTextfileName, "name of the agent's file in --textfile-dir; it must end in .prom (Flant's node-ping used node-ping_<node>.prom in /var/run/node-exporter-textfile)")
 	fs.DurationVar(&o.Interval, "interval", 15*time.Second, "time from one probe cycle's start to the next's; every probe's spread and timeout must fit in it")
 	fs.DurationVar(&o.Grace, "grace", 30*time.Second, "how long a node that joins the list is exempt from loss (only answered echoes count)")
-	fs.IntVar(&o.MaxExternal, "max-external-targets", nodelist.MaxExternal, "most external targets probed: the first ones of the nodes list (the controller writes them sorted by name); the others are skipped, logged and counted in nodeping_nodes_list_skipped_entries{reason=\"too_many_external\"}")
-	PlanFlags(fs, &o.Plan)
+	fs.IntVar(&o.MaxExternal, "max-external-targets", nodelist.MaxExternal, "most external targets probed, at least 1: the first ones of the nodes list (the controller writes them sorted by name); the others are skipped, logged and counted in nodeping_nodes_list_skipped_entries{reason=\"too_many_external\"}")
+	planFlags(fs, &o.Plan)
 	for _, p := range o.probes() {
 		p.addFlags(fs)
 	}
@@ -86,17 +86,17 @@ func (o *Options) FlagSet() *flag.FlagSet {
 	return fs
 }
 
-// PlanFlags defines the probe-plan flags. The agent and `nodeping-agent plan` share them, so that
+// planFlags defines the probe-plan flags. The agent and `nodeping-agent plan` share them, so that
 // both build the same plan from the same list.
-func PlanFlags(fs *flag.FlagSet, o *targets.Options) {
+func planFlags(fs *flag.FlagSet, o *targets.Options) {
 	*o = targets.DefaultOptions()
 	fs.IntVar(&o.FullMeshMax, "full-mesh-max", o.FullMeshMax, "probe every other node while the nodes list has at most this many nodes; above it, probe a subset: a ring as wide as the full mesh, narrowing to --subset-peers at twice this many nodes, so that crossing it by one node changes about one peer per node; every agent must have the same value")
 	fs.IntVar(&o.SubsetPeers, "subset-peers", o.SubsetPeers, "above --full-mesh-max, probe the next K nodes on a ring ordered by a hash of node names, plus enough nodes in other zones that every zone pair is covered; every agent must have the same value")
 	fs.IntVar(&o.MaxZones, "max-zones", o.MaxZones, "the most zones the probe plan tells apart: past it, the largest keep their own and the nodes of all the others are planned as one zone (logged), so that mislabelled nodes cannot make every agent probe every node; every agent must have the same value")
 }
 
-// Usage is the text --help prints before the flags.
-const Usage = `Usage: nodeping-agent [flags]
+// usage is the text --help prints before the flags.
+const usage = `Usage: nodeping-agent [flags]
 
 Probes every other node in the nodes list and writes its results for node-exporter's textfile collector.
 Every flag can also be set by an environment variable, NODEPING_<FLAG> (for example NODEPING_ICMP_COUNT=5); flags win.
@@ -104,10 +104,10 @@ Every flag can also be set by an environment variable, NODEPING_<FLAG> (for exam
 Flags:
 `
 
-// PrintUsage writes the help: Usage and every flag with its default.
+// PrintUsage writes the help: usage and every flag with its default.
 func PrintUsage(w io.Writer) {
 	var o Options
-	cli.PrintUsage(w, Usage, o.FlagSet())
+	cli.PrintUsage(w, usage, o.FlagSet())
 }
 
 // Parse reads the environment, then the command line (flags win), and validates the result

@@ -167,8 +167,8 @@ func TestDerivedOptions(t *testing.T) {
 	}
 }
 
-// TestValidateOnlyChecks: Parse, Validate and Derive leave the options as the flags set them;
-// what is derived comes back from Derive alone.
+// TestValidateOnlyChecks: Parse leaves the options as the flags set them, Validate and Derive
+// leave them as they were; what is derived comes back from Derive alone.
 func TestValidateOnlyChecks(t *testing.T) {
 	cases := []struct {
 		name string
@@ -193,12 +193,16 @@ func TestValidateOnlyChecks(t *testing.T) {
 			if err := fs.Parse(tc.args); err != nil {
 				t.Fatal(err)
 			}
+			if !reflect.DeepEqual(o, flags) {
+				t.Errorf("after Parse the options are\n%+v\nwant what the flags set:\n%+v", o, flags)
+			}
+			before := o // Options holds values only (TestOptionsHoldValuesOnly): this copy is deep
 			if err := o.Validate(); err != nil {
 				t.Fatal(err)
 			}
 			d := o.Derive()
-			if !reflect.DeepEqual(o, flags) {
-				t.Errorf("after Parse, Validate and Derive the options are\n%+v\nwant what the flags set:\n%+v", o, flags)
+			if o != before {
+				t.Errorf("Validate and Derive changed the options to\n%+v\nfrom\n%+v", o, before)
 			}
 			got := fmt.Sprintf("%s %v %d %d %v", d.ICMP.Timeout, d.ICMP.DontFragment, d.ICMP.MTUSize, d.MTU.Size, d.Notices)
 			if got != tc.want {
@@ -206,6 +210,27 @@ func TestValidateOnlyChecks(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestOptionsHoldValuesOnly: no field of Options, however deep, is a pointer, map, slice,
+// channel, function or interface, so that a copy of Options is a deep copy and == compares all
+// of it (TestValidateOnlyChecks relies on it).
+func TestOptionsHoldValuesOnly(t *testing.T) {
+	var walk func(path string, typ reflect.Type)
+	walk = func(path string, typ reflect.Type) {
+		switch typ.Kind() {
+		case reflect.Struct:
+			for i := range typ.NumField() {
+				f := typ.Field(i)
+				walk(path+"."+f.Name, f.Type)
+			}
+		case reflect.Array:
+			walk(path+"[]", typ.Elem())
+		case reflect.Pointer, reflect.Map, reflect.Slice, reflect.Chan, reflect.Func, reflect.Interface, reflect.UnsafePointer:
+			t.Errorf("%s is a %s: a copy of Options would share it", path, typ.Kind())
+		}
+	}
+	walk("Options", reflect.TypeFor[Options]())
 }
 
 func TestTCPFits(t *testing.T) {

@@ -19,8 +19,8 @@ type PlanOptions struct {
 	Plan                targets.Options
 }
 
-// PlanUsage is the text `nodeping-agent plan --help` prints before the flags.
-const PlanUsage = `Usage: nodeping-agent plan [flags]
+// planUsage is the text `nodeping-agent plan --help` prints before the flags.
+const planUsage = `Usage: nodeping-agent plan [flags]
 
 Prints the probe plan of a nodes list without sending anything: one line per ordered pair,
 SOURCE<TAB>DESTINATION (node names), for --node-name only or for every node. It is the plan the
@@ -34,14 +34,14 @@ func (o *PlanOptions) flagSet() *flag.FlagSet {
 	fs := cli.NewFlagSet("nodeping-agent plan")
 	fs.StringVar(&o.NodeName, "node-name", "", "print only the pairs this node probes (default: every node's)")
 	fs.StringVar(&o.NodesFile, "nodes-file", "/etc/nodeping/nodes.json", "nodes list, in any format the agent reads")
-	PlanFlags(fs, &o.Plan)
+	planFlags(fs, &o.Plan)
 	return fs
 }
 
 // PrintPlanUsage writes the help of `nodeping-agent plan`.
 func PrintPlanUsage(w io.Writer) {
 	var o PlanOptions
-	cli.PrintUsage(w, PlanUsage, o.flagSet())
+	cli.PrintUsage(w, planUsage, o.flagSet())
 }
 
 // ParsePlan reads the environment (not $NODEPING_NODE_NAME: $NODE_NAME in a pod must not narrow

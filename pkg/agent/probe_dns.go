@@ -51,10 +51,10 @@ func (p *DNSOptions) build(b *builder) (*Registration, error) {
 	}
 	resolvers := strings.Split(p.Resolvers, ",")
 	if p.Resolvers == "" {
-		var err error
-		if resolvers, err = probe.ResolversFromFile(b.resolvConf); err != nil {
-			return nil, fmt.Errorf("set up the DNS probe: %w", err)
+		if b.nameserversErr != nil {
+			return nil, fmt.Errorf("set up the DNS probe: %w", b.nameserversErr)
 		}
+		resolvers = b.nameservers
 	}
 	d, err := probe.NewDNS(probe.DNSConfig{Names: strings.Split(p.Names, ","), Resolvers: resolvers, Timeout: p.Timeout})
 	if err != nil {

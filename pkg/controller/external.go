@@ -50,7 +50,7 @@ func decodeExternal(path string, data []byte, err error) ([]nodelist.External, e
 // LimitExternal applies the external targets' limits before they go into the nodes list: a
 // target whose host is an address that nodelist.RefusedTarget refuses (loopback, unspecified,
 // link-local, multicast, a cloud metadata endpoint) is left out, and of the others the first max
-// are kept (nodelist.MaxExternal when max < 0). What is left out comes back as skips. Host names
+// are kept (nodelist.MaxExternal when max <= 0). What is left out comes back as skips. Host names
 // are not resolved here: agents apply the same policy to what they resolve.
 func LimitExternal(ext []nodelist.External, max int) ([]nodelist.External, []nodelist.Skip) {
 	var (

@@ -152,7 +152,12 @@ func TestWatchExternalLimits(t *testing.T) {
 		WatchExternal(ctx, p, time.Hour, 2, slog.New(slog.NewTextHandler(io.Discard, nil)), m, func(e []nodelist.External) { got <- e })
 	}()
 	defer func() { cancel(); <-done }()
-	ext := <-got
+	var ext []nodelist.External
+	select {
+	case ext = <-got:
+	case <-time.After(10 * time.Second): // a bound for a broken watcher, not a wait
+		t.Fatal("WatchExternal set no targets within 10s of its first read")
+	}
 	if len(ext) != 2 || ext[0].Name != "a" || ext[1].Name != "b" {
 		t.Errorf("set %v, want a and b", ext)
 	}

@@ -45,14 +45,14 @@ func (o *Options) FlagSet() *flag.FlagSet {
 	fs.DurationVar(&o.DebounceMax, "debounce-max", 10*time.Second, "longest wait for a quiet period, from the first event of a burst")
 	fs.DurationVar(&o.MinWriteInterval, "min-write-interval", 10*time.Second, "least time between two ConfigMap writes (every kubelet re-reads the ConfigMap after each)")
 	fs.StringVar(&o.ExternalTargetsFile, "external-targets-file", "", `JSON file of targets outside the cluster, {"external_targets":[{"name":"...","host":"..."}]}, usually mounted from a ConfigMap; re-read every 10s and written into the nodes list`)
-	fs.IntVar(&o.MaxExternal, "max-external-targets", nodelist.MaxExternal, "most external targets written into the nodes list (every agent probes each); past it the rest of the file is left out, logged and counted; targets whose host is a loopback, unspecified, link-local, multicast or cloud metadata address are always left out")
+	fs.IntVar(&o.MaxExternal, "max-external-targets", nodelist.MaxExternal, "most external targets written into the nodes list, at least 1 (every agent probes each); past it the rest of the file is left out, logged and counted; targets whose host is a loopback, unspecified, link-local, multicast or cloud metadata address are always left out")
 	fs.StringVar(&o.ListenAddress, "listen-address", "127.0.0.1:8080", "address of /healthz and /metrics (the manifests set :8080 so that Prometheus and the kubelet reach it)")
 	o.Log.AddFlags(fs)
 	return fs
 }
 
-// Usage is the text --help prints before the flags.
-const Usage = `Usage: nodeping-controller [flags]
+// usage is the text --help prints before the flags.
+const usage = `Usage: nodeping-controller [flags]
 
 Watches the cluster's Nodes and publishes them as the nodes list that every nodeping agent mounts
 from a ConfigMap. Every flag can also be set by an environment variable, NODEPING_<FLAG> (for
@@ -61,15 +61,15 @@ example NODEPING_DEBOUNCE=5s); flags win. $POD_NAMESPACE replaces --namespace's 
 Flags:
 `
 
-// PrintUsage writes the help: Usage and every flag with its default.
+// PrintUsage writes the help: usage and every flag with its default.
 func PrintUsage(w io.Writer) {
 	var o Options
-	cli.PrintUsage(w, Usage, o.FlagSet())
+	cli.PrintUsage(w, usage, o.FlagSet())
 }
 
-// Parse reads the environment, then the command line (flags win), and validates the result. The
-// namespace comes from, last one winning: its default, $POD_NAMESPACE, $NODEPING_NAMESPACE,
-// --namespace. It returns flag.ErrHelp for --help.
+// Parse reads the environment, then the command line (flags win), trims the identity's white
+// space, and validates the result. The namespace comes from, last one winning: its default,
+// $POD_NAMESPACE, $NODEPING_NAMESPACE, --namespace. It returns flag.ErrHelp for --help.
 func Parse(args []string, getenv func(string) string) (Options, error) {
 	var o Options
 	fs := o.FlagSet()
@@ -79,6 +79,7 @@ func Parse(args []string, getenv func(string) string) (Options, error) {
 	if err := cli.Parse(fs, args, getenv); err != nil {
 		return o, err
 	}
+	o.Identity = strings.TrimSpace(o.Identity) // what Validate checks is what the Lease gets
 	return o, o.Validate()
 }
 
@@ -89,8 +90,8 @@ func (o Options) Validate() error {
 		return errors.New("--namespace, --configmap, --key, --lease and --identity must not be empty")
 	case o.Debounce < 0 || o.DebounceMax < 0 || o.MinWriteInterval < 0:
 		return errors.New("--debounce, --debounce-max and --min-write-interval must not be negative")
-	case o.MaxExternal < 0:
-		return fmt.Errorf("--max-external-targets %d: must not be negative", o.MaxExternal)
+	case o.MaxExternal < 1:
+		return fmt.Errorf("--max-external-targets %d: must be at least 1 (without --external-targets-file the list has none)", o.MaxExternal)
 	}
 	return o.Log.Validate()
 }
@@ -104,6 +105,6 @@ func (o Options) Config() Config {
 
 // LeaderConfig is the Lease the options name, with client-go's usual timings.
 func (o Options) LeaderConfig() LeaderConfig {
-	return LeaderConfig{Namespace: o.Namespace, Name: o.Lease, Identity: strings.TrimSpace(o.Identity),
+	return LeaderConfig{Namespace: o.Namespace, Name: o.Lease, Identity: o.Identity,
 		LeaseDuration: 15 * time.Second, RenewDeadline: 10 * time.Second, RetryPeriod: 2 * time.Second}
 }

@@ -25,10 +25,12 @@ func TestInvalidOptions(t *testing.T) {
 		{"stray argument", []string{"extra"}, nil, `unexpected arguments: ["extra"]`},
 		{"empty configmap", []string{"--configmap", ""}, nil, "--namespace, --configmap, --key, --lease and --identity must not be empty"},
 		{"empty identity", []string{"--identity", ""}, nil, "--namespace, --configmap, --key, --lease and --identity must not be empty"},
+		{"blank identity", []string{"--identity", " \n"}, nil, "--namespace, --configmap, --key, --lease and --identity must not be empty"},
 		{"namespace from the environment", nil, map[string]string{"NODEPING_NAMESPACE": "ops"}, ""},
 		{"negative debounce", []string{"--debounce", "-1s"}, nil, "--debounce, --debounce-max and --min-write-interval must not be negative"},
 		{"negative min write interval", []string{"--min-write-interval", "-1s"}, nil, "--debounce, --debounce-max and --min-write-interval must not be negative"},
-		{"negative external cap", []string{"--max-external-targets", "-1"}, nil, "--max-external-targets -1: must not be negative"},
+		{"negative external cap", []string{"--max-external-targets", "-1"}, nil, "--max-external-targets -1: must be at least 1 (without --external-targets-file the list has none)"},
+		{"no external targets", []string{"--max-external-targets", "0"}, nil, "--max-external-targets 0: must be at least 1 (without --external-targets-file the list has none)"},
 		{"bad log level", []string{"--log-level", "loud"}, nil, `--log-level "loud": slog: level string "loud": unknown name`},
 		{"bad log format", []string{"--log-format", "xml"}, nil, `--log-format "xml": must be text or json`},
 		{"bad env", nil, map[string]string{"NODEPING_DEBOUNCE": "soon"}, `environment variable NODEPING_DEBOUNCE="soon": parse error`},
@@ -125,6 +127,9 @@ func TestOptionsConfig(t *testing.T) {
 	c, l := o.Config(), o.LeaderConfig()
 	if c.Debounce != 5*time.Second || c.MaxWait != 5*time.Second || c.Namespace != "ns" || c.Name != "nodeping-nodes" || c.Key != "nodes.json" {
 		t.Errorf("config %+v", c)
+	}
+	if o.Identity != "pod-1" {
+		t.Errorf("identity %q after Parse, want it trimmed once, to pod-1", o.Identity)
 	}
 	if l.Identity != "pod-1" || l.Namespace != "ns" || l.Name != "l" || l.LeaseDuration != 15*time.Second {
 		t.Errorf("leader config %+v", l)

@@ -29,8 +29,8 @@ func DefaultServerLimits() ServerLimits {
 		WriteTimeout: 30 * time.Second, IdleTimeout: 90 * time.Second, MaxConns: 32}
 }
 
-// NewServer returns the server of /metrics (from g) and /healthz, within limits.
-func NewServer(g prometheus.Gatherer, limits ServerLimits) *http.Server {
+// newServer returns the server of /metrics (from g) and /healthz, with limits' timeouts.
+func newServer(g prometheus.Gatherer, limits ServerLimits) *http.Server {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
 	// Healthy while the process serves: a follower waiting for the Lease is healthy too, so both
@@ -40,21 +40,22 @@ func NewServer(g prometheus.Gatherer, limits ServerLimits) *http.Server {
 		WriteTimeout: limits.WriteTimeout, IdleTimeout: limits.IdleTimeout}
 }
 
-// Serve listens on addr and serves srv there, at most maxConns connections at once, until ctx
-// ends; it then shuts the server down. It returns when the server has stopped: nil after ctx
+// Serve listens on addr and serves /metrics (from g) and /healthz there, within limits, until
+// ctx ends; it then shuts the server down. It returns when the server has stopped: nil after ctx
 // ended, the error otherwise.
-func Serve(ctx context.Context, addr string, srv *http.Server, maxConns int) error {
+func Serve(ctx context.Context, addr string, g prometheus.Gatherer, limits ServerLimits) error {
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", addr, err)
 	}
-	return ServeListener(ctx, l, srv, maxConns)
+	return ServeListener(ctx, l, g, limits)
 }
 
 // ServeListener is Serve on a listener it takes over.
-func ServeListener(ctx context.Context, l net.Listener, srv *http.Server, maxConns int) error {
-	if maxConns > 0 {
-		l = netutil.LimitListener(l, maxConns)
+func ServeListener(ctx context.Context, l net.Listener, g prometheus.Gatherer, limits ServerLimits) error {
+	srv := newServer(g, limits)
+	if limits.MaxConns > 0 {
+		l = netutil.LimitListener(l, limits.MaxConns)
 	}
 	done, stopped := make(chan struct{}), make(chan struct{})
 	go func() {

@@ -162,7 +162,6 @@ func TestServerLimits(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			reg := prometheus.NewRegistry()
 			NewMetrics(reg)
-			srv := NewServer(reg, tc.limits)
 			l, err := net.Listen("tcp", "127.0.0.1:0")
 			if err != nil {
 				t.Fatal(err)
@@ -170,7 +169,7 @@ func TestServerLimits(t *testing.T) {
 			conns := &countingListener{Listener: l}
 			ctx, cancel := context.WithCancel(context.Background())
 			served := make(chan error, 1)
-			go func() { served <- ServeListener(ctx, conns, srv, tc.limits.MaxConns) }()
+			go func() { served <- ServeListener(ctx, conns, reg, tc.limits) }()
 			tc.check(t, l.Addr().String(), conns)
 			cancel()
 			if err := <-served; err != nil {
@@ -182,7 +181,7 @@ func TestServerLimits(t *testing.T) {
 
 // TestServeListenError: an address that cannot be listened on is an error that names it.
 func TestServeListenError(t *testing.T) {
-	err := Serve(context.Background(), "127.0.0.1:-1", NewServer(prometheus.NewRegistry(), DefaultServerLimits()), 1)
+	err := Serve(context.Background(), "127.0.0.1:-1", prometheus.NewRegistry(), DefaultServerLimits())
 	if err == nil || !strings.HasPrefix(err.Error(), "listen on 127.0.0.1:-1: ") {
 		t.Errorf("Serve: %v, want a listen error naming the address", err)
 	}
@@ -192,7 +191,7 @@ func TestServeListenError(t *testing.T) {
 // interval, so that Prometheus keeps its connection.
 func TestDefaultServerLimits(t *testing.T) {
 	l := DefaultServerLimits()
-	srv := NewServer(prometheus.NewRegistry(), l)
+	srv := newServer(prometheus.NewRegistry(), l)
 	if srv.ReadHeaderTimeout <= 0 || srv.ReadTimeout <= 0 || srv.WriteTimeout <= 0 || srv.IdleTimeout <= 60*time.Second || l.MaxConns <= 0 {
 		t.Errorf("server %+v, limits %+v: want every timeout set, idle over 60s, and a connection cap", srv, l)
 	}

@@ -8,16 +8,20 @@ import (
 // MaxExternal is how many external targets a list carries by default (the controller's and the
 // agent's --max-external-targets): each is probed by every agent, so that a long list costs every
 // node the same, and every target is looked up by every agent (cached for its TTL).
+//
+// The cap has one convention everywhere: both flags take at least 1 (a list without external
+// targets has none to cap), and in Go (LimitExternal, controller.LimitExternal, agent.Config) a
+// cap of 0 or less means MaxExternal.
 const MaxExternal = 32
 
 // ReasonTooManyExternal: an external target past the cap (--max-external-targets).
 const ReasonTooManyExternal = "too_many_external"
 
-// LimitExternal keeps the first max external targets of ext (MaxExternal when max < 0), in their
+// LimitExternal keeps the first max external targets of ext (MaxExternal when max <= 0), in their
 // order, and returns the others as skips. The controller writes them sorted by name, so that
 // every agent keeps the same ones.
 func LimitExternal(ext []External, max int) ([]External, []Skip) {
-	if max < 0 {
+	if max <= 0 {
 		max = MaxExternal
 	}
 	if len(ext) <= max {
@@ -76,12 +80,9 @@ func RefusedTarget(a netip.Addr, loopbackOK bool) string {
 // LoopbackOnly reports whether the list has nodes and every address of theirs is loopback: a list
 // for a test or a demo on one host, where loopback is what there is to probe.
 func (l List) LoopbackOnly() bool {
+	var addrs []netip.Addr
 	for _, n := range l.Nodes {
-		for _, a := range n.Addrs() {
-			if !a.IsLoopback() {
-				return false
-			}
-		}
+		addrs = append(addrs, n.Addrs()...)
 	}
-	return len(l.Nodes) > 0
+	return loopbackOnly(addrs)
 }

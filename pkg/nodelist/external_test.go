@@ -58,12 +58,11 @@ func TestLimitExternal(t *testing.T) {
 	if kept, skips := LimitExternal(ext, 5); len(kept) != 5 || skips != nil {
 		t.Errorf("5 targets, at most 5: kept %d, skips %v", len(kept), skips)
 	}
-	if kept, skips := LimitExternal(ext, 0); len(kept) != 0 || len(skips) != 5 {
-		t.Errorf("at most 0: kept %d, skipped %d, want 0 and 5", len(kept), len(skips))
-	}
 	many := make([]External, MaxExternal+1)
-	if kept, skips := LimitExternal(many, -1); len(kept) != MaxExternal || len(skips) != 1 {
-		t.Errorf("default cap: kept %d, skipped %d, want %d and 1", len(kept), len(skips), MaxExternal)
+	for _, max := range []int{0, -1} {
+		if kept, skips := LimitExternal(many, max); len(kept) != MaxExternal || len(skips) != 1 {
+			t.Errorf("cap %d, the default: kept %d, skipped %d, want %d and 1", max, len(kept), len(skips), MaxExternal)
+		}
 	}
 }
 

@@ -152,7 +152,7 @@ func Decode(data []byte) (List, []Skip, error) {
 
 	var skips []Skip
 	seen := make(map[string]bool, len(nodes))
-	loopbackOK := allLoopback(nodes)
+	loopbackOK := loopbackOnly(usableAddrs(nodes))
 	for _, w := range nodes {
 		n, sk := fromWire(w, loopbackOK)
 		skips = append(skips, sk...)
@@ -225,23 +225,32 @@ func at(orig []byte, lead int, err error) error {
 	return &posError{line: line, col: col, err: err}
 }
 
-// allLoopback reports whether every address in the list that parses is a loopback address: a
-// list for a test or a demo on one host, where loopback is what there is to probe.
-func allLoopback(nodes []wireNode) bool {
-	any := false
+// usableAddrs are the addresses of the list's nodes that parse and that Refused accepts when
+// loopback is: those that decide whether the list is loopback only.
+func usableAddrs(nodes []wireNode) []netip.Addr {
+	var out []netip.Addr
 	for _, w := range nodes {
 		for _, s := range append([]string{w.IPAddress}, w.Addresses...) {
 			a, err := netip.ParseAddr(strings.TrimSpace(s))
 			if err != nil || a.IsUnspecified() || Refused(a.Unmap(), true) != "" {
 				continue
 			}
-			if !a.Unmap().IsLoopback() {
-				return false
-			}
-			any = true
+			out = append(out, a)
 		}
 	}
-	return any
+	return out
+}
+
+// loopbackOnly reports whether there is an address and every one is loopback: a list for a test
+// or a demo on one host, where loopback is what there is to probe. Decode and List.LoopbackOnly
+// both ask it.
+func loopbackOnly(addrs []netip.Addr) bool {
+	for _, a := range addrs {
+		if !a.Unmap().IsLoopback() {
+			return false
+		}
+	}
+	return len(addrs) > 0
 }
 
 // Refused says why a parsed, usable address is still refused as a node's address ("loopback",

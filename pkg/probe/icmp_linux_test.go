@@ -24,7 +24,7 @@ func (w testWriter) Write(p []byte) (int, error) { w.t.Log(string(p)); return le
 func requireRoot(t testing.TB) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("skipping: needs root for raw ICMP sockets (CI runs as root)")
+		t.Skip("skipping: needs root, for raw ICMP sockets and receive buffers past rmem_max (CI runs as root)")
 	}
 }
 

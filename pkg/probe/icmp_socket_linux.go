@@ -12,6 +12,8 @@ import (
 
 	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
+
+	"github.com/nodeping/nodeping/internal/sockopt"
 )
 
 // errSocketClosed is returned once the engine has closed the socket. RawConn's Read and Write
@@ -149,9 +151,7 @@ func (s *icmpSocket) setup(fd int, dontFragment bool) error {
 		return fmt.Errorf("enable kernel receive timestamps: %w", err)
 	}
 	// A large receive buffer absorbs reply bursts; the kernel caps it at net.core.rmem_max.
-	if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 4<<20) != nil {
-		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 4<<20)
-	}
+	sockopt.ForceReadBuffer(fd, 4<<20)
 	pmtu := unix.IP_PMTUDISC_DONT
 	if dontFragment {
 		pmtu = unix.IP_PMTUDISC_PROBE // DF set, and the route's cached PMTU does not stop the send

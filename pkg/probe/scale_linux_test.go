@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"testing"
 	"time"
 )
@@ -113,9 +112,7 @@ func ExampleTCPConfig_WorstCase() {
 // loses nothing: every probe is answered, none is late, the responder drops none. Root only: the
 // responder's receive buffer is forced past rmem_max with SO_RCVBUFFORCE.
 func TestUDP5000TargetsNoLoss(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("skipping: needs root, for the responder's 4 MiB receive buffer past net.core.rmem_max (SO_RCVBUFFORCE)")
-	}
+	requireRoot(t) // for the responder's 4 MiB receive buffer past net.core.rmem_max (SO_RCVBUFFORCE)
 	if testing.Short() {
 		t.Skip("skipping the 25,000-probe run in -short mode")
 	}

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/nodeping/nodeping/internal/sockopt"
 )
 
 // udpSock is one of the UDP probe's sockets, read with recvmmsg and kernel receive timestamps.
@@ -34,9 +36,7 @@ func openUDPSock() (*udpSock, error) {
 	if err := rc.Control(func(fd uintptr) {
 		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1)
 		// Room for a burst of echoes while the receivers wait for a CPU (capped at rmem_max).
-		if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 1<<20) != nil {
-			_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, 1<<20)
-		}
+		sockopt.ForceReadBuffer(int(fd), 1<<20)
 	}); err != nil || serr != nil {
 		c.Close()
 		return nil, fmt.Errorf("enable kernel receive timestamps: %w", errors.Join(err, serr))

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nodeping/nodeping/internal/testutil/poll"
 	"github.com/nodeping/nodeping/internal/testutil/servetest"
 	"github.com/nodeping/nodeping/pkg/responder"
 	"github.com/nodeping/nodeping/pkg/udpecho"
@@ -78,13 +79,22 @@ func TestUDPResponderLimits(t *testing.T) {
 	for range 20 {
 		c.Write(probe)
 	}
-	c.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+	// Every datagram is answered or dropped: wait until the responder has counted all 21, then
+	// read the answers it sent.
+	poll.Until(t, "the responder to count all 21 datagrams", 10*time.Second, time.Millisecond, func() bool {
+		n := r.Answered()
+		for _, v := range r.Dropped() {
+			n += v
+		}
+		return n == 21
+	})
 	buf := make([]byte, 4096)
 	got := 0
-	for {
+	for range r.Answered() {
+		c.SetReadDeadline(time.Now().Add(10 * time.Second)) // a bound for a lost answer, not a wait
 		n, err := c.Read(buf)
 		if err != nil {
-			break
+			t.Fatalf("answer %d of %d: %v", got+1, r.Answered(), err)
 		}
 		if n != udpecho.Len {
 			t.Errorf("answered with %d bytes to a %d-byte probe", n, udpecho.Len)

@@ -7,12 +7,17 @@ package resolve
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"strings"
 	"sync"
 	"time"
 )
+
+// ErrBusy is wrapped by the error of a look-up whose context ended while it waited for one of
+// the Concurrency slots: no query was sent, so the failure is not kept.
+var ErrBusy = errors.New("every look-up slot busy")
 
 // Answer is what a look-up found.
 type Answer struct {
@@ -53,7 +58,8 @@ type Config struct {
 	// MinTTL and MaxTTL clamp how long an answer is kept (DefaultMinTTL, DefaultMaxTTL when 0); a
 	// failure is kept for MinTTL, or for the negative TTL the answer gave, within the same clamp.
 	MinTTL, MaxTTL time.Duration
-	// Concurrency is how many look-ups may run at once (DefaultConcurrency when 0).
+	// Concurrency is how many look-ups may run at once (DefaultConcurrency when 0). A look-up
+	// whose context ends while it waits for its turn fails with ErrBusy, which is not kept.
 	Concurrency int
 	// Now is the time (nil: time.Now).
 	Now func() time.Time
@@ -69,6 +75,7 @@ type Cache struct {
 	mu      sync.Mutex
 	entries map[string]*entry
 	lookups uint64
+	busy    uint64
 }
 
 type entry struct {
@@ -129,19 +136,23 @@ func (c *Cache) Lookup(ctx context.Context, host string) ([]netip.Addr, error) {
 	}
 	e := &entry{done: make(chan struct{})}
 	c.entries[name] = e
-	c.lookups++
 	c.mu.Unlock()
 
 	var (
-		ans Answer
-		err error
+		ans  Answer
+		err  error
+		busy bool
 	)
 	select {
 	case c.sem <- struct{}{}:
+		c.mu.Lock()
+		c.lookups++
+		c.mu.Unlock()
 		ans, err = c.backend.Lookup(ctx, name)
 		<-c.sem
 	case <-ctx.Done():
-		err = ctx.Err()
+		busy = true
+		err = fmt.Errorf("lookup %s: %w: %w", name, ErrBusy, ctx.Err())
 	}
 	ttl := min(max(ans.TTL, c.cfg.MinTTL), c.cfg.MaxTTL)
 	if err != nil {
@@ -149,7 +160,11 @@ func (c *Cache) Lookup(ctx context.Context, host string) ([]netip.Addr, error) {
 	}
 	c.mu.Lock()
 	e.addrs, e.err, e.expires = ans.Addrs, err, c.cfg.Now().Add(ttl)
-	if errors.Is(err, context.Canceled) {
+	switch {
+	case busy:
+		c.busy++
+		delete(c.entries, name) // no query was sent: nothing was learnt
+	case errors.Is(err, context.Canceled):
 		delete(c.entries, name) // the caller gave up (shutdown): nothing was learnt
 	}
 	close(e.done)
@@ -172,6 +187,13 @@ func (c *Cache) Prune() {
 		default:
 		}
 	}
+}
+
+// Busy is how many look-ups ended while they waited for a slot (ErrBusy), before any query.
+func (c *Cache) Busy() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.busy
 }
 
 // Lookups is how many look-ups reached the backend.

@@ -254,3 +254,39 @@ func TestCacheKeepsFailures(t *testing.T) {
 		t.Errorf("%d look-ups, want 4: a cancelled look-up is not kept", f.calls)
 	}
 }
+
+// TestCacheBusyIsNotKept: a look-up whose context ends while every slot is taken sent no query;
+// its failure (ErrBusy) is counted but not kept, so the name is asked as soon as a slot frees.
+func TestCacheBusyIsNotKept(t *testing.T) {
+	b := &blocking{calls: map[string]int{}, release: make(chan struct{})}
+	c := New(b, Config{Concurrency: 1})
+	held := make(chan error, 1)
+	go func() {
+		_, err := c.Lookup(context.Background(), "slow.example.org")
+		held <- err
+	}()
+	poll.Until(t, "the only slot taken", 10*time.Second, time.Millisecond, func() bool {
+		n, _ := b.state()
+		return n == 1
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if _, err := c.Lookup(ctx, "gw.example.org"); !errors.Is(err, ErrBusy) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("look-up while the slot is taken: %v, want ErrBusy and the deadline", err)
+	}
+	if n := c.Busy(); n != 1 {
+		t.Errorf("Busy %d, want 1", n)
+	}
+	b.release <- struct{}{}
+	if err := <-held; err != nil {
+		t.Fatal(err)
+	}
+	go func() { b.release <- struct{}{} }()
+	addrs, err := c.Lookup(context.Background(), "gw.example.org")
+	if err != nil || len(addrs) != 1 {
+		t.Errorf("look-up once the slot is free: %v, %v; want the backend's answer, not the kept failure", addrs, err)
+	}
+	if b.calls["gw.example.org."] != 1 || c.Lookups() != 2 {
+		t.Errorf("backend calls %v, Lookups %d; want gw asked once, 2 in all", b.calls, c.Lookups())
+	}
+}

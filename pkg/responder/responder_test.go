@@ -122,22 +122,6 @@ func TestMaxConnsCeiling(t *testing.T) {
 	}
 }
 
-func TestLogLimiter(t *testing.T) {
-	l := logLimiter{period: 10 * time.Second}
-	t0 := time.Unix(1000, 0)
-	steps := []struct {
-		at             time.Duration
-		ok             bool
-		wantSuppressed int
-	}{{0, true, 0}, {time.Second, false, 0}, {5 * time.Second, false, 0}, {10 * time.Second, true, 2}, {11 * time.Second, false, 0}, {30 * time.Second, true, 1}}
-	for _, s := range steps {
-		ok, n := l.allow(t0.Add(s.at))
-		if ok != s.ok || n != s.wantSuppressed {
-			t.Errorf("at %s: allow %v (%d suppressed), want %v (%d)", s.at, ok, n, s.ok, s.wantSuppressed)
-		}
-	}
-}
-
 func serveUDP(t *testing.T, lim Limit, allow ...netip.Addr) *UDP {
 	t.Helper()
 	r, err := ListenUDP("127.0.0.1:0", lim, quiet())
@@ -306,9 +290,6 @@ func TestDefaultPerSourceLimit(t *testing.T) {
 	} {
 		if got := DefaultPerSourceLimit(tc.probes, tc.interval); got != tc.want {
 			t.Errorf("DefaultPerSourceLimit(%d, %s) = %+v, want %+v", tc.probes, tc.interval, got, tc.want)
-		}
-		if got := DefaultPerSourceRate(tc.probes, tc.interval); got != tc.want.Rate {
-			t.Errorf("DefaultPerSourceRate(%d, %s) = %v, want %v", tc.probes, tc.interval, got, tc.want.Rate)
 		}
 	}
 }

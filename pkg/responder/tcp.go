@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/nodeping/nodeping/internal/lograte"
 )
 
 // TCP drop reasons (a connection from an unlisted address is DropNotANode, as for UDP).
@@ -97,28 +99,6 @@ func (d *drops) snapshot() map[string]uint64 {
 	return out
 }
 
-// logLimiter lets one log line through per period and counts the ones it held back, so a flood
-// of failures costs one line every period, not one per failure.
-type logLimiter struct {
-	mu         sync.Mutex
-	period     time.Duration
-	last       time.Time
-	suppressed int
-}
-
-// allow reports whether to log now, and how many lines were held back since the last one.
-func (l *logLimiter) allow(now time.Time) (bool, int) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if !l.last.IsZero() && now.Sub(l.last) < l.period {
-		l.suppressed++
-		return false, 0
-	}
-	n := l.suppressed
-	l.last, l.suppressed = now, 0
-	return true, n
-}
-
 // TCP accepts connections and waits for the prober to close them: the handshake is the probe.
 // The prober closes first, with a reset, so that neither side keeps a TIME_WAIT entry, and a
 // reset from this side can never race the prober's check of its own connect.
@@ -133,7 +113,7 @@ type TCP struct {
 	allowed  allowList
 	sem      chan struct{}
 	deadline time.Duration
-	logLim   logLimiter
+	logLim   lograte.Limiter
 
 	answered atomic.Uint64
 	dropped  drops
@@ -152,7 +132,7 @@ func ListenTCP(addr string, cfg TCPConfig, log *slog.Logger) (*TCP, error) {
 		d = DefaultConnDeadline
 	}
 	t := &TCP{l: l.(*net.TCPListener), log: log, sem: make(chan struct{}, cfg.effectiveMaxConns()), deadline: d,
-		logLim: logLimiter{period: LogEvery}}
+		logLim: lograte.Limiter{Period: LogEvery}}
 	t.allowed.set(nil)
 	return t, nil
 }
@@ -191,7 +171,7 @@ func (t *TCP) Serve(ctx context.Context) error {
 			}
 			t.dropped.add(DropAcceptError)
 			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-			if ok, n := t.logLim.allow(time.Now()); ok {
+			if ok, n := t.logLim.Allow("", time.Now()); ok {
 				t.log.Warn("tcp responder: accept failed, backing off", "err", err, "backoff", backoff, "suppressed", n)
 			}
 			select {

@@ -81,11 +81,6 @@ func DefaultPerSourceLimit(probesPerInterval int, interval time.Duration) Limit 
 	return Limit{Rate: rate, Burst: burst}
 }
 
-// DefaultPerSourceRate is DefaultPerSourceLimit's rate, in packets per second.
-func DefaultPerSourceRate(probesPerInterval int, interval time.Duration) float64 {
-	return DefaultPerSourceLimit(probesPerInterval, interval).Rate
-}
-
 // bucket is one token bucket.
 type bucket struct {
 	tokens float64

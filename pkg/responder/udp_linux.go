@@ -7,6 +7,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/nodeping/nodeping/internal/sockopt"
 )
 
 // setReadBuffer asks for a receive buffer of bytes: past net.core.rmem_max with SO_RCVBUFFORCE
@@ -20,9 +22,7 @@ func setReadBuffer(c *net.UDPConn, bytes int, log *slog.Logger) {
 	var got int
 	var gerr error
 	cerr := rc.Control(func(fd uintptr) {
-		if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, bytes) != nil {
-			_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, bytes)
-		}
+		sockopt.ForceReadBuffer(int(fd), bytes)
 		got, gerr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF)
 	})
 	switch {
