@@ -53,6 +53,12 @@ type Config struct {
 	Log io.Writer
 	// Seed seeds the jitter of delay links.
 	Seed uint64
+	// RouterAddrs are added to the router namespace's loopback before the agents start: addresses
+	// every node reaches through its gateway, for a test's resolver or external target (within
+	// 198.18.0.0/15 or fd00::/8, clear of the zones' 198.18.Z.0/24 and fd00:0:0:Z::/64).
+	RouterAddrs []netip.Addr
+	// External are the nodes list's external targets.
+	External []nodelist.External
 }
 
 func (c *Config) defaults() {
@@ -272,6 +278,16 @@ func (c *Cluster) buildNetwork() error {
 		}
 		c.Nodes = append(c.Nodes, nd)
 	}
+	for _, a := range c.cfg.RouterAddrs {
+		if !a.IsValid() || !(netip.MustParsePrefix("198.18.0.0/15").Contains(a) || netip.MustParsePrefix("fd00::/8").Contains(a)) {
+			return fmt.Errorf("simcluster: router address %v: want one in 198.18.0.0/15 or fd00::/8", a)
+		}
+		cmd := fmt.Sprintf("addr add %s/%d dev lo", a, a.BitLen())
+		if a.Is6() {
+			cmd += " nodad"
+		}
+		cmds = append(cmds, cmd)
+	}
 	if err := ipBatch(c.Router, cmds); err != nil {
 		return err
 	}
@@ -293,6 +309,7 @@ func (c *Cluster) writeNodesLists() error {
 		c.list.Nodes = append(c.list.Nodes, nodelist.Node{Name: nd.Name, Zone: nd.Zone, IPv4: nd.IPv4, IPv6: nd.IPv6, Ready: true, Schedulable: true})
 		fl = append(fl, flant{nd.Name, nd.IPv4.String()})
 	}
+	c.list.External = append([]nodelist.External(nil), c.cfg.External...)
 	c.NodesFile = filepath.Join(c.dir, "nodes.json")
 	if err := c.writeNodesFile(); err != nil {
 		return err

@@ -6,6 +6,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,8 +16,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/miekg/dns"
+
+	"github.com/nodeping/nodeping/internal/netns"
 	"github.com/nodeping/nodeping/internal/testutil/poll"
 	"github.com/nodeping/nodeping/internal/testutil/promapi"
+	"github.com/nodeping/nodeping/pkg/nodelist"
 )
 
 // agentBin is the agent built once for every cluster of this package's tests.
@@ -616,9 +622,9 @@ func TestDashboardQueries(t *testing.T) {
 	if err := json.Unmarshal(data, &d); err != nil {
 		t.Fatal(err)
 	}
-	// The port probes run as the DaemonSet runs them; the simulated cluster has no resolver and no
+	// The port probes run as the DaemonSet runs them; this cluster runs no resolver and no
 	// external target, so the panels that read the DNS probe and external targets may be empty
-	// here (the promtool scenarios dns-failing and external-target-unreachable prove their series).
+	// here (TestProbeAlertsNamed's cluster has both and requires those panels to return data).
 	c := start(t, Config{RuleFiles: []string{scaledRules(t)}, AgentArgs: []string{"--mtu", "1500", "--tcp-port", "9711", "--udp-port", "9711"}})
 	awaitAllPairs(t, c) // a fault from the first scrape has no baseline to be judged against
 	if _, err := c.Loss("node-2", 30); err != nil {
@@ -791,4 +797,224 @@ func durMap(m map[string]time.Duration) map[string]float64 {
 		out[k] = float64(v)
 	}
 	return out
+}
+
+// serveDNS serves a DNS server on addr (host:port, UDP) inside the namespace ns until the test
+// ends: the listening socket is opened there, so only the namespace's traffic reaches it. It
+// answers probeName with an A record of the server's own address and NXDOMAIN for anything else.
+func serveDNS(t *testing.T, ns, addr, probeName string) {
+	t.Helper()
+	var pc net.PacketConn
+	var err error
+	if nerr := netns.Do(ns, func() { pc, err = net.ListenPacket("udp", addr) }); nerr != nil {
+		t.Fatal(nerr)
+	}
+	if err != nil {
+		t.Fatalf("DNS server in %s: %v", ns, err)
+	}
+	host, _, _ := net.SplitHostPort(addr)
+	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(r)
+		if len(r.Question) == 1 && strings.EqualFold(r.Question[0].Name, probeName) {
+			if rr, err := dns.NewRR(probeName + " 30 IN A " + host); err == nil {
+				m.Answer = append(m.Answer, rr)
+			}
+		} else {
+			m.Rcode = dns.RcodeNameError
+		}
+		w.WriteMsg(m)
+	})}
+	started := make(chan struct{})
+	srv.NotifyStartedFunc = func() { close(started) }
+	go srv.ActivateAndServe()
+	select {
+	case <-started:
+	case <-time.After(10 * time.Second):
+		pc.Close()
+		t.Fatal("DNS server not started within 10s")
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.ShutdownContext(ctx)
+	})
+}
+
+// firingFull returns the firing alerts with every label the rule gives them (alertstate aside),
+// as "Name{label=value,...}", labels sorted, the alerts sorted.
+func firingFull(t *testing.T, c *Cluster) []string {
+	t.Helper()
+	s, err := c.Query(context.Background(), `ALERTS{alertstate="firing"}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, a := range s {
+		var ls []string
+		for k, v := range a.Labels {
+			if k != "__name__" && k != "alertname" && k != "alertstate" {
+				ls = append(ls, k+"="+v)
+			}
+		}
+		sort.Strings(ls)
+		out = append(out, a.Labels["alertname"]+"{"+strings.Join(ls, ",")+"}")
+	}
+	sort.Strings(out)
+	return out
+}
+
+// assertFaultAlerts injects a fault and asserts that exactly want fire, with their full label
+// sets, and nothing else: it waits for them, lingers 10 s to catch stray ones, clears the fault
+// and waits until every alert has resolved and nothing is pending.
+func assertFaultAlerts(t *testing.T, c *Cluster, what string, inject func() (*Fault, error), want []string, within time.Duration) {
+	t.Helper()
+	sort.Strings(want)
+	if got := firingFull(t, c); len(got) != 0 {
+		t.Fatalf("before %s: alerts firing in a healthy cluster: %v", what, got)
+	}
+	fault, err := inject()
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	seen := map[string]time.Duration{}
+	var allAt time.Time
+	for time.Now().Before(start.Add(within)) && (allAt.IsZero() || time.Since(allAt) < 10*time.Second) {
+		for _, a := range firingFull(t, c) {
+			if _, ok := seen[a]; !ok {
+				seen[a] = time.Since(start).Round(time.Second)
+			}
+		}
+		if allAt.IsZero() {
+			all := true
+			for _, w := range want {
+				_, ok := seen[w]
+				all = all && ok
+			}
+			if all {
+				allAt = time.Now()
+			}
+		}
+		time.Sleep(time.Second)
+	}
+	got := make([]string, 0, len(seen))
+	for a := range seen {
+		got = append(got, a)
+	}
+	sort.Strings(got)
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("%s: fired %v, want exactly %v", what, got, want)
+	} else {
+		t.Logf("%s: fired %v (first after %v; windows and for: scaled 1/6)", what, got, seen)
+	}
+	if err := fault.Clear(); err != nil {
+		t.Fatal(err)
+	}
+	took := waitQuery(t, 2*time.Minute, what+": alerts resolved after the fault is cleared", func() bool {
+		a, err := promapi.Alerts(context.Background(), c.PrometheusURL, "pending|firing")
+		return err == nil && len(a) == 0
+	})
+	t.Logf("%s: cleared; every alert resolved %v later", what, took.Round(time.Second))
+}
+
+// TestProbeAlertsNamed proves the DNS and external-target alerts by name and labels on a 6-node,
+// 3-zone cluster with the shipped rules (time-scaled): a real DNS server and an external target
+// live on the router namespace's loopback, which every node reaches through its gateway, and
+// nftables faults cut them off for one node or for all. Each fault raises exactly its alert,
+// with the labels the rule gives, and nothing else; each resolves once lifted. With the probes
+// healthy, the dashboard's DNS and external-target panels return data.
+func TestProbeAlertsNamed(t *testing.T) {
+	requireCluster(t)
+	resolver := netip.MustParseAddr("198.19.255.53")
+	target := netip.MustParseAddr("198.19.255.1")
+	const probeName = "probe.nodeping.test."
+	resolverAddr := net.JoinHostPort(resolver.String(), "53")
+	c := start(t, Config{RuleFiles: []string{scaledRules(t)},
+		RouterAddrs: []netip.Addr{resolver, target},
+		External:    []nodelist.External{{Name: "gateway", Host: target.String()}},
+		AgentArgs: []string{"--mtu", "1500", "--dns-resolvers", resolverAddr, "--dns-names", probeName,
+			"--dns-every", "1", "--dns-timeout", "1s"}})
+	serveDNS(t, c.Router, resolverAddr, probeName)
+	awaitAllPairs(t, c)
+	waitQuery(t, 2*time.Minute, "every node resolving and reaching the external target, nothing pending", func() bool {
+		s, err := c.Query(context.Background(), `count(nodeping:node_dns_failed:ratio5m == 0) + count(nodeping:external_loss_ratio:rate2m == 0)`)
+		if err != nil || len(s) != 1 || s[0].Value != 12 {
+			return false
+		}
+		a, err := promapi.Alerts(context.Background(), c.PrometheusURL, "pending|firing")
+		return err == nil && len(a) == 0
+	})
+
+	// The dashboard's panels for these probes have data now (TestDashboardQueries' cluster runs
+	// neither probe).
+	data, err := os.ReadFile("../../dashboards/nodeping.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d struct {
+		Panels []struct {
+			Title   string `json:"title"`
+			Targets []struct {
+				Expr string `json:"expr"`
+			} `json:"targets"`
+		} `json:"panels"`
+	}
+	if err := json.Unmarshal(data, &d); err != nil {
+		t.Fatal(err)
+	}
+	subst := strings.NewReplacer(`"$source_node"`, `".*"`, `"$destination_node"`, `".*"`, `"$zone"`, `".*"`, "$__rate_interval", "20s")
+	panels := 0
+	for _, p := range d.Panels {
+		for _, tg := range p.Targets {
+			if q := subst.Replace(tg.Expr); strings.Contains(q, "dns") || strings.Contains(q, "external") {
+				panels++
+				if s, err := c.Query(context.Background(), q); err != nil || len(s) == 0 {
+					t.Errorf("panel %q: no data for %s (%v)", p.Title, q, err)
+				}
+			}
+		}
+	}
+	if panels == 0 {
+		t.Error("the dashboard has no DNS or external-target panel")
+	}
+
+	victim := "node-2"
+	// The resolver's port and the target's echoes, dropped where the test put them: on one node
+	// (its own firewall) or at the router (the resolver or target itself).
+	dnsFromNode := fmt.Sprintf(`	chain output {
+		type filter hook output priority 0;
+		ip daddr %[1]s udp dport 53 drop
+		ip daddr %[1]s tcp dport 53 drop
+	}
+`, resolver)
+	dnsAtResolver := fmt.Sprintf(`	chain input {
+		type filter hook input priority 0;
+		ip daddr %[1]s udp dport 53 drop
+		ip daddr %[1]s tcp dport 53 drop
+	}
+`, resolver)
+	targetAtRouter := fmt.Sprintf(`	chain input {
+		type filter hook input priority 0;
+		ip daddr %s icmp type echo-request drop
+	}
+`, target)
+	targetFromNode := fmt.Sprintf(`	chain input {
+		type filter hook input priority 0;
+		ip saddr %s icmp type echo-reply drop
+	}
+`, target)
+	const within = 2 * time.Minute
+	assertFaultAlerts(t, c, "DNS dropped on "+victim, func() (*Fault, error) {
+		return c.injectOn(victim, "DNS to the resolver dropped on "+victim, dnsFromNode)
+	}, []string{"NodePingNodeDNSFailing{node=" + victim + ",severity=warning}"}, within)
+	assertFaultAlerts(t, c, "DNS dropped at the resolver", func() (*Fault, error) {
+		return c.inject(c.Router, "DNS dropped at the resolver", dnsAtResolver)
+	}, []string{"NodePingDNSFailing{severity=critical}"}, within)
+	assertFaultAlerts(t, c, "external target dropped at the router", func() (*Fault, error) {
+		return c.inject(c.Router, "external target's echoes dropped at the router", targetAtRouter)
+	}, []string{"NodePingExternalTargetUnreachable{destination_host=" + target.String() + ",destination_name=gateway,severity=warning}"}, within)
+	assertFaultAlerts(t, c, "external target dropped on "+victim, func() (*Fault, error) {
+		return c.injectOn(victim, "external target's replies dropped on "+victim, targetFromNode)
+	}, []string{"NodePingNodeExternalTargetUnreachable{node=" + victim + ",severity=warning}"}, within)
 }
