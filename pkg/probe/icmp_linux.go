@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	mrand "math/rand/v2"
 	"net/netip"
 	"runtime"
 	"sync"
@@ -36,15 +35,14 @@ type ICMP struct {
 	cookie [cookieLen]byte
 	socks  [2]*icmpSocket // ipv4, ipv6; nil where the family is unavailable
 	tmpl   [2][]byte
-	base   time.Time // monotonic origin of sentMono and deadlines
 	wg     sync.WaitGroup
 
 	drainBuf *mmsgBatch   // used by Run's goroutine only
 	sb       *sendBatches // Run's send batches, kept from run to run
 
-	mu  sync.Mutex
-	run *runState // the run in progress, nil between runs
-	tab *inflight // echoes in flight; slot index = ICMP sequence number
+	// The runner's table holds the echoes in flight (slot index = ICMP sequence number); its
+	// mutex also guards paused and closing.
+	runner
 	// paused is non-nil while a run sends: the run's goroutine then reads the sockets itself,
 	// after each batch it sends, and the receivers wait for paused to close (see receive).
 	paused  chan struct{}
@@ -53,12 +51,10 @@ type ICMP struct {
 	counters
 }
 
-type runState struct {
-	targets []netip.Addr
-	addrs   []sockaddr
-	stats   []Stats
-	pending int // echoes scheduled but not yet resolved
-	done    chan struct{}
+// icmpRun is a run with each target's socket address.
+type icmpRun struct {
+	run
+	addrs []sockaddr
 }
 
 // NewICMP opens one ICMP socket per address family. A family whose socket cannot be opened is
@@ -67,7 +63,8 @@ func NewICMP(cfg ICMPConfig, log *slog.Logger) (*ICMP, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	e := &ICMP{cfg: cfg, log: log, base: time.Now(), closing: make(chan struct{})}
+	e := &ICMP{cfg: cfg, log: log, closing: make(chan struct{})}
+	e.init(cfg.Timeout)
 	var idb [2]byte
 	if _, err := rand.Read(idb[:]); err != nil {
 		return nil, fmt.Errorf("icmp id: %w", err)
@@ -75,7 +72,6 @@ func NewICMP(cfg ICMPConfig, log *slog.Logger) (*ICMP, error) {
 	if _, err := rand.Read(e.cookie[:]); err != nil {
 		return nil, fmt.Errorf("icmp cookie: %w", err)
 	}
-	e.tab = newInflight(InflightCapacity, mrand.Uint32())
 	id := binary.BigEndian.Uint16(idb[:])
 	var errs []error
 	for i, v6 := range []bool{false, true} {
@@ -135,8 +131,6 @@ func (e *ICMP) Close() error {
 	return errors.Join(errs...)
 }
 
-func (e *ICMP) now() int64 { return int64(time.Since(e.base)) }
-
 // Run sends Count echoes to every target, spread over the interval with a random phase per target,
 // and returns when every echo is answered or past its deadline. Stats are indexed like targets.
 // When ctx ends first, Run returns ctx's error and the echoes still in flight are counted nowhere.
@@ -184,13 +178,7 @@ func (p *MTUProbe) Run(ctx context.Context, targets []netip.Addr) ([]Stats, erro
 // are tmpl's copies) from one call to the next.
 func (e *ICMP) runEchoes(ctx context.Context, targets []netip.Addr, count int, interval time.Duration, tmpl [2][]byte, sb **sendBatches) ([]Stats, error) {
 	n := len(targets)
-	rs := &runState{
-		targets: targets,
-		addrs:   make([]sockaddr, n),
-		stats:   make([]Stats, n),
-		pending: n * count,
-		done:    make(chan struct{}),
-	}
+	rs := &icmpRun{run: newRun(targets, count), addrs: make([]sockaddr, n)}
 	rtts := make([]time.Duration, n*count) // one backing array for every target's RTTs
 	for i, t := range targets {
 		rs.addrs[i] = newSockaddr(t)
@@ -199,23 +187,12 @@ func (e *ICMP) runEchoes(ctx context.Context, targets []netip.Addr, count int, i
 	if n == 0 {
 		return rs.stats, nil
 	}
-	e.mu.Lock()
-	if e.run != nil {
-		e.mu.Unlock()
-		return nil, errors.New("icmp: a run is already in progress")
+	if err := e.begin(&rs.run, "icmp"); err != nil {
+		return nil, err
 	}
-	e.run = rs
-	e.paused = make(chan struct{})
-	e.mu.Unlock()
-	defer func() {
-		// Forget whatever is still in flight (only when ctx ended early), so that a late reply can
-		// never be matched to the next run's targets.
-		e.mu.Lock()
-		e.tab.clear()
-		e.run = nil
-		e.mu.Unlock()
-		e.resume()
-	}()
+	defer e.resume() // deferred first: runs after end
+	defer e.end()
+	e.pause()
 
 	sp := newSpread(n, count, interval, newRand())
 	// The scheduler wakes once per tick and sends every echo that is due. A tick long enough for
@@ -257,7 +234,7 @@ func (e *ICMP) runEchoes(ctx context.Context, targets []netip.Addr, count int, i
 		// recvmmsg takes a whole batch's worth. Kernel receive timestamps time them, so reading
 		// them up to a tick late changes no RTT.
 		e.drain()
-		e.expire(rs)
+		e.expire(e.settle)
 		if next < total {
 			at, _, _ := sp.at(next)
 			if err := sleep(ctx, timer, max(time.Duration(start+at-e.now()), tick), nil); err != nil {
@@ -268,44 +245,14 @@ func (e *ICMP) runEchoes(ctx context.Context, targets []netip.Addr, count int, i
 	// Everything is sent: wait for the replies or the deadlines, whichever comes first, with
 	// the receivers back at work.
 	e.resume()
-	for {
-		e.mu.Lock()
-		pending := rs.pending
-		deadline, _ := e.tab.deadline(e.cfg.Timeout)
-		e.mu.Unlock()
-		if pending == 0 {
-			return rs.stats, nil
-		}
-		if err := sleep(ctx, timer, time.Duration(deadline-e.now())+time.Millisecond, rs.done); err != nil {
-			return nil, err
-		}
-		e.expire(rs)
-	}
+	return e.await(ctx, timer, &rs.run, e.settle)
 }
 
-// expire resolves as lost, oldest first, every echo whose deadline has passed. An echo is judged
-// by when the kernel received its reply, not by when this process got to read it: before judging,
-// expire notes the time, drains the sockets itself and waits for the receivers to finish the
-// batches they hold, so every reply the kernel queued before that time has been matched (and
-// timed by its kernel timestamp). Only echoes whose deadline is before that time are then
-// expired. A CPU-starved agent therefore counts late only what really came late.
-func (e *ICMP) expire(rs *runState) {
-	e.mu.Lock()
-	deadline, ok := e.tab.deadline(e.cfg.Timeout)
-	cutoff := e.now()
-	due := ok && deadline <= cutoff
-	e.mu.Unlock()
-	if !due {
-		return
-	}
+// settle matches every reply the kernel has queued, before expire judges deadlines: it drains
+// the sockets and waits for the receivers to finish the batches they hold.
+func (e *ICMP) settle() {
 	e.drain()
 	e.awaitReceivers()
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.tab.expire(cutoff-int64(e.cfg.Timeout), func(f *flight) {
-		rs.stats[f.target].Sent++
-		e.resolved(rs)
-	})
 }
 
 // awaitReceivers waits (at most a second) until no receiver goroutine holds packets it has read
@@ -316,14 +263,6 @@ func (e *ICMP) awaitReceivers() {
 		for s != nil && s.inHand.Load() > 0 && time.Now().Before(deadline) {
 			runtime.Gosched()
 		}
-	}
-}
-
-// resolved notes that one more echo of the run is settled. Called with mu held.
-func (e *ICMP) resolved(rs *runState) {
-	rs.pending--
-	if rs.pending == 0 {
-		close(rs.done)
 	}
 }
 
@@ -358,7 +297,7 @@ func newSendBatches(tmpl [2][]byte) *sendBatches {
 }
 
 // add queues one echo to target t and reports whether a batch is full.
-func (sb *sendBatches) add(e *ICMP, rs *runState, t int) bool {
+func (sb *sendBatches) add(e *ICMP, rs *icmpRun, t int) bool {
 	f := 0
 	if rs.targets[t].Is6() {
 		f = 1
@@ -366,9 +305,7 @@ func (sb *sendBatches) add(e *ICMP, rs *runState, t int) bool {
 	s := e.socks[f]
 	if s == nil {
 		e.mu.Lock()
-		rs.stats[t].Sent++
-		rs.stats[t].SendErrors++
-		e.resolved(rs)
+		rs.failed(int32(t))
 		e.mu.Unlock()
 		return false
 	}
@@ -383,7 +320,7 @@ func (sb *sendBatches) add(e *ICMP, rs *runState, t int) bool {
 
 // flush sends every queued echo: sequence numbers and send times are taken under the lock just
 // before the sendmmsg call, so a reply can never arrive before its slot is filled.
-func (e *ICMP) flush(sb *sendBatches, rs *runState) {
+func (e *ICMP) flush(sb *sendBatches, rs *icmpRun) {
 	for f := range sb.fam {
 		b := &sb.fam[f]
 		if b.n == 0 {
@@ -399,9 +336,7 @@ func (e *ICMP) flush(sb *sendBatches, rs *runState) {
 			if !ok {
 				// The table is full: resolve this echo as not sent, and count it.
 				e.tableFull.Add(1)
-				rs.stats[b.targets[i]].Sent++
-				rs.stats[b.targets[i]].SendErrors++
-				e.resolved(rs)
+				rs.failed(b.targets[i])
 				b.targets[i] = -1
 				continue
 			}
@@ -415,7 +350,7 @@ func (e *ICMP) flush(sb *sendBatches, rs *runState) {
 
 // sendAll sends a batch, skipping past each message the kernel refuses and resolving it as a
 // send error.
-func (e *ICMP) sendAll(s *icmpSocket, hdrs []unix.Mmsghdr, serials []uint32, targets []int32, rs *runState) {
+func (e *ICMP) sendAll(s *icmpSocket, hdrs []unix.Mmsghdr, serials []uint32, targets []int32, rs *icmpRun) {
 	for i := 0; i < len(hdrs); {
 		if targets[i] < 0 {
 			i++
@@ -437,14 +372,19 @@ func (e *ICMP) sendAll(s *icmpSocket, hdrs []unix.Mmsghdr, serials []uint32, tar
 		e.mu.Lock()
 		if f := e.tab.get(serials[i]); f != nil {
 			e.tab.resolve(f)
-			rs.stats[targets[i]].Sent++
-			rs.stats[targets[i]].SendErrors++
-			e.resolved(rs)
+			rs.failed(targets[i])
 		}
 		e.mu.Unlock()
 		e.log.Debug("icmp send failed", "target", rs.targets[targets[i]], "err", err)
 		i++
 	}
+}
+
+// pause makes the receivers wait while a run sends (see receive).
+func (e *ICMP) pause() {
+	e.mu.Lock()
+	e.paused = make(chan struct{})
+	e.mu.Unlock()
 }
 
 // resume ends the pause of the receivers, if any.
@@ -533,10 +473,6 @@ func (e *ICMP) handle(s *icmpSocket, b *mmsgBatch, n int, now int64) {
 			continue
 		}
 		e.tab.resolve(f)
-		st := &rs.stats[f.target]
-		st.Sent++
-		st.Received++
-		st.RTTs = append(st.RTTs, rtt)
-		e.resolved(rs)
+		rs.answered(f.target, rtt)
 	}
 }

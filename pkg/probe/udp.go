@@ -3,9 +3,7 @@ package probe
 import (
 	"context"
 	"crypto/rand"
-	"errors"
 	"fmt"
-	mrand "math/rand/v2"
 	"net/netip"
 	"sync"
 	"time"
@@ -39,21 +37,10 @@ type UDP struct {
 	cfg    UDPConfig
 	cookie [8]byte
 	socks  []*udpSock
-	base   time.Time
 	wg     sync.WaitGroup
 
-	mu  sync.Mutex
-	tab *inflight
-	run *udpRun
-
+	runner
 	counters
-}
-
-type udpRun struct {
-	targets []netip.Addr
-	stats   []Stats
-	pending int
-	done    chan struct{}
 }
 
 // NewUDP opens the probe's sockets.
@@ -64,7 +51,8 @@ func NewUDP(cfg UDPConfig) (*UDP, error) {
 	if cfg.Sockets < 1 {
 		cfg.Sockets = 4
 	}
-	u := &UDP{cfg: cfg, base: time.Now(), tab: newInflight(InflightCapacity, mrand.Uint32())}
+	u := &UDP{cfg: cfg}
+	u.init(cfg.Timeout)
 	if _, err := rand.Read(u.cookie[:]); err != nil {
 		return nil, err
 	}
@@ -93,29 +81,18 @@ func (u *UDP) Close() error {
 // Counters returns the probe's running totals, the same set as the ICMP engine's.
 func (u *UDP) Counters() EngineCounters { return u.load() }
 
-func (u *UDP) now() int64 { return int64(time.Since(u.base)) }
-
 // Run sends Count probes to every target, spread over the interval, and returns when each is
 // answered or past its timeout. Stats are indexed like targets.
 func (u *UDP) Run(ctx context.Context, targets []netip.Addr) ([]Stats, error) {
 	n := len(targets)
-	rs := &udpRun{targets: targets, stats: make([]Stats, n), pending: n * u.cfg.Count, done: make(chan struct{})}
+	rs := newRun(targets, u.cfg.Count)
 	if n == 0 {
 		return rs.stats, nil
 	}
-	u.mu.Lock()
-	if u.run != nil {
-		u.mu.Unlock()
-		return nil, errors.New("udp probe: a run is already in progress")
+	if err := u.begin(&rs, "udp probe"); err != nil {
+		return nil, err
 	}
-	u.run = rs
-	u.mu.Unlock()
-	defer func() {
-		u.mu.Lock()
-		u.tab.clear()
-		u.run = nil
-		u.mu.Unlock()
-	}()
+	defer u.end()
 	pkt := make([]byte, udpecho.Len)
 	sp := newSpread(n, u.cfg.Count, u.cfg.Interval, newRand())
 	timer := time.NewTimer(time.Hour)
@@ -128,15 +105,13 @@ func (u *UDP) Run(ctx context.Context, targets []netip.Addr) ([]Stats, error) {
 			if err := sleep(ctx, timer, d, nil); err != nil {
 				return nil, err
 			}
-			u.expire(rs)
+			u.expire(u.drain)
 		}
 		u.mu.Lock()
 		serial, ok := u.tab.add(int32(t), time.Now().UnixNano(), u.now())
 		if !ok {
 			u.tableFull.Add(1)
-			rs.stats[t].Sent++
-			rs.stats[t].SendErrors++
-			u.resolved(rs)
+			rs.failed(int32(t))
 			u.mu.Unlock()
 			continue
 		}
@@ -147,54 +122,13 @@ func (u *UDP) Run(ctx context.Context, targets []netip.Addr) ([]Stats, error) {
 			u.mu.Lock()
 			if f := u.tab.get(serial); f != nil {
 				u.tab.resolve(f)
-				rs.stats[t].Sent++
-				rs.stats[t].SendErrors++
-				u.resolved(rs)
+				rs.failed(int32(t))
 			}
 			u.mu.Unlock()
 		}
 	}
 	// Everything is sent: wait for the echoes or the deadlines, whichever comes first.
-	for {
-		u.mu.Lock()
-		pending := rs.pending
-		deadline, _ := u.tab.deadline(u.cfg.Timeout)
-		u.mu.Unlock()
-		if pending == 0 {
-			return rs.stats, nil
-		}
-		if err := sleep(ctx, timer, time.Duration(deadline-u.now())+time.Millisecond, rs.done); err != nil {
-			return nil, err
-		}
-		u.expire(rs)
-	}
-}
-
-// expire resolves as lost every probe whose deadline has passed, judged as ICMP.expire does: by
-// when the kernel received the echo, after draining the sockets.
-func (u *UDP) expire(rs *udpRun) {
-	u.mu.Lock()
-	deadline, ok := u.tab.deadline(u.cfg.Timeout)
-	cutoff := u.now()
-	due := ok && deadline <= cutoff
-	u.mu.Unlock()
-	if !due {
-		return
-	}
-	u.drain()
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	u.tab.expire(cutoff-int64(u.cfg.Timeout), func(f *flight) {
-		rs.stats[f.target].Sent++
-		u.resolved(rs)
-	})
-}
-
-func (u *UDP) resolved(rs *udpRun) {
-	rs.pending--
-	if rs.pending == 0 {
-		close(rs.done)
-	}
+	return u.await(ctx, timer, &rs, u.drain)
 }
 
 // handle matches one datagram received from from, read at now (engine-monotonic) and received
@@ -221,21 +155,5 @@ func (u *UDP) handle(b []byte, from netip.Addr, kernelTS, now int64) {
 		return
 	}
 	u.tab.resolve(f)
-	st := &rs.stats[f.target]
-	st.Sent++
-	st.Received++
-	st.RTTs = append(st.RTTs, rtt)
-	u.resolved(rs)
-}
-
-// sleep waits for d, or until done is closed or ctx ends.
-func sleep(ctx context.Context, t *time.Timer, d time.Duration, done <-chan struct{}) error {
-	t.Reset(max(d, 0))
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-done:
-	case <-t.C:
-	}
-	return nil
+	rs.answered(f.target, rtt)
 }
