@@ -427,49 +427,57 @@ func assertAlerts(t *testing.T, c *Cluster, specs []string, within, silence time
 		if err != nil {
 			t.Fatal(err)
 		}
-		start := time.Now()
-		seen := map[string]time.Duration{}
-		deadline := start.Add(within)
+		deadline := time.Now().Add(within)
 		if len(want) == 0 {
-			deadline = start.Add(silence)
+			deadline = time.Now().Add(silence)
 		}
-		var allAt time.Time
-		for time.Now().Before(deadline) && (allAt.IsZero() || time.Since(allAt) < 10*time.Second) {
-			for _, a := range firing(t, c) {
-				if _, ok := seen[a]; !ok {
-					seen[a] = time.Since(start)
-				}
-			}
-			if allAt.IsZero() && len(want) > 0 {
-				all := true
-				for _, w := range want {
-					_, ok := seen[w]
-					all = all && ok
-				}
-				if all {
-					allAt = time.Now()
-				}
-			}
-			time.Sleep(time.Second)
-		}
-		got := make([]string, 0, len(seen))
-		for a := range seen {
-			got = append(got, a)
-		}
-		sort.Strings(got)
-		if strings.Join(got, " ") != strings.Join(want, " ") {
-			t.Errorf("%s: fired %v, want exactly %v", spec, got, want)
-		} else {
-			t.Logf("%s: fired %v (first after %v; windows and for: scaled 1/6)", spec, got, seen)
-		}
-		if err := fault.Clear(); err != nil {
-			t.Fatal(err)
-		}
-		waitQuery(t, 2*time.Minute, spec.String()+": alerts resolved after the fault is cleared", func() bool {
-			a, err := promapi.Alerts(context.Background(), c.PrometheusURL, "pending|firing")
-			return err == nil && len(a) == 0
-		})
+		exactly(t, c, spec.String(), fault, firing, want, deadline)
 	}
+}
+
+// exactly waits until every alert of want fires (then lingers 10 s to catch stray ones) or until
+// deadline, asserts that exactly want fired (as list gives them), clears the fault and waits
+// until every alert has resolved and nothing is pending; it returns how long that took.
+func exactly(t *testing.T, c *Cluster, what string, fault *Fault, list func(*testing.T, *Cluster) []string, want []string, deadline time.Time) time.Duration {
+	t.Helper()
+	start := time.Now()
+	seen := map[string]time.Duration{}
+	var allAt time.Time
+	for time.Now().Before(deadline) && (allAt.IsZero() || time.Since(allAt) < 10*time.Second) {
+		for _, a := range list(t, c) {
+			if _, ok := seen[a]; !ok {
+				seen[a] = time.Since(start).Round(time.Second)
+			}
+		}
+		if allAt.IsZero() && len(want) > 0 {
+			all := true
+			for _, w := range want {
+				_, ok := seen[w]
+				all = all && ok
+			}
+			if all {
+				allAt = time.Now()
+			}
+		}
+		time.Sleep(time.Second)
+	}
+	got := make([]string, 0, len(seen))
+	for a := range seen {
+		got = append(got, a)
+	}
+	sort.Strings(got)
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("%s: fired %v, want exactly %v", what, got, want)
+	} else {
+		t.Logf("%s: fired %v (first after %v; windows and for: scaled 1/6)", what, got, seen)
+	}
+	if err := fault.Clear(); err != nil {
+		t.Fatal(err)
+	}
+	return waitQuery(t, 2*time.Minute, what+": alerts resolved after the fault is cleared", func() bool {
+		a, err := promapi.Alerts(context.Background(), c.PrometheusURL, "pending|firing")
+		return err == nil && len(a) == 0
+	})
 }
 
 // awaitAllPairs waits until every pair answers on both protocols and the rules have the loss
@@ -877,44 +885,7 @@ func assertFaultAlerts(t *testing.T, c *Cluster, what string, inject func() (*Fa
 	if err != nil {
 		t.Fatal(err)
 	}
-	start := time.Now()
-	seen := map[string]time.Duration{}
-	var allAt time.Time
-	for time.Now().Before(start.Add(within)) && (allAt.IsZero() || time.Since(allAt) < 10*time.Second) {
-		for _, a := range firingFull(t, c) {
-			if _, ok := seen[a]; !ok {
-				seen[a] = time.Since(start).Round(time.Second)
-			}
-		}
-		if allAt.IsZero() {
-			all := true
-			for _, w := range want {
-				_, ok := seen[w]
-				all = all && ok
-			}
-			if all {
-				allAt = time.Now()
-			}
-		}
-		time.Sleep(time.Second)
-	}
-	got := make([]string, 0, len(seen))
-	for a := range seen {
-		got = append(got, a)
-	}
-	sort.Strings(got)
-	if strings.Join(got, " ") != strings.Join(want, " ") {
-		t.Errorf("%s: fired %v, want exactly %v", what, got, want)
-	} else {
-		t.Logf("%s: fired %v (first after %v; windows and for: scaled 1/6)", what, got, seen)
-	}
-	if err := fault.Clear(); err != nil {
-		t.Fatal(err)
-	}
-	took := waitQuery(t, 2*time.Minute, what+": alerts resolved after the fault is cleared", func() bool {
-		a, err := promapi.Alerts(context.Background(), c.PrometheusURL, "pending|firing")
-		return err == nil && len(a) == 0
-	})
+	took := exactly(t, c, what, fault, firingFull, want, time.Now().Add(within))
 	t.Logf("%s: cleared; every alert resolved %v later", what, took.Round(time.Second))
 }
 
