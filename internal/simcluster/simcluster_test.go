@@ -615,21 +615,7 @@ func TestHealthyClusterStaysQuiet(t *testing.T) {
 // shows node-2's column and node-3's row.
 func TestDashboardQueries(t *testing.T) {
 	requireCluster(t)
-	data, err := os.ReadFile("../../dashboards/nodeping.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var d struct {
-		Panels []struct {
-			Title   string `json:"title"`
-			Targets []struct {
-				Expr string `json:"expr"`
-			} `json:"targets"`
-		} `json:"panels"`
-	}
-	if err := json.Unmarshal(data, &d); err != nil {
-		t.Fatal(err)
-	}
+	d := readDashboard(t)
 	// The port probes run as the DaemonSet runs them; this cluster runs no resolver and no
 	// external target, so the panels that read the DNS probe and external targets may be empty
 	// here (TestProbeAlertsNamed's cluster has both and requires those panels to return data).
@@ -919,21 +905,7 @@ func TestProbeAlertsNamed(t *testing.T) {
 
 	// The dashboard's panels for these probes have data now (TestDashboardQueries' cluster runs
 	// neither probe).
-	data, err := os.ReadFile("../../dashboards/nodeping.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var d struct {
-		Panels []struct {
-			Title   string `json:"title"`
-			Targets []struct {
-				Expr string `json:"expr"`
-			} `json:"targets"`
-		} `json:"panels"`
-	}
-	if err := json.Unmarshal(data, &d); err != nil {
-		t.Fatal(err)
-	}
+	d := readDashboard(t)
 	subst := strings.NewReplacer(`"$source_node"`, `".*"`, `"$destination_node"`, `".*"`, `"$zone"`, `".*"`, "$__rate_interval", "20s")
 	panels := 0
 	for _, p := range d.Panels {
@@ -988,4 +960,27 @@ func TestProbeAlertsNamed(t *testing.T) {
 	assertFaultAlerts(t, c, "external target dropped on "+victim, func() (*Fault, error) {
 		return c.injectOn(victim, "external target's replies dropped on "+victim, targetFromNode)
 	}, []string{"NodePingNodeExternalTargetUnreachable{node=" + victim + ",severity=warning}"}, within)
+}
+
+// dashboard is the shipped dashboard's panels and their queries.
+type dashboard struct {
+	Panels []struct {
+		Title   string `json:"title"`
+		Targets []struct {
+			Expr string `json:"expr"`
+		} `json:"targets"`
+	} `json:"panels"`
+}
+
+func readDashboard(t *testing.T) dashboard {
+	t.Helper()
+	data, err := os.ReadFile("../../dashboards/nodeping.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d dashboard
+	if err := json.Unmarshal(data, &d); err != nil {
+		t.Fatal(err)
+	}
+	return d
 }
