@@ -209,13 +209,13 @@ func syntheticList(n, zones int) nodelist.List {
 var shippedPlan = targets.Options{FullMeshMax: targets.RecommendedFullMeshMax, SubsetPeers: targets.DefaultSubsetPeers, ZonePairMin: targets.DefaultZonePairMin}
 
 // printTable prints the series per agent and per cluster, from the plan's real peers of every
-// node: "today" is what main wrote before the decision (min/max/stddev gauges and a histogram
-// for every protocol), "shipped" what the DaemonSet keeps (counters for every protocol, the
+// node: "with --rtt-detail" adds the min/max/stddev gauges and a histogram for every protocol,
+// "shipped" is what the DaemonSet keeps (counters for every protocol, the
 // histogram for icmp only). selfSeries is the self-metrics, DNS probe and responders.
 func printTable(zones int) {
 	const selfSeries = 50
 	p := len(protocols)
-	fmt.Println("| Nodes | Mode | Peers per agent (mean / max) | Series per agent, today (mean / max) | Series per agent, shipped (mean / max) | Series per cluster, today | Series per cluster, shipped |")
+	fmt.Println("| Nodes | Mode | Peers per agent (mean / max) | Series per agent, with `--rtt-detail` (mean / max) | Series per agent, shipped (mean / max) | Series per cluster, with `--rtt-detail` | Series per cluster, shipped |")
 	fmt.Println("|---:|---|---|---|---|---:|---:|")
 	for _, n := range []int{10, 100, 1000, 5000} {
 		l := syntheticList(n, zones)
@@ -228,7 +228,7 @@ func printTable(zones int) {
 			for _, nd := range l.Nodes {
 				zoneOf[nd.Name] = nd.Zone
 			}
-			var peers, maxPeers, today, maxToday, shipped, maxShipped int
+			var peers, maxPeers, detail, maxDetail, shipped, maxShipped int
 			for _, nd := range l.Nodes {
 				ps := plan.Peers(nd.Name)
 				dz := map[string]bool{}
@@ -238,16 +238,16 @@ func printTable(zones int) {
 				t := 6*p*len(ps) + 18*len(dz)*p + selfSeries
 				s := 3*p*len(ps) + 18*len(dz) + selfSeries
 				peers += len(ps)
-				today += t
+				detail += t
 				shipped += s
-				maxPeers, maxToday, maxShipped = max(maxPeers, len(ps)), max(maxToday, t), max(maxShipped, s)
+				maxPeers, maxDetail, maxShipped = max(maxPeers, len(ps)), max(maxDetail, t), max(maxShipped, s)
 			}
 			mode := plan.Mode()
 			if plan.Mode() == targets.ModeFullMesh && n > shippedPlan.FullMeshMax {
 				mode += " (forced)"
 			}
 			fmt.Printf("| %d | %s | %.1f / %d | %.0f / %d | %.0f / %d | %d | %d |\n", n, mode,
-				float64(peers)/float64(n), maxPeers, float64(today)/float64(n), maxToday, float64(shipped)/float64(n), maxShipped, today, shipped)
+				float64(peers)/float64(n), maxPeers, float64(detail)/float64(n), maxDetail, float64(shipped)/float64(n), maxShipped, detail, shipped)
 		}
 	}
 }
