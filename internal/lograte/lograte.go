@@ -55,13 +55,6 @@ func (l *Limiter) Prune(now time.Time) {
 	}
 }
 
-// Keys is how many keys the limiter remembers.
-func (l *Limiter) Keys() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.last)
-}
-
 // Every is the period as a log line tells it: 10m, 10s, 1h30m (time.Duration's String without
 // its trailing zero units).
 func (l *Limiter) Every() string {

@@ -75,7 +75,6 @@ type Cache struct {
 	mu      sync.Mutex
 	entries map[string]*entry
 	lookups uint64
-	busy    uint64
 }
 
 type entry struct {
@@ -162,7 +161,6 @@ func (c *Cache) Lookup(ctx context.Context, host string) ([]netip.Addr, error) {
 	e.addrs, e.err, e.expires = ans.Addrs, err, c.cfg.Now().Add(ttl)
 	switch {
 	case busy:
-		c.busy++
 		delete(c.entries, name) // no query was sent: nothing was learnt
 	case errors.Is(err, context.Canceled):
 		delete(c.entries, name) // the caller gave up (shutdown): nothing was learnt
@@ -187,13 +185,6 @@ func (c *Cache) Prune() {
 		default:
 		}
 	}
-}
-
-// Busy is how many look-ups ended while they waited for a slot (ErrBusy), before any query.
-func (c *Cache) Busy() uint64 {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.busy
 }
 
 // Lookups is how many look-ups reached the backend.
