@@ -542,3 +542,32 @@ func documents() []string {
 	}
 	return docs
 }
+
+var testName = regexp.MustCompile(`\bTest[A-Z][A-Za-z0-9_]+`)
+
+// TestTestNamesExist checks that every test the documents name (as the proof of a claim) is a
+// test function of the module.
+func TestTestNamesExist(t *testing.T) {
+	have := map[string]bool{}
+	decl := regexp.MustCompile(`(?m)^func (Test[A-Za-z0-9_]+)\(`)
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(p, "_test.go") {
+			return err
+		}
+		src, err := os.ReadFile(p)
+		for _, m := range decl.FindAllSubmatch(src, -1) {
+			have[string(m[1])] = true
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range documents() {
+		for _, name := range testName.FindAllString(read(t, d), -1) {
+			if !have[name] {
+				t.Errorf("%s names %s, which no test of the module defines", d, name)
+			}
+		}
+	}
+}
